@@ -1,0 +1,3 @@
+//! The `junction` binary.
+
+fn main() {}
