@@ -1,0 +1,3 @@
+//! The built-in destinations, one module each.
+
+pub mod chartmogul;
