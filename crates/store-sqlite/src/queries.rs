@@ -1,0 +1,273 @@
+//! Reads: a small pool of read-only connections used from tokio's blocking threads (never the
+//! writer's connection), and the queries themselves, each in one read transaction so that an event
+//! and its jobs come from the same snapshot.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use junction_store::{
+    ConfigDocument, ConfigVersion, Counts, DueJob, EventId, EventRecord, JobRecord, StoreError,
+    UnixMillis,
+};
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::Semaphore;
+
+use crate::error::Error;
+use crate::model::{
+    DISCARD_COLUMNS, JOB_COLUMNS, TRANSITION_COLUMNS, attempt_from_column, dedupe_key,
+    discard_from_row, job_from_row, transition_from_row,
+};
+use crate::recent::RecentKeys;
+
+/// The read-only connections, the permits that bound how many reads run at once, and the recent
+/// message keys that lookups by message id consult besides the index file.
+pub(crate) struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+    recent: Arc<RecentKeys>,
+}
+
+impl Readers {
+    /// A pool of the given open read-only connections (at least one).
+    pub(crate) fn new(connections: Vec<Connection>, recent: Arc<RecentKeys>) -> Readers {
+        let permits = Arc::new(Semaphore::new(connections.len()));
+        Readers {
+            idle: Mutex::new(connections),
+            permits,
+            recent,
+        }
+    }
+
+    /// The recent message keys.
+    pub(crate) fn recent(&self) -> &Arc<RecentKeys> {
+        &self.recent
+    }
+
+    /// Runs `query` on an idle connection on a blocking thread, waiting (asynchronously) for one
+    /// to be free.
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let readers = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            // A permit guarantees an idle connection, unless a query panicked with one.
+            let Some(mut conn) = idle else {
+                return Err(Error::Store(StoreError::Backend(
+                    "no idle read connection: a query panicked".into(),
+                )));
+            };
+            let result = query(&mut conn);
+            readers
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+            result
+        });
+        match task.await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(join) => Err(StoreError::Backend(Box::new(join))),
+        }
+    }
+}
+
+/// Every event stored under (source, messageId), oldest first, with everything about each.
+/// `recent` are the ids under its key not yet in the index file, read before the transaction
+/// starts: a key leaves memory only once the index holds it, so the snapshot taken afterwards
+/// has it if memory no longer did.
+pub(crate) fn events_by_message_id(
+    conn: &mut Connection,
+    source_id: &str,
+    message_id: &str,
+    recent: Vec<i64>,
+) -> Result<Vec<EventRecord>, Error> {
+    let tx = conn.transaction()?;
+    let mut ids: Vec<i64> = {
+        // The key is a hash: the event row's strings decide.
+        let mut stmt = tx.prepare_cached(
+            "SELECT events.id
+             FROM keys.message_keys JOIN events ON events.id = keys.message_keys.event_id
+             WHERE keys.message_keys.dedupe_key = ?1
+               AND events.source_id = ?2 AND events.message_id = ?3
+             ORDER BY events.id",
+        )?;
+        let rows = stmt.query_map(
+            (dedupe_key(source_id, message_id), source_id, message_id),
+            |row| row.get(0),
+        )?;
+        rows.collect::<Result<_, _>>()?
+    };
+    // Recent ids are not in the index file: check their rows' strings (the key is a hash).
+    for id in recent {
+        let same: bool = tx
+            .prepare_cached(
+                "SELECT 1 FROM events WHERE id = ?1 AND source_id = ?2 AND message_id = ?3",
+            )?
+            .exists((id, source_id, message_id))?;
+        if same {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(record) = event_record(&tx, EventId(id))? {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+/// One event by id, with everything about it.
+pub(crate) fn event(conn: &mut Connection, id: EventId) -> Result<Option<EventRecord>, Error> {
+    let tx = conn.transaction()?;
+    event_record(&tx, id)
+}
+
+fn event_record(conn: &Connection, id: EventId) -> Result<Option<EventRecord>, Error> {
+    let event = conn
+        .prepare_cached(
+            "SELECT source_id, message_id, received_at, payload FROM events WHERE id = ?1",
+        )?
+        .query_row([id.0], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((source_id, message_id, received_at, payload)) = event else {
+        return Ok(None);
+    };
+
+    let duplicates = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT received_at FROM event_duplicates WHERE event_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id.0], |row| row.get(0))?;
+        rows.collect::<Result<Vec<UnixMillis>, _>>()?
+    };
+
+    let mut jobs = Vec::new();
+    {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE event_id = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id.0])?;
+        while let Some(row) = rows.next()? {
+            jobs.push(job_from_row(row, 0)?);
+        }
+    }
+    let mut job_records = Vec::with_capacity(jobs.len());
+    let sql =
+        format!("SELECT {TRANSITION_COLUMNS} FROM job_transitions WHERE job_id = ?1 ORDER BY seq");
+    let mut transitions_stmt = conn.prepare_cached(&sql)?;
+    for job in jobs {
+        let mut transitions = Vec::new();
+        let mut rows = transitions_stmt.query([job.id.0])?;
+        while let Some(row) = rows.next()? {
+            transitions.push(transition_from_row(row)?);
+        }
+        job_records.push(JobRecord { job, transitions });
+    }
+
+    let mut discards = Vec::new();
+    {
+        let sql = format!("SELECT {DISCARD_COLUMNS} FROM discards WHERE event_id = ?1 ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id.0])?;
+        while let Some(row) = rows.next()? {
+            discards.push(discard_from_row(row)?);
+        }
+    }
+
+    Ok(Some(EventRecord {
+        id,
+        source_id,
+        message_id,
+        received_at,
+        payload,
+        duplicates,
+        jobs: job_records,
+        discards,
+    }))
+}
+
+/// The running totals.
+pub(crate) fn counts(conn: &mut Connection) -> Result<Counts, Error> {
+    let totals: [i64; 4] = conn
+        .prepare_cached("SELECT events, duplicates, jobs, discards FROM counters WHERE id = 1")?
+        .query_row([], |row| {
+            Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
+        })?;
+    let [events, duplicates, jobs, discards] = totals.map(|total| u64::try_from(total).ok());
+    match (events, duplicates, jobs, discards) {
+        (Some(events), Some(duplicates), Some(jobs), Some(discards)) => Ok(Counts {
+            events,
+            duplicates,
+            jobs,
+            discards,
+        }),
+        _ => Err(Error::Corrupt(format!("negative counters: {totals:?}"))),
+    }
+}
+
+/// Jobs due at `now`, earliest first, at most `limit`.
+pub(crate) fn due_jobs(
+    conn: &mut Connection,
+    now: UnixMillis,
+    limit: usize,
+) -> Result<Vec<DueJob>, Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // `job_queue_due` holds (next_at, job_id) in order, so this walks the index and stops at
+    // `limit`; the join fetches each request by primary key.
+    let sql = format!(
+        "SELECT job_queue.next_at, job_queue.attempt, {JOB_COLUMNS}
+         FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
+         WHERE job_queue.next_at <= ?1
+         ORDER BY job_queue.next_at, job_queue.job_id
+         LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query((now, limit))?;
+    let mut due = Vec::new();
+    while let Some(row) = rows.next()? {
+        due.push(DueJob {
+            next_at: row.get(0)?,
+            attempt: attempt_from_column(row.get(1)?)?,
+            job: job_from_row(row, 2)?,
+        });
+    }
+    Ok(due)
+}
+
+/// The newest configuration document.
+pub(crate) fn load_config(conn: &mut Connection) -> Result<Option<ConfigDocument>, Error> {
+    let row = conn
+        .prepare_cached(
+            "SELECT version, saved_at, document FROM config_versions
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get::<_, String>(2)?))
+        })
+        .optional()?;
+    let Some((version, saved_at, text)) = row else {
+        return Ok(None);
+    };
+    let document = serde_json::from_str(&text)
+        .map_err(|err| Error::Corrupt(format!("config version {version}: {err}")))?;
+    Ok(Some(ConfigDocument {
+        version: ConfigVersion(version),
+        saved_at,
+        document,
+    }))
+}

@@ -1,0 +1,425 @@
+//! The shared model: what callers hand to a store (`New*`) and what they read back (`*Record`,
+//! [`Job`], [`DueJob`]). Every engine stores and returns exactly these values.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time as milliseconds since the Unix epoch (UTC). One unit everywhere so that engines
+/// store plain integers and comparisons need no conversion.
+pub type UnixMillis = i64;
+
+/// Identifies a stored event. Assigned by the store, increasing in commit order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub i64);
+
+/// Identifies a delivery job. Assigned by the store, increasing in commit order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+/// The version of a saved workspace configuration; each save gets a larger one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigVersion(pub i64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for ConfigVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event to commit, with the routing outcome computed before the commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The source the event was sent to (resolved from its write key).
+    pub source_id: String,
+    /// The event's `messageId`: with `source_id`, the dedupe key.
+    pub message_id: String,
+    /// When Junction received the event; also the clock the dedupe window is measured on.
+    pub received_at: UnixMillis,
+    /// The normalised event as JSON bytes, stored and returned byte for byte.
+    pub payload: Vec<u8>,
+    /// One delivery job per (destination, mapping) that produced a request.
+    pub jobs: Vec<NewJob>,
+    /// One discard per (destination, mapping) that produced no request, with the reason.
+    pub discards: Vec<NewDiscard>,
+}
+
+/// A delivery job: the exact HTTP request to send. Immutable once stored; its progress is recorded
+/// as appended [`JobTransition`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// The destination instance the request goes to.
+    pub destination_id: String,
+    /// The mapping (subscription) that built the request.
+    pub subscription_id: String,
+    /// The delivery lane key: destination id and webhook host, so that one slow endpoint never
+    /// delays another.
+    pub endpoint: String,
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The full URL. It may carry a secret token: never log it.
+    pub url: String,
+    /// Request headers, in order, duplicates allowed.
+    pub headers: Vec<(String, String)>,
+    /// The request body, stored byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// A routing outcome that produced no job, recorded so that every fate is queryable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDiscard {
+    /// The destination instance that did not receive the event.
+    pub destination_id: String,
+    /// The mapping concerned, when the outcome is per mapping (none for a destination-wide one
+    /// such as the `integrations` object excluding it).
+    pub subscription_id: Option<String>,
+    /// Why nothing was sent.
+    pub reason: DiscardReason,
+    /// A human-readable explanation (a validation message, the trigger that did not match, …).
+    pub message: String,
+}
+
+/// Why a (destination, mapping) produced no delivery job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DiscardReason {
+    /// The event's `integrations` object disabled the destination.
+    IntegrationsFiltered,
+    /// No enabled mapping's trigger matched the event.
+    NotMatched,
+    /// The mapping (subscription) itself is invalid.
+    InvalidSubscription,
+    /// The destination's settings are missing or invalid.
+    Settings,
+    /// The mapping failed to resolve a payload from the event.
+    Mapping,
+    /// The resolved payload failed the action's field schema.
+    Schema,
+    /// The event payload itself is unusable for this action.
+    Payload,
+    /// A lookup the action needed (e.g. a fetch before the request) failed permanently.
+    Fetch,
+}
+
+impl DiscardReason {
+    /// Every reason, in declaration order (for tests and metric labels).
+    pub const ALL: [DiscardReason; 8] = [
+        DiscardReason::IntegrationsFiltered,
+        DiscardReason::NotMatched,
+        DiscardReason::InvalidSubscription,
+        DiscardReason::Settings,
+        DiscardReason::Mapping,
+        DiscardReason::Schema,
+        DiscardReason::Payload,
+        DiscardReason::Fetch,
+    ];
+
+    /// The stable name stored in databases and shown in APIs. Never change one: stored rows use it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscardReason::IntegrationsFiltered => "integrations_filtered",
+            DiscardReason::NotMatched => "not_matched",
+            DiscardReason::InvalidSubscription => "invalid_subscription",
+            DiscardReason::Settings => "settings",
+            DiscardReason::Mapping => "mapping",
+            DiscardReason::Schema => "schema",
+            DiscardReason::Payload => "payload",
+            DiscardReason::Fetch => "fetch",
+        }
+    }
+}
+
+impl fmt::Display for DiscardReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored name that no variant of the enum carries (a newer schema, or corruption).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} '{name}'")]
+pub struct UnknownName {
+    /// What was being parsed (`discard reason`, `job state`).
+    pub kind: &'static str,
+    /// The name found.
+    pub name: String,
+}
+
+impl FromStr for DiscardReason {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        DiscardReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
+            .ok_or_else(|| UnknownName {
+                kind: "discard reason",
+                name: name.to_owned(),
+            })
+    }
+}
+
+/// The state a job enters with a transition (Segment's Centrifuge model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Scheduled: waiting for its `next_at`. Every job starts here.
+    Pending,
+    /// Claimed by a worker whose lease ends at the transition's `next_at`.
+    Executing,
+    /// The last attempt failed in a retryable way; due again at `next_at`.
+    AwaitingRetry,
+    /// Delivered (a 2xx answer). Terminal.
+    Succeeded,
+    /// Dropped after a non-retryable answer or error. Terminal, replayable.
+    Discarded,
+    /// The retry window ended: the job is in the dead letter. Terminal, replayable.
+    Expired,
+}
+
+impl JobState {
+    /// Every state, in declaration order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Executing,
+        JobState::AwaitingRetry,
+        JobState::Succeeded,
+        JobState::Discarded,
+        JobState::Expired,
+    ];
+
+    /// The stable name stored in databases and shown in APIs. Never change one: stored rows use it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Executing => "executing",
+            JobState::AwaitingRetry => "awaiting_retry",
+            JobState::Succeeded => "succeeded",
+            JobState::Discarded => "discarded",
+            JobState::Expired => "expired",
+        }
+    }
+
+    /// Whether no further transition follows this state (the job left the delivery queue).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Discarded | JobState::Expired
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+            .ok_or_else(|| UnknownName {
+                kind: "job state",
+                name: name.to_owned(),
+            })
+    }
+}
+
+/// What `commit` did with one event, in the order the events were given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The event, its jobs and its discards are durable.
+    Stored {
+        /// The new event's id.
+        event_id: EventId,
+        /// The new jobs' ids, in the order of [`NewEvent::jobs`].
+        job_ids: Vec<JobId>,
+    },
+    /// The same (source, `messageId`) was stored within the dedupe window: nothing new was
+    /// stored except the record that a duplicate arrived, which is durable.
+    Duplicate {
+        /// The event it duplicates.
+        original: EventId,
+    },
+}
+
+/// A stored job: the request exactly as committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The job's id.
+    pub id: JobId,
+    /// The event it was routed from.
+    pub event_id: EventId,
+    /// See [`NewJob::destination_id`].
+    pub destination_id: String,
+    /// See [`NewJob::subscription_id`].
+    pub subscription_id: String,
+    /// See [`NewJob::endpoint`].
+    pub endpoint: String,
+    /// See [`NewJob::method`].
+    pub method: String,
+    /// See [`NewJob::url`].
+    pub url: String,
+    /// See [`NewJob::headers`].
+    pub headers: Vec<(String, String)>,
+    /// See [`NewJob::body`].
+    pub body: Vec<u8>,
+    /// When the job was committed.
+    pub created_at: UnixMillis,
+}
+
+/// One appended step in a job's life. Never updated or removed (except by retention).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobTransition {
+    /// Position in the job's history, from 0 (the initial `pending` transition).
+    pub seq: u32,
+    /// The state entered.
+    pub state: JobState,
+    /// When the transition was recorded.
+    pub at: UnixMillis,
+    /// When the job is due next (retry time, or lease expiry while executing); none once terminal.
+    pub next_at: Option<UnixMillis>,
+    /// Delivery attempts made so far (0 before the first).
+    pub attempt: u32,
+    /// Why the state was entered (error class, status, message), if anything is worth saying.
+    pub detail: Option<String>,
+}
+
+/// A job with its whole history, oldest transition first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    /// The job.
+    pub job: Job,
+    /// Its transitions, by `seq`.
+    pub transitions: Vec<JobTransition>,
+}
+
+/// A stored discard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscardRecord {
+    /// See [`NewDiscard::destination_id`].
+    pub destination_id: String,
+    /// See [`NewDiscard::subscription_id`].
+    pub subscription_id: Option<String>,
+    /// See [`NewDiscard::reason`].
+    pub reason: DiscardReason,
+    /// See [`NewDiscard::message`].
+    pub message: String,
+}
+
+/// Everything known about one stored event: the answer to "what happened to this `messageId`".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The event's id.
+    pub id: EventId,
+    /// See [`NewEvent::source_id`].
+    pub source_id: String,
+    /// See [`NewEvent::message_id`].
+    pub message_id: String,
+    /// See [`NewEvent::received_at`].
+    pub received_at: UnixMillis,
+    /// The payload, byte for byte.
+    pub payload: Vec<u8>,
+    /// When each duplicate of it was received (acknowledged without being routed), in the order
+    /// the duplicates arrived.
+    pub duplicates: Vec<UnixMillis>,
+    /// Its jobs in commit order, each with its transitions.
+    pub jobs: Vec<JobRecord>,
+    /// Its discards in commit order.
+    pub discards: Vec<DiscardRecord>,
+}
+
+/// A job whose time has come: due for a delivery attempt (`next_at <= now`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueJob {
+    /// The job, with the request to send.
+    pub job: Job,
+    /// When it became due.
+    pub next_at: UnixMillis,
+    /// Attempts already made.
+    pub attempt: u32,
+}
+
+/// Totals committed since the store was created (never decreased by retention): Prometheus-style
+/// counters, cheap to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Events stored.
+    pub events: u64,
+    /// Duplicates acknowledged without storing a new event.
+    pub duplicates: u64,
+    /// Jobs stored.
+    pub jobs: u64,
+    /// Discards stored.
+    pub discards: u64,
+}
+
+/// A saved workspace configuration document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigDocument {
+    /// Its version.
+    pub version: ConfigVersion,
+    /// When it was saved.
+    pub saved_at: UnixMillis,
+    /// The document; its schema belongs to the config layer, not to the store.
+    pub document: serde_json::Value,
+}
+
+/// Live counters of one open store (in memory, reset when it is reopened): how well group commit
+/// groups, and how full the queue is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// `commit` calls that reached the writer (empty and refused ones excluded).
+    pub commit_requests: u64,
+    /// Write transactions the writer committed (each carries one or more requests).
+    pub transactions: u64,
+    /// Events waiting in the queue or in the transaction being written.
+    pub queued_events: usize,
+    /// `commit` calls refused with [`crate::StoreError::Overloaded`].
+    pub overloaded: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for reason in DiscardReason::ALL {
+            assert_eq!(reason.as_str().parse::<DiscardReason>(), Ok(reason));
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        assert_eq!(
+            "nope".parse::<JobState>().unwrap_err().to_string(),
+            "unknown job state 'nope'"
+        );
+    }
+}
