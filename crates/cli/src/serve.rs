@@ -1,0 +1,260 @@
+//! `junction serve`: opens the store, loads the workspace (from `--workspace`, else the stored
+//! one, else the built-in sample), serves the Tracking API, and shuts down gracefully on SIGTERM
+//! or SIGINT: stop accepting, answer the requests in flight, finish the commits, close the store.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use junction_server::AppState;
+use junction_store::{ConfigVersion, Store};
+use junction_store_sqlite::{SqliteOptions, SqliteStore};
+use junction_workspace::{Format, Snapshot, WorkspaceConfig};
+
+use crate::settings::{ServeArgs, Settings};
+
+/// The sample workspace served when none was given or stored: one source, a ChartMogul
+/// destination with both default mappings.
+const SAMPLE_WORKSPACE: &str = include_str!("../../../examples/workspace.json");
+
+/// Where the workspace being served came from.
+enum Origin {
+    File(String),
+    Stored,
+    Sample,
+}
+
+/// Runs `junction serve` to completion (until a shutdown signal).
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let settings = Settings::resolve(args)?;
+    // Files are read before the runtime starts: start-up IO never blocks an async worker.
+    let workspace_file = match &args.workspace {
+        Some(path) => Some(read_workspace(path)?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings, workspace_file))
+}
+
+/// Reads and validates a workspace file as a whole, naming the file in any error.
+fn read_workspace(path: &Path) -> anyhow::Result<(String, WorkspaceConfig, Snapshot)> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read workspace file {shown}"))?;
+    let extension = path.extension().and_then(|ext| ext.to_str()).unwrap_or("");
+    let format = Format::from_extension(extension).with_context(|| {
+        format!("cannot tell the format of workspace file {shown}: name it *.json or *.toml")
+    })?;
+    let config = WorkspaceConfig::parse(&text, format).with_context(|| shown.clone())?;
+    let snapshot = Snapshot::compile(config.clone()).with_context(|| shown.clone())?;
+    Ok((shown, config, snapshot))
+}
+
+async fn serve(
+    settings: Settings,
+    workspace_file: Option<(String, WorkspaceConfig, Snapshot)>,
+) -> anyhow::Result<()> {
+    let database = settings.database_path();
+    let options = SqliteOptions {
+        store: settings.store.clone(),
+        ..SqliteOptions::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&database, options)
+            .await
+            .with_context(|| format!("cannot open the store at {}", database.display()))?,
+    );
+
+    let (origin, version, config, snapshot) = match load_workspace(&*store, workspace_file).await {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            // Release the file cleanly before reporting.
+            let _ = store.close().await;
+            return Err(err);
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(settings.tracking_addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            let _ = store.close().await;
+            return Err(err).with_context(|| {
+                format!(
+                    "cannot listen on {} for the Tracking API",
+                    settings.tracking_addr
+                )
+            });
+        }
+    };
+    let address = listener
+        .local_addr()
+        .context("cannot read the Tracking API's address")?;
+    print_banner(&settings, address, &origin, version, &config);
+    tracing::info!(
+        tracking = %address,
+        admin = %settings.admin_addr,
+        admin_token = settings.admin_token.is_some(),
+        "admin API not served yet: its address and token are reserved"
+    );
+
+    let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
+    let served = junction_server::serve(listener, state, shutdown_signal()).await;
+    tracing::info!("stopped accepting; requests in flight answered, closing the store");
+    let closed = store.close().await;
+    served.context("the Tracking API failed")?;
+    closed.context("cannot close the store cleanly")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The workspace to serve: the file's (stored unless it is what is stored already), else the
+/// stored one, else the sample (which is then stored, so that the database always holds what
+/// runs).
+async fn load_workspace(
+    store: &dyn Store,
+    file: Option<(String, WorkspaceConfig, Snapshot)>,
+) -> anyhow::Result<(Origin, ConfigVersion, WorkspaceConfig, Snapshot)> {
+    let stored = store
+        .load_config()
+        .await
+        .context("cannot read the stored workspace")?;
+    if let Some((path, config, snapshot)) = file {
+        let document = config.to_document();
+        let version = match stored {
+            Some(stored) if stored.document == document => stored.version,
+            _ => store
+                .save_config(document)
+                .await
+                .context("cannot store the workspace")?,
+        };
+        return Ok((Origin::File(path), version, config, snapshot));
+    }
+    if let Some(stored) = stored {
+        let config = WorkspaceConfig::from_document(stored.document)
+            .context("the stored workspace cannot be read")?;
+        let snapshot = Snapshot::compile(config.clone()).context(
+            "the stored workspace is no longer valid; give a corrected one with --workspace",
+        )?;
+        return Ok((Origin::Stored, stored.version, config, snapshot));
+    }
+    let config = WorkspaceConfig::from_json(SAMPLE_WORKSPACE).context("the sample workspace")?;
+    let snapshot = Snapshot::compile(config.clone()).context("the sample workspace")?;
+    let version = store
+        .save_config(config.to_document())
+        .await
+        .context("cannot store the workspace")?;
+    Ok((Origin::Sample, version, config, snapshot))
+}
+
+/// Tells the operator, on stdout, where to send events. Write keys are shown in full only for
+/// the sample workspace, whose key is public anyway; others are masked.
+fn print_banner(
+    settings: &Settings,
+    address: std::net::SocketAddr,
+    origin: &Origin,
+    version: ConfigVersion,
+    config: &WorkspaceConfig,
+) {
+    let url = format!("http://{address}");
+    let show_keys = matches!(origin, Origin::Sample);
+    let origin = match origin {
+        Origin::File(path) => format!("{path} (stored as version {version})"),
+        Origin::Stored => format!("stored, version {version}"),
+        Origin::Sample => format!("built-in sample (examples/workspace.json), version {version}"),
+    };
+    println!("Junction is ready.");
+    println!("  Tracking API: {url}   (POST /v1/batch, /v1/identify, /v1/track, /v1/group, ...)");
+    println!("  Database:     {}", settings.database_path().display());
+    println!("  Workspace:    {origin}");
+    for source in &config.sources {
+        let keys: Vec<String> = source
+            .write_keys
+            .iter()
+            .map(|key| if show_keys { key.clone() } else { mask(key) })
+            .collect();
+        println!(
+            "  Source \"{}\" ({}): write key {}",
+            source.name,
+            source.id,
+            keys.join(", ")
+        );
+    }
+    if show_keys && let Some(key) = config.sources.first().and_then(|s| s.write_keys.first()) {
+        println!("Send an event:");
+        println!(
+            "  curl -u '{key}:' {url}/v1/identify -H 'content-type: application/json' \\\n    \
+             -d '{{\"userId\": \"user-1\", \"traits\": {{\"email\": \"jane@example.com\"}}}}'"
+        );
+    }
+}
+
+/// The first four characters of a secret, then an ellipsis.
+fn mask(secret: &str) -> String {
+    let shown: String = secret.chars().take(4).collect();
+    format!("{shown}…")
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received: shutting down"),
+        () = terminate => tracing::info!("SIGTERM received: shutting down"),
+    }
+}
+
+/// Logs go to stderr; the filter comes from `JUNCTION_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JUNCTION_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in log files.
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_workspace_compiles() {
+        let config = WorkspaceConfig::from_json(SAMPLE_WORKSPACE).unwrap();
+        let snapshot = Snapshot::compile(config).unwrap();
+        assert_eq!(snapshot.sources().len(), 1);
+        let mappings = snapshot.destinations()[0].mappings();
+        assert_eq!(mappings.len(), 2);
+    }
+
+    #[test]
+    fn masks_keep_four_characters() {
+        assert_eq!(mask("wk_1234567"), "wk_1…");
+        assert_eq!(mask("ab"), "ab…");
+    }
+}

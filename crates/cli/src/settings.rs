@@ -1,0 +1,252 @@
+//! `junction serve`'s settings: built-in defaults, overridden by the config file
+//! (`--config junction.toml`), overridden by environment variables and flags (clap reads both).
+//! Every key is documented, with its default, in the repository's `junction.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use junction_event::Limits;
+use junction_server::TrackingConfig;
+use junction_store::StoreOptions;
+use serde::Deserialize;
+
+/// Flags of `junction serve`. Each setting flag can also be given by its environment variable;
+/// both override the config file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML config file (see junction.toml for every key and its default).
+    #[arg(long, env = "JUNCTION_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A declarative workspace (JSON or TOML) to validate as a whole, store and serve; without
+    /// it, the stored workspace is served (the sample one on first start).
+    #[arg(long, env = "JUNCTION_WORKSPACE", value_name = "FILE")]
+    pub workspace: Option<PathBuf>,
+    /// Directory of the database (one SQLite file, junction.db) [default: ./junction-data].
+    #[arg(long, env = "JUNCTION_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the Tracking API listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "JUNCTION_TRACKING_ADDR", value_name = "ADDR")]
+    pub tracking_addr: Option<SocketAddr>,
+    /// Address reserved for the admin API (not served yet) [default: 127.0.0.1:8081].
+    #[arg(long, env = "JUNCTION_ADMIN_ADDR", value_name = "ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Token the admin API will require (not served yet).
+    #[arg(
+        long,
+        env = "JUNCTION_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// Largest event in bytes, decompressed [default: 32768].
+    #[arg(long, env = "JUNCTION_MAX_EVENT_BYTES", value_name = "BYTES")]
+    pub max_event_bytes: Option<usize>,
+    /// Largest request body in bytes, decompressed [default: 512000].
+    #[arg(long, env = "JUNCTION_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Most events in one batch [default: 2500].
+    #[arg(long, env = "JUNCTION_MAX_BATCH_EVENTS", value_name = "COUNT")]
+    pub max_batch_events: Option<usize>,
+    /// Seconds a messageId stays a duplicate for its source; 0 turns dedupe off [default: 86400].
+    #[arg(long, env = "JUNCTION_DEDUPE_WINDOW_SECS", value_name = "SECONDS")]
+    pub dedupe_window_secs: Option<u64>,
+    /// Events that may wait for the store's writer before requests get 503 [default: 25000].
+    #[arg(long, env = "JUNCTION_STORE_QUEUE_CAPACITY", value_name = "EVENTS")]
+    pub store_queue_capacity: Option<usize>,
+}
+
+/// The config file: every key optional, unknown keys refused (a typo must not go unnoticed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    tracking: TrackingSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    admin: AdminSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackingSection {
+    listen: Option<SocketAddr>,
+    max_event_bytes: Option<usize>,
+    max_request_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+    retry_after_secs: Option<u64>,
+    rejection_log_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    dedupe_window_secs: Option<u64>,
+    queue_capacity: Option<usize>,
+    max_group_events: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    listen: Option<SocketAddr>,
+    token: Option<String>,
+}
+
+/// Everything `junction serve` runs with, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    /// Directory of the database.
+    pub data_dir: PathBuf,
+    /// Tracking API listener.
+    pub tracking_addr: SocketAddr,
+    /// Reserved for the admin API.
+    pub admin_addr: SocketAddr,
+    /// Reserved for the admin API; never printed or logged.
+    pub admin_token: Option<String>,
+    /// Tracking API settings.
+    pub tracking: TrackingConfig,
+    /// Store settings.
+    pub store: StoreOptions,
+}
+
+impl Settings {
+    /// The database file inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("junction.db")
+    }
+
+    /// Resolves the settings: defaults < config file < environment and flags.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let tracking_defaults = TrackingConfig::default();
+        let store_defaults = StoreOptions::default();
+        let limit_defaults = tracking_defaults.limits;
+
+        let limits = Limits {
+            max_event_bytes: args
+                .max_event_bytes
+                .or(file.tracking.max_event_bytes)
+                .unwrap_or(limit_defaults.max_event_bytes),
+            max_request_bytes: args
+                .max_request_bytes
+                .or(file.tracking.max_request_bytes)
+                .unwrap_or(limit_defaults.max_request_bytes),
+            max_batch_events: args
+                .max_batch_events
+                .or(file.tracking.max_batch_events)
+                .unwrap_or(limit_defaults.max_batch_events),
+        };
+        if limits.max_event_bytes == 0 || limits.max_request_bytes == 0 {
+            anyhow::bail!("max_event_bytes and max_request_bytes must be positive");
+        }
+        let tracking = TrackingConfig {
+            limits,
+            retry_after: file
+                .tracking
+                .retry_after_secs
+                .map_or(tracking_defaults.retry_after, Duration::from_secs),
+            rejection_log_capacity: file
+                .tracking
+                .rejection_log_size
+                .unwrap_or(tracking_defaults.rejection_log_capacity),
+        };
+        let store = StoreOptions {
+            dedupe_window: args
+                .dedupe_window_secs
+                .or(file.store.dedupe_window_secs)
+                .map_or(store_defaults.dedupe_window, Duration::from_secs),
+            queue_capacity: args
+                .store_queue_capacity
+                .or(file.store.queue_capacity)
+                .unwrap_or(store_defaults.queue_capacity),
+            max_group_events: file
+                .store
+                .max_group_events
+                .unwrap_or(store_defaults.max_group_events),
+        };
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./junction-data")),
+            tracking_addr: args
+                .tracking_addr
+                .or(file.tracking.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_addr: args
+                .admin_addr
+                .or(file.admin.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
+            admin_token: args
+                .admin_token
+                .clone()
+                .or(file.admin.token)
+                .filter(|token| !token.is_empty()),
+            tracking,
+            store,
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_holds_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../junction.toml");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let from_file = Settings::resolve(&args).unwrap();
+        let defaults = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+        assert_eq!(defaults.tracking_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(defaults.store.dedupe_window, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn flags_and_environment_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junction.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\n[tracking]\nlisten = \"127.0.0.1:9000\"\n\
+             max_batch_events = 10\n[store]\nqueue_capacity = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tracking_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_batch_events: Some(20),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(settings.tracking_addr.port(), 0);
+        assert_eq!(settings.tracking.limits.max_batch_events, 20);
+        assert_eq!(settings.store.queue_capacity, 5);
+
+        std::fs::write(&path, "[tracking]\nlisten_addr = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Settings::resolve(&args).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `listen_addr`"),
+            "{err:#}"
+        );
+    }
+}

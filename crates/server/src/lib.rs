@@ -1,0 +1,83 @@
+//! The HTTP side of Junction: the Segment Tracking API on its own listener (the admin API comes
+//! next). [`app`] builds the router over an [`AppState`]; [`serve`] runs it until a shutdown
+//! signal, letting requests in flight finish (their commits included).
+//!
+//! Layers, outermost first: CORS (browsers' analytics.js, preflight included), gzip
+//! decompression, then the handler, which reads the body with the size limit, so that every
+//! limit counts decompressed bytes.
+//!
+//! **Architecture Invariant:** the only crate that knows HTTP: status codes, headers and wire
+//! shapes live here and nowhere else. It parses nothing itself (junction-event does), decides no
+//! routing (junction-workspace does) and never touches a database (the `Store` trait does).
+
+mod error;
+mod extract;
+mod rejections;
+mod state;
+mod tracking;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+
+pub use error::{ApiError, RejectedItem, event_rejection_code};
+pub use extract::{ApiJson, read_limited};
+pub use rejections::{IngestTotals, RejectionCount, RejectionRecord, Rejections};
+pub use state::{AppState, TrackingConfig};
+
+/// The Tracking API router: `POST /v1/{identify,track,page,screen,group,alias,batch,import}` and
+/// analytics.js's `/v1/{i,t,p,s,g,a,b}`, with CORS and gzip request bodies.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/{endpoint}", post(tracking::track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // Unsupported codings pass through with their header, so the handler refuses them in
+        // our error format rather than the layer answering a bare 415.
+        .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
+        .layer(cors())
+}
+
+/// Serves `state`'s Tracking API on `listener` until `shutdown` completes; then stops accepting
+/// connections and returns once every request in flight has been answered (so their commits are
+/// done). Closing the store is the caller's job, after this returns.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// analytics.js posts from any web page: every origin may send, without credentials (the write
+/// key is in the body). Preflights are answered by the layer and cached for a day.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("x-retry-count"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError::NotFound(uri.path().to_owned()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}

@@ -1,0 +1,100 @@
+//! What every handler shares: the store, the current workspace snapshot (swapped atomically, read
+//! without locks), the Tracking API's settings, and the record of refusals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use junction_event::Limits;
+use junction_store::Store;
+use junction_workspace::Snapshot;
+
+use crate::rejections::{IngestStats, IngestTotals, Rejections};
+
+/// Settings of the Tracking API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingConfig {
+    /// Size and count limits, counted on decompressed bytes (Segment's values by default).
+    pub limits: Limits,
+    /// The `Retry-After` sent with a 503 when the store cannot keep up (at least one second).
+    pub retry_after: Duration,
+    /// How many recent refusals are kept in memory for the admin API.
+    pub rejection_log_capacity: usize,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            // Both official clients wait exactly this long without counting it as a retry; one
+            // second lets a full commit queue (about half a second of work) drain.
+            retry_after: Duration::from_secs(1),
+            rejection_log_capacity: 1000,
+        }
+    }
+}
+
+/// The state shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    snapshot: ArcSwap<Snapshot>,
+    config: TrackingConfig,
+    rejections: Rejections,
+    stats: IngestStats,
+}
+
+impl AppState {
+    /// A state serving `snapshot` and committing to `store`.
+    pub fn new(store: Arc<dyn Store>, snapshot: Snapshot, config: TrackingConfig) -> Self {
+        let rejections = Rejections::new(config.rejection_log_capacity);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                snapshot: ArcSwap::from_pointee(snapshot),
+                config,
+                rejections,
+                stats: IngestStats::default(),
+            }),
+        }
+    }
+
+    /// The store events are committed to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The workspace snapshot in force. A request keeps the one it started with to the end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    /// Puts a new snapshot in force for the requests that start from now on. Requests in flight
+    /// finish with the one they loaded; nothing waits.
+    pub fn replace_snapshot(&self, snapshot: Snapshot) {
+        self.inner.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The Tracking API's settings.
+    pub fn config(&self) -> &TrackingConfig {
+        &self.inner.config
+    }
+
+    /// Refusals since start.
+    pub fn rejections(&self) -> &Rejections {
+        &self.inner.rejections
+    }
+
+    /// Ingestion totals since start.
+    pub fn stats(&self) -> IngestTotals {
+        self.inner.stats.totals()
+    }
+
+    pub(crate) fn ingest_stats(&self) -> &IngestStats {
+        &self.inner.stats
+    }
+}

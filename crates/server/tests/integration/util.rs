@@ -1,0 +1,213 @@
+//! The test harness: each test gets a fresh temp dir holding a real SQLite store and a real
+//! server on 127.0.0.1 port 0, driven over HTTP with reqwest.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use junction_server::{AppState, TrackingConfig};
+use junction_store::{EventRecord, Store};
+use junction_store_sqlite::{SqliteOptions, SqliteStore};
+use junction_workspace::{Snapshot, WorkspaceConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The write key of source `web`, which is connected to the ChartMogul destination.
+pub const WRITE_KEY: &str = "wk_web_test";
+/// The write key of source `app`, which no destination is connected to.
+pub const APP_WRITE_KEY: &str = "wk_app_test";
+/// The ChartMogul webhook of the test workspace.
+pub const WEBHOOK: &str = "https://chartmogul.example/api/webhooks/wh_1?token=secret";
+
+/// The test workspace: sources `web` and `app`, a ChartMogul destination on `web` with both
+/// default mappings (`contacts` on identify, `customers` on group).
+pub fn workspace() -> Value {
+    json!({
+        "sources": [
+            {"id": "web", "name": "Web", "write_keys": [WRITE_KEY]},
+            {"id": "app", "name": "App", "write_keys": [APP_WRITE_KEY]}
+        ],
+        "destinations": [{
+            "id": "chartmogul", "name": "ChartMogul", "type": "actions-chartmogul",
+            "settings": {"chartmogul_webhook_url": WEBHOOK},
+            "sources": ["web"],
+            "mappings": [
+                {"id": "contacts", "action": "sendContact", "name": "Send Contact",
+                 "trigger": "type = \"identify\""},
+                {"id": "customers", "action": "sendCustomer", "name": "Send Customer",
+                 "trigger": "type = \"group\""}
+            ]
+        }]
+    })
+}
+
+/// What a test may change about its server.
+#[derive(Default)]
+pub struct Options {
+    pub store: SqliteOptions,
+    pub tracking: TrackingConfig,
+}
+
+/// A running server over a fresh store.
+pub struct TestServer {
+    pub url: String,
+    pub state: AppState,
+    pub store: Arc<SqliteStore>,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("junction.db"), options.store)
+                .await
+                .unwrap(),
+        );
+        let config = WorkspaceConfig::from_document(workspace()).unwrap();
+        let snapshot = Snapshot::compile(config).unwrap();
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let state = AppState::new(dyn_store, snapshot, options.tracking);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(junction_server::serve(
+            listener,
+            state.clone(),
+            async move {
+                let _ = signal.await;
+            },
+        ));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            url: format!("http://{addr}"),
+            state,
+            store,
+            client,
+            dir,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// A POST to `path` authenticated with `web`'s write key (HTTP Basic, as the clients do).
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(WRITE_KEY, Some(""))
+    }
+
+    /// A POST to `path` without credentials.
+    pub fn post_anonymous(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.url))
+    }
+
+    /// Sends `body` as JSON to `path` with `web`'s write key; the status and the JSON answer.
+    pub async fn send(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.post(path).json(body).send().await.unwrap()).await
+    }
+
+    /// Sends raw bytes to `path` with `web`'s write key.
+    pub async fn send_raw(&self, path: &str, body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
+        let body: Vec<u8> = body.into();
+        let request = self
+            .post(path)
+            .header("content-type", "application/json")
+            .body(body);
+        answer(request.send().await.unwrap()).await
+    }
+
+    /// Every stored event of source `source` with this `messageId`.
+    pub async fn records_of(&self, source: &str, message_id: &str) -> Vec<EventRecord> {
+        self.store
+            .events_by_message_id(source, message_id)
+            .await
+            .unwrap()
+    }
+
+    /// The one stored event of source `web` with this `messageId`.
+    pub async fn record(&self, message_id: &str) -> EventRecord {
+        let mut records = self.records_of("web", message_id).await;
+        assert_eq!(records.len(), 1, "events stored for {message_id}");
+        records.remove(0)
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("junction.db")
+    }
+
+    /// Signals a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits for the server to finish after [`TestServer::begin_shutdown`], then closes the store.
+    pub async fn finish_shutdown(&mut self) -> std::io::Result<()> {
+        self.begin_shutdown();
+        let served = match self.task.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the server did not stop within 10 s")
+                .unwrap(),
+            None => Ok(()),
+        };
+        self.store.close().await.unwrap();
+        served
+    }
+}
+
+/// The status and JSON body of a response (`Value::Null` when the body is not JSON).
+pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The stored payload of a record as JSON.
+pub fn payload(record: &EventRecord) -> Value {
+    serde_json::from_slice(&record.payload).unwrap()
+}
+
+/// Gzip-compresses `bytes`.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An RFC 3339 timestamp as Unix milliseconds.
+pub fn millis(text: &str) -> i64 {
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|err| panic!("{text:?} is not RFC 3339: {err}"));
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
+/// Polls `condition` every 5 ms for up to 5 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

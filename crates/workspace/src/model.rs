@@ -1,0 +1,266 @@
+//! The workspace configuration as a user writes it (JSON or TOML) and as it is stored: sources,
+//! destinations and their mappings. Plain data; checking it is `compile`'s job.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::WorkspaceError;
+
+/// A whole workspace: every source and every destination. The unit that is validated, stored
+/// and compiled; a change to any part replaces the whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// The sources events are sent to.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// The destinations events are routed to.
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// A source: an application (or a part of one) that sends tracking calls with one of its write
+/// keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique among sources; stored with every event. Required.
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The write keys that authenticate calls to this source (at least one). A key belongs to one
+    /// source only. Secrets: never logged.
+    #[serde(default)]
+    pub write_keys: Vec<String>,
+}
+
+/// A destination instance: one configured copy of a destination type, with its settings and
+/// mappings, connected to some sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Unique among destinations; stored with every job and discard. Required.
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The destination type's slug, e.g. `actions-chartmogul`. Required.
+    #[serde(rename = "type", default)]
+    pub destination_type: String,
+    /// The settings, checked against the type's settings schema (they may hold secrets, such as
+    /// ChartMogul's webhook URL).
+    #[serde(default = "empty_object")]
+    pub settings: Value,
+    /// A disabled destination receives nothing (and records nothing).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// The ids of the sources whose events it receives.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Its mappings (Segment "Actions" subscriptions), at most
+    /// [`crate::MAX_MAPPINGS_PER_DESTINATION`].
+    #[serde(default)]
+    pub mappings: Vec<MappingConfig>,
+}
+
+/// A mapping (a Segment "Actions" subscription): which action runs, when, and how its payload is
+/// built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// Unique within its destination; stored with every job and discard. Required.
+    #[serde(default)]
+    pub id: String,
+    /// The action's slug, e.g. `sendContact`. Required.
+    #[serde(default)]
+    pub action: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The trigger (FQL), e.g. `type = "identify"`. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// The mapping (mapping-kit directives per field). With `use_defaults` it is merged over the
+    /// action's defaults, a `null` clearing a field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<Value>,
+    /// A disabled mapping never runs (and records nothing).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Start from the action's default mapping (`{...defaults, ...mapping}`); default `true`.
+    #[serde(default = "enabled_by_default")]
+    pub use_defaults: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+/// The text formats a workspace file can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (`.json`).
+    Json,
+    /// TOML (`.toml`).
+    Toml,
+}
+
+impl Format {
+    /// The format a file name's extension names (`json`, `toml`, case-insensitive), if any.
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        if extension.eq_ignore_ascii_case("json") {
+            Some(Self::Json)
+        } else if extension.eq_ignore_ascii_case("toml") {
+            Some(Self::Toml)
+        } else {
+            None
+        }
+    }
+}
+
+impl WorkspaceConfig {
+    /// Reads a workspace from its text. Only the syntax and the shape are checked here; a
+    /// workspace is validated as a whole by [`crate::Snapshot::compile`].
+    pub fn parse(text: &str, format: Format) -> Result<Self, WorkspaceError> {
+        match format {
+            Format::Json => Self::from_json(text),
+            Format::Toml => Self::from_toml(text),
+        }
+    }
+
+    /// Reads a workspace from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, WorkspaceError> {
+        serde_json::from_str(text).map_err(|err| WorkspaceError::Json {
+            message: err.to_string(),
+            line: err.line(),
+            column: err.column(),
+        })
+    }
+
+    /// Reads a workspace from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, WorkspaceError> {
+        toml::from_str(text).map_err(|err| WorkspaceError::Toml {
+            // toml's message names the line and column and quotes the offending text.
+            message: err.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// Reads a workspace from a stored JSON document (the form [`WorkspaceConfig::to_document`]
+    /// writes).
+    pub fn from_document(document: Value) -> Result<Self, WorkspaceError> {
+        serde_json::from_value(document).map_err(|err| WorkspaceError::Json {
+            message: err.to_string(),
+            line: err.line(),
+            column: err.column(),
+        })
+    }
+
+    /// The workspace as the JSON document the config store keeps.
+    pub fn to_document(&self) -> Value {
+        // Every field is a string, a bool, a JSON value or a list of those: serialising cannot
+        // fail, and an empty object is never a valid stored workspace anyway.
+        serde_json::to_value(self).unwrap_or_else(|_| empty_object())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_optional_fields() {
+        let config = WorkspaceConfig::from_json(
+            r#"{"sources": [{"id": "web", "write_keys": ["k"]}],
+                "destinations": [{"id": "cm", "type": "actions-chartmogul", "sources": ["web"],
+                                  "mappings": [{"id": "m", "action": "sendContact",
+                                                "trigger": "type = \"identify\""}]}]}"#,
+        )
+        .unwrap();
+        let destination = &config.destinations[0];
+        assert!(destination.enabled);
+        assert_eq!(destination.settings, empty_object());
+        assert!(destination.mappings[0].enabled);
+        assert!(destination.mappings[0].use_defaults);
+        assert_eq!(destination.mappings[0].mapping, None);
+    }
+
+    #[test]
+    fn toml_and_json_read_the_same_workspace() {
+        let toml = r#"
+            [[sources]]
+            id = "web"
+            write_keys = ["k"]
+
+            [[destinations]]
+            id = "cm"
+            type = "actions-chartmogul"
+            sources = ["web"]
+            settings = { chartmogul_webhook_url = "https://h.example/wh" }
+
+            [[destinations.mappings]]
+            id = "m"
+            action = "sendContact"
+            trigger = 'type = "identify"'
+            mapping = { email = { "@path" = "$.traits.email" } }
+        "#;
+        let json = r#"{"sources": [{"id": "web", "write_keys": ["k"]}],
+            "destinations": [{"id": "cm", "type": "actions-chartmogul", "sources": ["web"],
+              "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+              "mappings": [{"id": "m", "action": "sendContact", "trigger": "type = \"identify\"",
+                            "mapping": {"email": {"@path": "$.traits.email"}}}]}]}"#;
+        assert_eq!(
+            WorkspaceConfig::from_toml(toml).unwrap(),
+            WorkspaceConfig::from_json(json).unwrap()
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position() {
+        let err = WorkspaceConfig::from_json("{\"sources\": [}").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WorkspaceError::Json {
+                    line: 1,
+                    column: 14,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = WorkspaceConfig::from_toml("sources = [\n  { id = }\n]").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = WorkspaceConfig::from_json(r#"{"sources": [{"id": "a", "writeKeys": []}]}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `writeKeys`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn documents_round_trip() {
+        let config = WorkspaceConfig::from_json(
+            r#"{"sources": [{"id": "web", "name": "Web", "write_keys": ["k1", "k2"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            WorkspaceConfig::from_document(config.to_document()).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn formats_come_from_extensions() {
+        assert_eq!(Format::from_extension("JSON"), Some(Format::Json));
+        assert_eq!(Format::from_extension("toml"), Some(Format::Toml));
+        assert_eq!(Format::from_extension("yaml"), None);
+    }
+}

@@ -1,0 +1,614 @@
+//! Validation of a whole workspace and its compilation into an immutable [`Snapshot`]: write keys
+//! resolved to sources, settings validated, every mapping's trigger parsed and mapping compiled,
+//! once per configuration change.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use junction_actions::{
+    DestinationDefinition, Registry, Settings, Subscription, SubscriptionConfig, SubscriptionError,
+};
+use junction_mapping::MappingError;
+use serde_json::Value;
+
+use crate::error::{Problem, ProblemKind, WorkspaceError};
+use crate::model::{DestinationConfig, MappingConfig, WorkspaceConfig};
+
+/// The most mappings one destination instance may hold (Segment's limit).
+pub const MAX_MAPPINGS_PER_DESTINATION: usize = 50;
+
+/// A compiled workspace: immutable, shared by every request that routes against it, replaced
+/// whole when the configuration changes.
+#[derive(Debug)]
+pub struct Snapshot {
+    config: WorkspaceConfig,
+    sources: Vec<Source>,
+    destinations: Vec<Destination>,
+    write_keys: HashMap<String, usize>,
+}
+
+/// A compiled source.
+#[derive(Debug)]
+pub struct Source {
+    id: String,
+    name: String,
+    /// Indexes into [`Snapshot::destinations`] of the enabled destinations connected to it, in
+    /// workspace order.
+    destinations: Vec<usize>,
+}
+
+impl Source {
+    /// Its id (stored with each of its events).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A compiled destination instance.
+#[derive(Debug)]
+pub struct Destination {
+    id: String,
+    name: String,
+    enabled: bool,
+    definition: &'static DestinationDefinition,
+    settings: Settings,
+    mappings: Vec<CompiledMapping>,
+}
+
+impl Destination {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it receives events.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Its destination type.
+    pub fn definition(&self) -> &'static DestinationDefinition {
+        self.definition
+    }
+
+    /// Its validated settings. May hold secrets.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Its mappings, enabled or not, in workspace order.
+    pub fn mappings(&self) -> &[CompiledMapping] {
+        &self.mappings
+    }
+}
+
+/// A compiled mapping: trigger parsed, mapping validated and compiled.
+#[derive(Debug)]
+pub struct CompiledMapping {
+    id: String,
+    subscription: Subscription,
+}
+
+impl CompiledMapping {
+    /// Its id (stored with each job and discard it produces).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The compiled subscription (action, trigger, mapping, enabled).
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+}
+
+impl Snapshot {
+    /// A snapshot with no source: every write key is unknown.
+    pub fn empty() -> Self {
+        Self {
+            config: WorkspaceConfig::default(),
+            sources: Vec::new(),
+            destinations: Vec::new(),
+            write_keys: HashMap::new(),
+        }
+    }
+
+    /// Validates `config` as a whole and compiles it. Every problem is reported at once
+    /// ([`WorkspaceError::Invalid`]), each with the object and field it concerns; nothing is
+    /// compiled unless there is none.
+    pub fn compile(config: WorkspaceConfig) -> Result<Self, WorkspaceError> {
+        let registry = junction_actions::registry()?;
+        let mut problems = Vec::new();
+        let write_keys = check_sources(&config, &mut problems);
+        let mut destinations = Vec::with_capacity(config.destinations.len());
+        let mut destination_ids: HashMap<&str, String> = HashMap::new();
+        for (index, destination) in config.destinations.iter().enumerate() {
+            let at = Place::destination(index, destination);
+            check_id(
+                &destination.id,
+                &at,
+                "id",
+                &mut destination_ids,
+                &mut problems,
+            );
+            check_source_refs(&config, destination, &at, &mut problems);
+            if let Some(compiled) = compile_destination(registry, destination, &at, &mut problems) {
+                destinations.push(compiled);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(WorkspaceError::Invalid { problems });
+        }
+
+        let sources = config
+            .sources
+            .iter()
+            .map(|source| Source {
+                id: source.id.clone(),
+                name: source.name.clone(),
+                destinations: config
+                    .destinations
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, destination)| {
+                        destination.enabled && destination.sources.contains(&source.id)
+                    })
+                    .map(|(index, _)| index)
+                    .collect(),
+            })
+            .collect();
+        Ok(Self {
+            config,
+            sources,
+            destinations,
+            write_keys,
+        })
+    }
+
+    /// The workspace this snapshot was compiled from.
+    pub fn config(&self) -> &WorkspaceConfig {
+        &self.config
+    }
+
+    /// The source a write key authenticates.
+    pub fn source_for_write_key(&self, write_key: &str) -> Option<&Source> {
+        let index = *self.write_keys.get(write_key)?;
+        self.sources.get(index)
+    }
+
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.sources.iter().find(|source| source.id == id)
+    }
+
+    /// Every source, in workspace order.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Every destination, in workspace order.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
+    /// The enabled destinations connected to `source`, in workspace order.
+    pub fn destinations_of<'a>(
+        &'a self,
+        source: &'a Source,
+    ) -> impl Iterator<Item = &'a Destination> + 'a {
+        source
+            .destinations
+            .iter()
+            .filter_map(|&index| self.destinations.get(index))
+    }
+}
+
+/// Where a problem is: the path prefix and the object's name for a person.
+struct Place {
+    path: String,
+    object: String,
+}
+
+impl Place {
+    fn source(index: usize, id: &str) -> Self {
+        Self {
+            path: format!("sources[{index}]"),
+            object: named("source", id, index),
+        }
+    }
+
+    fn destination(index: usize, destination: &DestinationConfig) -> Self {
+        Self {
+            path: format!("destinations[{index}]"),
+            object: named("destination", &destination.id, index),
+        }
+    }
+
+    fn mapping(&self, index: usize, mapping: &MappingConfig) -> Self {
+        Self {
+            path: format!("{}.mappings[{index}]", self.path),
+            object: format!(
+                "{} of {}",
+                named("mapping", &mapping.id, index),
+                self.object
+            ),
+        }
+    }
+
+    fn problem(&self, field: &str, kind: ProblemKind) -> Problem {
+        let path = if field.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}.{field}", self.path)
+        };
+        Problem {
+            path,
+            object: self.object.clone(),
+            kind,
+        }
+    }
+}
+
+/// `source "web"`, or `source #2` when it has no id yet.
+fn named(kind: &str, id: &str, index: usize) -> String {
+    if id.is_empty() {
+        format!("{kind} #{}", index + 1)
+    } else {
+        format!("{kind} \"{id}\"")
+    }
+}
+
+/// Checks an id: present, and unique among `seen` (id → path of its first use).
+fn check_id<'a>(
+    id: &'a str,
+    at: &Place,
+    field: &str,
+    seen: &mut HashMap<&'a str, String>,
+    problems: &mut Vec<Problem>,
+) {
+    if id.is_empty() {
+        problems.push(at.problem(field, ProblemKind::Required));
+        return;
+    }
+    match seen.entry(id) {
+        Entry::Occupied(first) => problems.push(at.problem(
+            field,
+            ProblemKind::DuplicateId {
+                id: id.to_owned(),
+                first: first.get().clone(),
+            },
+        )),
+        Entry::Vacant(slot) => {
+            slot.insert(at.path.clone());
+        }
+    }
+}
+
+/// Checks the sources' ids and write keys; returns write key → source index.
+fn check_sources(config: &WorkspaceConfig, problems: &mut Vec<Problem>) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    let mut write_keys: HashMap<String, usize> = HashMap::new();
+    let mut key_paths: HashMap<&str, String> = HashMap::new();
+    for (index, source) in config.sources.iter().enumerate() {
+        let at = Place::source(index, &source.id);
+        check_id(&source.id, &at, "id", &mut ids, problems);
+        if source.write_keys.is_empty() {
+            problems.push(at.problem("write_keys", ProblemKind::NoWriteKeys));
+        }
+        for (key_index, key) in source.write_keys.iter().enumerate() {
+            let field = format!("write_keys[{key_index}]");
+            if key.trim().is_empty() {
+                problems.push(at.problem(&field, ProblemKind::Required));
+                continue;
+            }
+            match key_paths.entry(key) {
+                Entry::Occupied(first) => problems.push(at.problem(
+                    &field,
+                    ProblemKind::DuplicateWriteKey {
+                        first: first.get().clone(),
+                    },
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(format!("{}.{field}", at.path));
+                    write_keys.insert(key.clone(), index);
+                }
+            }
+        }
+    }
+    write_keys
+}
+
+fn check_source_refs(
+    config: &WorkspaceConfig,
+    destination: &DestinationConfig,
+    at: &Place,
+    problems: &mut Vec<Problem>,
+) {
+    for (index, id) in destination.sources.iter().enumerate() {
+        if config.sources.iter().any(|source| &source.id == id) {
+            continue;
+        }
+        let mut expected: Vec<&str> = Vec::new();
+        for source in &config.sources {
+            if !source.id.is_empty() && !expected.contains(&source.id.as_str()) {
+                expected.push(&source.id);
+            }
+        }
+        problems.push(at.problem(
+            &format!("sources[{index}]"),
+            ProblemKind::UnknownSource {
+                id: id.clone(),
+                expected: list_or_none(&expected),
+            },
+        ));
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Checks and compiles one destination; `None` when a problem keeps it from compiling (the
+/// problems are recorded).
+fn compile_destination(
+    registry: &'static Registry,
+    config: &DestinationConfig,
+    at: &Place,
+    problems: &mut Vec<Problem>,
+) -> Option<Destination> {
+    if config.mappings.len() > MAX_MAPPINGS_PER_DESTINATION {
+        problems.push(at.problem(
+            "mappings",
+            ProblemKind::TooManyMappings {
+                count: config.mappings.len(),
+                limit: MAX_MAPPINGS_PER_DESTINATION,
+            },
+        ));
+    }
+    let definition = match registry.get(&config.destination_type) {
+        Some(definition) => definition,
+        None if config.destination_type.is_empty() => {
+            problems.push(at.problem("type", ProblemKind::Required));
+            return None;
+        }
+        None => {
+            let expected: Vec<&str> = registry.iter().map(|d| d.slug).collect();
+            problems.push(at.problem(
+                "type",
+                ProblemKind::UnknownDestinationType {
+                    found: config.destination_type.clone(),
+                    expected: list_or_none(&expected),
+                },
+            ));
+            return None;
+        }
+    };
+    let settings = match definition.validate_settings(&config.settings) {
+        Ok(settings) => Some(settings),
+        Err(err) => {
+            problems.push(at.problem(
+                "settings",
+                ProblemKind::Settings {
+                    messages: err.messages,
+                },
+            ));
+            None
+        }
+    };
+
+    let mut ids = HashMap::new();
+    let mut mappings = Vec::with_capacity(config.mappings.len());
+    for (index, mapping) in config.mappings.iter().enumerate() {
+        let mapping_at = at.mapping(index, mapping);
+        check_id(&mapping.id, &mapping_at, "id", &mut ids, problems);
+        match Subscription::compile(definition, &subscription_config(mapping)) {
+            Ok(subscription) => mappings.push(CompiledMapping {
+                id: mapping.id.clone(),
+                subscription,
+            }),
+            Err(err) => problems.push(subscription_problem(&mapping_at, mapping, err)),
+        }
+    }
+    Some(Destination {
+        id: config.id.clone(),
+        name: config.name.clone(),
+        enabled: config.enabled,
+        definition,
+        settings: settings?,
+        mappings,
+    })
+}
+
+fn subscription_config(mapping: &MappingConfig) -> SubscriptionConfig {
+    SubscriptionConfig {
+        name: mapping.name.clone(),
+        action: mapping.action.clone(),
+        enabled: mapping.enabled,
+        trigger: mapping.trigger.clone().map(Value::String),
+        mapping: mapping.mapping.clone(),
+        use_defaults: mapping.use_defaults,
+    }
+}
+
+fn subscription_problem(at: &Place, mapping: &MappingConfig, err: SubscriptionError) -> Problem {
+    match err {
+        SubscriptionError::UnknownAction { .. } if mapping.action.is_empty() => {
+            at.problem("action", ProblemKind::Required)
+        }
+        SubscriptionError::UnknownAction {
+            action, expected, ..
+        } => at.problem("action", ProblemKind::UnknownAction { action, expected }),
+        SubscriptionError::MissingTrigger => at.problem("trigger", ProblemKind::Required),
+        SubscriptionError::Trigger(err) => at.problem(
+            "trigger",
+            ProblemKind::Trigger {
+                reason: err.reason().to_owned(),
+                position: err.position(),
+                line: err.line(),
+                column: err.column(),
+            },
+        ),
+        SubscriptionError::Mapping(err) => {
+            let messages = match err {
+                MappingError::Invalid { messages } => messages,
+                MappingError::Runtime { message } => vec![message],
+            };
+            at.problem("mapping", ProblemKind::Mapping { messages })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn compile(config: Value) -> Result<Snapshot, WorkspaceError> {
+        Snapshot::compile(WorkspaceConfig::from_document(config)?)
+    }
+
+    fn problems(config: Value) -> Vec<String> {
+        match compile(config) {
+            Err(WorkspaceError::Invalid { problems }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected an invalid workspace, got {other:?}"),
+        }
+    }
+
+    fn mapping(id: &str, trigger: &str) -> Value {
+        json!({"id": id, "action": "sendContact", "trigger": trigger})
+    }
+
+    #[test]
+    fn a_valid_workspace_compiles() {
+        let snapshot = compile(json!({
+            "sources": [{"id": "web", "name": "Web", "write_keys": ["k1", "k2"]}],
+            "destinations": [{"id": "cm", "type": "actions-chartmogul", "sources": ["web"],
+                "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+                "mappings": [mapping("m", "type = \"identify\"")]}]
+        }))
+        .unwrap();
+        assert_eq!(snapshot.source_for_write_key("k2").unwrap().id(), "web");
+        assert!(snapshot.source_for_write_key("k3").is_none());
+        let web = snapshot.source("web").unwrap();
+        assert_eq!(snapshot.destinations_of(web).count(), 1);
+        assert_eq!(snapshot.destinations()[0].mappings()[0].id(), "m");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_object_and_field() {
+        let found = problems(json!({
+            "sources": [
+                {"id": "web", "write_keys": ["k1"]},
+                {"id": "web", "write_keys": ["k1", ""]},
+                {"id": "", "write_keys": []}
+            ],
+            "destinations": [
+                {"id": "cm", "type": "actions-chartmogul", "sources": ["web", "nope"],
+                 "settings": {"chartmogul_webhook_url": "not a url"},
+                 "mappings": [
+                    mapping("contacts", "type = "),
+                    {"id": "contacts", "action": "sendCustomer", "trigger": "type = \"group\"",
+                     "mapping": {"name": {"@path": 42}}},
+                    {"id": "x", "action": "sendInvoice", "trigger": "type = \"track\""},
+                    {"id": "y", "action": "sendContact"}
+                 ]},
+                {"id": "other", "type": "actions-unknown"}
+            ]
+        }));
+        let expected = [
+            "source \"web\" (sources[1].id): duplicate id \"web\" (also used at sources[0])",
+            "source \"web\" (sources[1].write_keys[0]): this write key is already used at \
+             sources[0].write_keys[0]",
+            "source \"web\" (sources[1].write_keys[1]): a value is required",
+            "source #3 (sources[2].id): a value is required",
+            "source #3 (sources[2].write_keys): a source needs at least one write key",
+            "destination \"cm\" (destinations[0].sources[1]): unknown source \"nope\"; expected \
+             one of: web",
+            "destination \"cm\" (destinations[0].settings): invalid settings: ChartMogul webhook \
+             URL must be a valid URI string but it was not.",
+            "mapping \"contacts\" of destination \"cm\" (destinations[0].mappings[0].trigger): \
+             invalid trigger: expected a value after '=', found end of input at column 8",
+            "mapping \"contacts\" of destination \"cm\" (destinations[0].mappings[1].id): \
+             duplicate id \"contacts\" (also used at destinations[0].mappings[0])",
+            "mapping \"contacts\" of destination \"cm\" (destinations[0].mappings[1].mapping): \
+             invalid mapping: /name/@path should be a string or a mapping directive but it is a \
+             number.",
+            "mapping \"x\" of destination \"cm\" (destinations[0].mappings[2].action): unknown \
+             action \"sendInvoice\"; expected one of: sendContact, sendCustomer",
+            "mapping \"y\" of destination \"cm\" (destinations[0].mappings[3].trigger): a value \
+             is required",
+            "destination \"other\" (destinations[1].type): unknown destination type \
+             \"actions-unknown\"; expected one of: actions-chartmogul",
+        ];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn trigger_errors_carry_their_position() {
+        let config = json!({
+            "sources": [{"id": "web", "write_keys": ["k"]}],
+            "destinations": [{"id": "cm", "type": "actions-chartmogul",
+                "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+                "mappings": [mapping("m", "type = \"identify\" and\nevent = ")]}]
+        });
+        let Err(WorkspaceError::Invalid { problems }) = compile(config) else {
+            panic!("expected problems");
+        };
+        match &problems[0].kind {
+            ProblemKind::Trigger { line, column, .. } => assert_eq!((*line, *column), (2, 9)),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            problems[0].to_string().ends_with("at line 2, column 9"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn at_most_fifty_mappings_per_destination() {
+        let mappings: Vec<Value> = (0..=MAX_MAPPINGS_PER_DESTINATION)
+            .map(|n| mapping(&format!("m{n}"), "type = \"identify\""))
+            .collect();
+        let found = problems(json!({
+            "sources": [{"id": "web", "write_keys": ["k"]}],
+            "destinations": [{"id": "cm", "type": "actions-chartmogul",
+                "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+                "mappings": mappings}]
+        }));
+        assert_eq!(
+            found,
+            [
+                "destination \"cm\" (destinations[0].mappings): a destination holds at most 50 \
+              mappings, found 51"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_whole_error_lists_every_problem() {
+        let err = compile(json!({"sources": [{"id": "a"}, {"id": "b"}]})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "workspace is invalid (2 problems):\n  - source \"a\" (sources[0].write_keys): a \
+             source needs at least one write key\n  - source \"b\" (sources[1].write_keys): a \
+             source needs at least one write key"
+        );
+    }
+}
