@@ -2,6 +2,7 @@
 //! lists every destination Junction knows. Adding a destination is adding one module to
 //! `destinations/` and one line to [`Registry::builtin`].
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use junction_fields::{Fields, Schema, ValidationError};
@@ -10,21 +11,35 @@ use serde_json::{Map, Value};
 
 use crate::destinations;
 use crate::error::{ActionError, AuthError};
-use crate::request::{HttpRequest, check_status, reason_phrase};
+use crate::request::{FetchError, HttpRequest, check_status, normalise_url, reason_phrase};
 
-/// A destination's settings after validation: coerced, unknown keys removed.
+/// A destination's settings after validation: coerced, unknown keys removed, and every
+/// URL-valued setting normalised once (not per event, as fetch would).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings(Map<String, Value>);
+pub struct Settings {
+    values: Map<String, Value>,
+    urls: HashMap<String, Result<String, FetchError>>,
+}
 
 impl Settings {
     /// A setting as a string, if it is one.
     pub fn str(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
+        self.values.get(key).and_then(Value::as_str)
+    }
+
+    /// A `uri` setting as the URL a request goes to (WHATWG-normalised), or why it cannot be
+    /// requested.
+    pub fn url(&self, key: &str) -> Result<&str, FetchError> {
+        match self.urls.get(key) {
+            Some(Ok(url)) => Ok(url),
+            Some(Err(err)) => Err(err.clone()),
+            None => Err(FetchError::NotAbsolute),
+        }
     }
 
     /// The settings as a JSON object.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        &self.values
     }
 }
 
@@ -155,7 +170,9 @@ fn not_an_object(value: Option<&Value>) -> ValidationError {
         Some(Value::Object(_)) => "an object",
     };
     ValidationError {
-        messages: vec![format!("The root value must be an object but it was {found}.")],
+        messages: vec![format!(
+            "The root value must be an object but it was {found}."
+        )],
     }
 }
 
@@ -251,10 +268,19 @@ impl DestinationDefinition {
     pub fn validate_settings(&self, raw: &Value) -> Result<Settings, ValidationError> {
         let mut settings = raw.clone();
         self.settings_schema.validate(&mut settings)?;
-        match settings {
-            Value::Object(map) => Ok(Settings(map)),
-            other => Err(not_an_object(Some(&other))),
-        }
+        let Value::Object(values) = settings else {
+            return Err(not_an_object(Some(&settings)));
+        };
+        let urls = self
+            .settings_fields
+            .iter()
+            .filter(|(_, field)| field.format.as_deref() == Some("uri"))
+            .filter_map(|(key, _)| {
+                let url = values.get(key)?.as_str()?;
+                Some((key.clone(), normalise_url(url)))
+            })
+            .collect();
+        Ok(Settings { values, urls })
     }
 
     /// Validates the settings and builds the request that tests them; `Ok(None)` when the
@@ -270,15 +296,20 @@ impl DestinationDefinition {
             return Ok(None);
         };
         // The reference prefixes the status (empty for errors without a response) and a space.
-        test(&settings).map(Some).map_err(|reason| AuthError::Invalid {
-            message: format!("Credentials are invalid:  {reason}"),
-        })
+        test(&settings)
+            .map(Some)
+            .map_err(|reason| AuthError::Invalid {
+                message: format!("Credentials are invalid:  {reason}"),
+            })
     }
 
     /// Judges the response to the test request.
     pub fn judge_test_authentication(status: u16) -> Result<(), AuthError> {
         check_status(status).map_err(|_| AuthError::Invalid {
-            message: format!("Credentials are invalid: {status} {}", reason_phrase(status)),
+            message: format!(
+                "Credentials are invalid: {status} {}",
+                reason_phrase(status)
+            ),
         })
     }
 
@@ -291,7 +322,9 @@ impl DestinationDefinition {
         let named = std::iter::once(self.name)
             .chain(self.integration_aliases.iter().copied())
             .find_map(|name| flags.get(name));
-        named.or_else(|| flags.get("All")).is_none_or(integration_enabled)
+        named
+            .or_else(|| flags.get("All"))
+            .is_none_or(integration_enabled)
     }
 }
 

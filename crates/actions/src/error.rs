@@ -57,7 +57,8 @@ impl ActionError {
 
 /// Whether a response status is worth retrying under the Actions contract.
 pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 423 | 429) || ((500..600).contains(&status) && status != 501 && status != 505)
+    matches!(status, 408 | 423 | 429)
+        || ((500..600).contains(&status) && status != 501 && status != 505)
 }
 
 /// Why a destination's test of its settings failed.

@@ -15,5 +15,7 @@ pub use definition::{
     TestAuthentication, registry,
 };
 pub use error::{ActionError, AuthError, is_retryable_status};
-pub use request::{FetchError, HttpRequest, USER_AGENT, check_status, reason_phrase};
+pub use request::{
+    FetchError, HttpRequest, USER_AGENT, check_status, normalise_url, reason_phrase,
+};
 pub use subscription::{Subscription, SubscriptionConfig, SubscriptionError};

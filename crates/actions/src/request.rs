@@ -47,23 +47,33 @@ impl FetchError {
     }
 }
 
+/// The URL fetch would request for `url` (WHATWG normalisation), or why it cannot request it.
+pub fn normalise_url(url: &str) -> Result<String, FetchError> {
+    let parsed = url::Url::parse(url).map_err(|_| FetchError::NotAbsolute)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(FetchError::UnsupportedScheme);
+    }
+    Ok(parsed.into())
+}
+
 impl HttpRequest {
     /// A `POST` of `body` as JSON to `url`, with the reference's framework headers.
     pub fn post_json(url: &str, body: Value) -> Result<Self, FetchError> {
-        let parsed = url::Url::parse(url).map_err(|_| FetchError::NotAbsolute)?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(FetchError::UnsupportedScheme);
-        }
+        Ok(Self::post_json_normalised(normalise_url(url)?, body))
+    }
+
+    /// [`Self::post_json`] to a URL already normalised by [`normalise_url`].
+    pub fn post_json_normalised(url: String, body: Value) -> Self {
         let headers = BTreeMap::from([
             ("content-type".to_owned(), "application/json".to_owned()),
             ("user-agent".to_owned(), USER_AGENT.to_owned()),
         ]);
-        Ok(Self {
+        Self {
             method: "POST".to_owned(),
-            url: parsed.into(),
+            url,
             headers,
             body,
-        })
+        }
     }
 
     /// The body as it goes on the wire.
@@ -101,8 +111,8 @@ mod tests {
 
     #[test]
     fn normalises_the_url_like_fetch() {
-        let request = HttpRequest::post_json("https://chartmogul.webhook.endpoint", Value::Null)
-            .unwrap();
+        let request =
+            HttpRequest::post_json("https://chartmogul.webhook.endpoint", Value::Null).unwrap();
         assert_eq!(request.url, "https://chartmogul.webhook.endpoint/");
         let request =
             HttpRequest::post_json("https://h.example/wh/abc?token=1", Value::Null).unwrap();

@@ -81,18 +81,19 @@ impl Subscription {
         destination: &'static DestinationDefinition,
         config: &SubscriptionConfig,
     ) -> Result<Self, SubscriptionError> {
-        let action = destination.action(&config.action).ok_or_else(|| {
-            SubscriptionError::UnknownAction {
-                action: config.action.clone(),
-                destination: destination.slug,
-                expected: destination
-                    .actions
-                    .iter()
-                    .map(|a| a.slug)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-        })?;
+        let action =
+            destination
+                .action(&config.action)
+                .ok_or_else(|| SubscriptionError::UnknownAction {
+                    action: config.action.clone(),
+                    destination: destination.slug,
+                    expected: destination
+                        .actions
+                        .iter()
+                        .map(|a| a.slug)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
         let source = match &config.trigger {
             Some(Value::String(source)) if !source.is_empty() => source,
             _ => return Err(SubscriptionError::MissingTrigger),
@@ -134,7 +135,10 @@ impl Subscription {
 /// action's defaults, where `null` removes a field.
 fn effective_mapping(action: &ActionDefinition, config: &SubscriptionConfig) -> Value {
     if !config.use_defaults {
-        return config.mapping.clone().unwrap_or_else(|| Value::Object(Map::new()));
+        return config
+            .mapping
+            .clone()
+            .unwrap_or_else(|| Value::Object(Map::new()));
     }
     let mut merged = action.default_mapping();
     match &config.mapping {

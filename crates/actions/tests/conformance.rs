@@ -33,7 +33,10 @@ fn request_json(request: &HttpRequest) -> Value {
 }
 
 fn check_request(vector: &Vector, sent: Option<&HttpRequest>) -> Result<(), String> {
-    let expected = vector.get("expected_request").cloned().unwrap_or(Value::Null);
+    let expected = vector
+        .get("expected_request")
+        .cloned()
+        .unwrap_or(Value::Null);
     let actual = sent.map_or(Value::Null, request_json);
     if actual != expected {
         return Err(format!("request {actual} != expected {expected}"));
@@ -41,7 +44,12 @@ fn check_request(vector: &Vector, sent: Option<&HttpRequest>) -> Result<(), Stri
     Ok(())
 }
 
-fn expect_error(vector: &Vector, name: &str, message: &str, extra: &[(&str, Value)]) -> Result<(), String> {
+fn expect_error(
+    vector: &Vector,
+    name: &str,
+    message: &str,
+    extra: &[(&str, Value)],
+) -> Result<(), String> {
     let Some(expected) = vector.get("expected_error") else {
         return Err(format!("unexpected error {name}: {message}"));
     };
@@ -87,11 +95,17 @@ fn action_error(vector: &Vector, err: &ActionError) -> Result<(), String> {
             vector,
             "PayloadValidationError",
             message,
-            &[("status", json!(400)), ("code", json!("PAYLOAD_VALIDATION_FAILED"))],
+            &[
+                ("status", json!(400)),
+                ("code", json!("PAYLOAD_VALIDATION_FAILED")),
+            ],
         ),
-        ActionError::Http { status, message } => {
-            expect_error(vector, "HTTPError", message, &[("http_status", json!(status))])
-        }
+        ActionError::Http { status, message } => expect_error(
+            vector,
+            "HTTPError",
+            message,
+            &[("http_status", json!(status))],
+        ),
         other => expect_error(vector, "Error", &other.to_string(), &[]),
     }
 }
@@ -103,7 +117,12 @@ fn test_authentication_vectors() {
         let settings = vector.get("settings").cloned().unwrap_or(json!({}));
         let outcome = match chartmogul().test_authentication_request(&settings) {
             Err(AuthError::Settings(err)) => check_request(&vector, None).and_then(|()| {
-                expect_error(&vector, "AggregateAjvError", &err.to_string(), &[("status", json!(400))])
+                expect_error(
+                    &vector,
+                    "AggregateAjvError",
+                    &err.to_string(),
+                    &[("status", json!(400))],
+                )
             }),
             Err(AuthError::Invalid { message }) => check_request(&vector, None)
                 .and_then(|()| expect_error(&vector, "Error", &message, &[])),
@@ -122,8 +141,13 @@ fn test_authentication_vectors() {
 
 fn perform(vector: &Vector) -> Result<(), String> {
     let destination = chartmogul();
-    let slug = vector.get("action").and_then(Value::as_str).unwrap_or_default();
-    let action = destination.action(slug).ok_or(format!("no action {slug}"))?;
+    let slug = vector
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let action = destination
+        .action(slug)
+        .ok_or(format!("no action {slug}"))?;
     let given = vector.get("mapping").cloned().unwrap_or(json!({}));
     let mapping = if vector.get("use_default_mappings") == Some(&json!(true)) {
         let mut merged = action.default_mapping();
@@ -167,7 +191,10 @@ fn perform_vectors() {
 fn on_event(vector: &Vector) -> Result<(), String> {
     let destination = chartmogul();
     let raw_settings = vector.get("settings").cloned().unwrap_or(json!({}));
-    let configs: Vec<Value> = match (raw_settings.get("subscription"), raw_settings.get("subscriptions")) {
+    let configs: Vec<Value> = match (
+        raw_settings.get("subscription"),
+        raw_settings.get("subscriptions"),
+    ) {
         (Some(one), _) if !one.is_null() => vec![one.clone()],
         (_, Some(Value::Array(many))) => many.clone(),
         _ => Vec::new(),
@@ -176,7 +203,12 @@ fn on_event(vector: &Vector) -> Result<(), String> {
         Ok(settings) => settings,
         Err(err) => {
             return check_request(vector, None).and_then(|()| {
-                expect_error(vector, "AggregateAjvError", &err.to_string(), &[("status", json!(400))])
+                expect_error(
+                    vector,
+                    "AggregateAjvError",
+                    &err.to_string(),
+                    &[("status", json!(400))],
+                )
             });
         }
     };
@@ -204,12 +236,15 @@ fn on_event(vector: &Vector) -> Result<(), String> {
             continue;
         }
         match subscription.execute(&settings, &event) {
-            Err(err) => return check_request(vector, None).and_then(|()| action_error(vector, &err)),
+            Err(err) => {
+                return check_request(vector, None).and_then(|()| action_error(vector, &err));
+            }
             Ok(request) => {
                 let status = check_status(http_status(vector));
                 sent = Some(request);
                 if let Err(err) = status {
-                    return check_request(vector, sent.as_ref()).and_then(|()| action_error(vector, &err));
+                    return check_request(vector, sent.as_ref())
+                        .and_then(|()| action_error(vector, &err));
                 }
                 results.push(json!({"output": "Mappings resolved"}));
                 results.push(json!({"output": "Payload validated"}));
@@ -218,7 +253,10 @@ fn on_event(vector: &Vector) -> Result<(), String> {
         }
     }
     check_request(vector, sent.as_ref())?;
-    let expected = vector.get("expected_results").cloned().unwrap_or(Value::Null);
+    let expected = vector
+        .get("expected_results")
+        .cloned()
+        .unwrap_or(Value::Null);
     let actual = Value::Array(results);
     if actual != expected {
         return Err(format!("results {actual} != expected {expected}"));
@@ -241,19 +279,29 @@ fn on_event_vectors() {
 #[test]
 fn json_schemas_match_the_reference() {
     let document: Value = serde_json::from_str(
-        &std::fs::read_to_string(junction_spec_vectors::vectors_dir().unwrap().join("chartmogul.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            junction_spec_vectors::vectors_dir()
+                .unwrap()
+                .join("chartmogul.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let expected = &document["generated_json_schemas"];
     let destination = chartmogul();
-    assert_eq!(&destination.settings_schema().json_schema(), &expected["settings"]);
+    assert_eq!(
+        &destination.settings_schema().json_schema(),
+        &expected["settings"]
+    );
     for action in &destination.actions {
         let mut schema = action.schema().json_schema();
         let properties = schema["properties"].as_object_mut().unwrap();
         let added = properties.shift_remove("custom_attributes").unwrap();
         assert_eq!(added["type"], json!("object"));
-        assert!(added.get("default").is_none(), "custom_attributes has no default");
+        assert!(
+            added.get("default").is_none(),
+            "custom_attributes has no default"
+        );
         assert_eq!(&schema, &expected[action.slug], "{}", action.slug);
     }
     let subscriptions = &document["default_subscriptions"];
