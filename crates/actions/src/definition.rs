@@ -324,19 +324,9 @@ impl DestinationDefinition {
             .find_map(|name| flags.get(name));
         named
             .or_else(|| flags.get("All"))
-            .is_none_or(integration_enabled)
-    }
-}
-
-/// How an `integrations` value reads as a switch: objects (destination options) count as
-/// enabled, other values by JavaScript truthiness, as Segment's libraries treat them.
-fn integration_enabled(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(enabled) => *enabled,
-        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0 && !n.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
+            // An `integrations` value reads as a switch by JavaScript truthiness (objects, i.e.
+            // destination options, count as enabled), as Segment's libraries treat it.
+            .is_none_or(junction_js::is_truthy)
     }
 }
 

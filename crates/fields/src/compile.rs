@@ -293,7 +293,7 @@ impl Compiler<'_> {
         match value.as_f64() {
             Some(x) => Some(Limit {
                 value: x,
-                text: js::number_to_string(x),
+                text: junction_js::number_to_string(x),
             }),
             None => {
                 self.invalid(keyword, path);
@@ -353,8 +353,8 @@ impl Compiler<'_> {
         }
         let truthy_text = |key: &str| {
             map.get(key)
-                .filter(|v| js::is_truthy(v))
-                .map(js::to_js_string)
+                .filter(|v| junction_js::is_truthy(v))
+                .map(junction_js::to_js_string)
         };
         s.title = truthy_text("title");
         s.error_message = truthy_text("errorMessage");
@@ -422,11 +422,11 @@ impl Compiler<'_> {
         s.type_expectation = messages::with_article(&messages::humanize_list(&listed, "or"));
         s.type_is_array = raw == Some(&Value::String("array".into()));
 
-        s.has_type_or_enum =
-            raw.is_some_and(js::is_truthy) || map.get("enum").is_some_and(js::is_truthy);
+        s.has_type_or_enum = raw.is_some_and(junction_js::is_truthy)
+            || map.get("enum").is_some_and(junction_js::is_truthy);
         s.type_lists_null = names.iter().any(|n| n == "null");
         s.type_lists_string = names.iter().any(|n| n == "string");
-        s.has_properties = map.get("properties").is_some_and(js::is_truthy);
+        s.has_properties = map.get("properties").is_some_and(junction_js::is_truthy);
 
         if self.options.coerce_types {
             s.coerce_to = s
@@ -457,7 +457,7 @@ impl Compiler<'_> {
         if let Some(values) = map.get("enum") {
             match values {
                 Value::Array(values) => {
-                    let shown: Vec<String> = values.iter().map(js::stringify).collect();
+                    let shown: Vec<String> = values.iter().map(junction_js::stringify).collect();
                     s.enum_text = messages::humanize_list(&shown, "or");
                     s.enum_values = Some(values.clone());
                 }

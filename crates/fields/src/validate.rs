@@ -170,7 +170,7 @@ fn schema_id(s: &SchemaNode) -> usize {
 }
 
 fn is_integral(n: &serde_json::Number) -> bool {
-    n.is_i64() || n.is_u64() || js::as_f64(n).fract() == 0.0
+    n.is_i64() || n.is_u64() || junction_js::as_f64(n).fract() == 0.0
 }
 
 fn is_type(t: JsonType, v: &Value) -> bool {
@@ -218,7 +218,7 @@ fn types_hold_after_unwrap(types: &[JsonType], v: &Value) -> bool {
         holds = if has(JsonType::Null) {
             !typeof_object
         } else {
-            !js::is_truthy(v) || !typeof_object
+            !junction_js::is_truthy(v) || !typeof_object
         };
     }
     for &t in types {
@@ -241,7 +241,7 @@ enum Coerced {
 
 fn coerced_number(x: f64) -> Coerced {
     if x.is_finite() {
-        Coerced::Json(js::f64_to_value(x))
+        Coerced::Json(junction_js::f64_to_value(x))
     } else {
         Coerced::NonFinite(x)
     }
@@ -253,7 +253,9 @@ fn coerce_scalar(targets: &[JsonType], v: &Value, infinity: Option<f64>) -> Opti
     if let Some(x) = infinity {
         // Only `"" + data` and `[data]` apply to a number that is not finite.
         return targets.iter().find_map(|t| match t {
-            JsonType::String => Some(Coerced::Json(Value::String(js::number_to_string(x)))),
+            JsonType::String => Some(Coerced::Json(Value::String(junction_js::number_to_string(
+                x,
+            )))),
             JsonType::Array => Some(Coerced::Json(Value::Array(vec![Value::Null]))),
             _ => None,
         });
@@ -263,7 +265,7 @@ fn coerce_scalar(targets: &[JsonType], v: &Value, infinity: Option<f64>) -> Opti
             Value::Bool(b) => Some(Coerced::Json(Value::from(u8::from(*b)))),
             Value::Null => Some(Coerced::Json(Value::from(0))),
             Value::String(s) if !s.is_empty() => {
-                let x = js::string_to_number(s);
+                let x = junction_js::string_to_number(s);
                 // `!(x % 1)` also holds for ±Infinity (NaN remainder).
                 let whole = !integer || x % 1.0 == 0.0 || x.is_infinite();
                 (!x.is_nan() && whole).then(|| coerced_number(x))
@@ -274,7 +276,9 @@ fn coerce_scalar(targets: &[JsonType], v: &Value, infinity: Option<f64>) -> Opti
     for &target in targets {
         let coerced = match target {
             JsonType::String => match v {
-                Value::Number(n) => Some(Value::String(js::number_to_string(js::as_f64(n)))),
+                Value::Number(n) => Some(Value::String(junction_js::number_to_string(
+                    junction_js::as_f64(n),
+                ))),
                 Value::Bool(b) => Some(Value::String(b.to_string())),
                 Value::Null => Some(Value::String(String::new())),
                 _ => None,
@@ -286,14 +290,14 @@ fn coerce_scalar(targets: &[JsonType], v: &Value, infinity: Option<f64>) -> Opti
                 Value::Null => Some(Value::Bool(false)),
                 Value::String(s) if s == "false" => Some(Value::Bool(false)),
                 Value::String(s) if s == "true" => Some(Value::Bool(true)),
-                Value::Number(n) if js::as_f64(n) == 0.0 => Some(Value::Bool(false)),
-                Value::Number(n) if js::as_f64(n) == 1.0 => Some(Value::Bool(true)),
+                Value::Number(n) if junction_js::as_f64(n) == 0.0 => Some(Value::Bool(false)),
+                Value::Number(n) if junction_js::as_f64(n) == 1.0 => Some(Value::Bool(true)),
                 _ => None,
             }
             .map(Coerced::Json),
             JsonType::Null => match v {
                 Value::String(s) if s.is_empty() => Some(Value::Null),
-                Value::Number(n) if js::as_f64(n) == 0.0 => Some(Value::Null),
+                Value::Number(n) if junction_js::as_f64(n) == 0.0 => Some(Value::Null),
                 Value::Bool(false) => Some(Value::Null),
                 _ => None,
             }
@@ -479,7 +483,7 @@ pub(crate) fn validate(node: &Node, slot: &mut Slot<'_>, path: &Path<'_>, run: &
     let Some(data) = slot.view() else { return };
     if s.has_number_rules {
         if let Value::Number(n) = &*data {
-            number_keywords(s, js::as_f64(n), path, run, start);
+            number_keywords(s, junction_js::as_f64(n), path, run, start);
         } else if s.deferred_type == Some(JsonType::Number) {
             run.report_at(s, path, || {
                 type_error_message(s, messages::humanize_type_of(Some(data)))
@@ -653,7 +657,7 @@ fn any_keywords(
 /// `res !== parseInt(res)` for `res = data / multipleOf`.
 fn is_multiple(x: f64, of: f64) -> bool {
     let res = x / of;
-    let text = js::number_to_string(res);
+    let text = junction_js::number_to_string(res);
     let digits_end = text
         .char_indices()
         .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
@@ -724,7 +728,7 @@ fn string_keywords(s: &SchemaNode, text: &str, path: &Path<'_>, run: &mut Run<'_
             };
             if failed {
                 run.report_at(s, path, || {
-                    let actual = js::utf16_len(text);
+                    let actual = junction_js::utf16_len(text);
                     format!(
                         "must be {} {} or {} but it was {actual} {}",
                         limit.text,
@@ -788,7 +792,7 @@ fn duplicate(items: &[Value], item_types: &[JsonType]) -> Option<(usize, usize)>
             continue;
         }
         let key = match item {
-            Value::Number(n) => js::number_to_string(js::as_f64(n)),
+            Value::Number(n) => junction_js::number_to_string(junction_js::as_f64(n)),
             Value::String(text) if tag_strings => format!("{text}_"),
             Value::String(text) => text.clone(),
             Value::Bool(b) => b.to_string(),
@@ -1043,7 +1047,7 @@ fn object_keywords(
                 run.report_at(s, path, || {
                     format!(
                         "has an invalid property name {}",
-                        js::stringify(&Value::String(key.clone()))
+                        junction_js::stringify(&Value::String(key.clone()))
                     )
                 });
                 if run.stopped(start) {

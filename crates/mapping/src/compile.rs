@@ -195,7 +195,7 @@ fn prepare_root_directive(map: &Map<String, Value>) -> Result<Value, MappingErro
         Value::Null => return Err(runtime("Cannot convert undefined or null to object")),
         Value::Object(m) => m.len(),
         Value::Array(items) => items.len(),
-        Value::String(s) => js::utf16_len(s),
+        Value::String(s) => junction_js::utf16_len(s),
         Value::Bool(_) | Value::Number(_) => 0,
     };
     if key_count > 1 {
@@ -256,7 +256,7 @@ fn member<'v>(options: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 fn truthy_member(options: &Value, key: &str) -> bool {
-    member(options, key).is_some_and(js::is_truthy)
+    member(options, key).is_some_and(junction_js::is_truthy)
 }
 
 fn compile_opt(value: Option<&Value>) -> Result<Option<Node>, MappingError> {
@@ -312,7 +312,7 @@ fn compile_if(options: &Value) -> Result<Directive, MappingError> {
         exists: compile_opt(exists)?,
         blank: compile_opt(blank)?,
         then: compile_opt(member(options, "then"))?,
-        otherwise: compile_opt(member(options, "else").filter(|v| js::is_truthy(v)))?,
+        otherwise: compile_opt(member(options, "else").filter(|v| junction_js::is_truthy(v)))?,
     })
 }
 
@@ -332,7 +332,7 @@ fn compile_case(options: &Value) -> Result<Directive, MappingError> {
     };
     Ok(Directive::Case {
         operator,
-        value: compile_opt(member(options, "value").filter(|v| js::is_truthy(v)))?,
+        value: compile_opt(member(options, "value").filter(|v| junction_js::is_truthy(v)))?,
     })
 }
 
@@ -358,7 +358,7 @@ fn compile_replace(options: &Value) -> Result<Directive, MappingError> {
         None | Some(Value::Null) => &empty,
         Some(v) => v,
     };
-    let value = compile_opt(member(options, "value").filter(|v| js::is_truthy(v)))?;
+    let value = compile_opt(member(options, "value").filter(|v| junction_js::is_truthy(v)))?;
     let (Some(ignore_case), Some(global)) = (flag("ignorecase", false), flag("global", true))
     else {
         return Ok(Directive::Replace(Replace {
@@ -422,7 +422,7 @@ fn compile_flatten(options: &Value) -> Result<Directive, MappingError> {
         ));
     }
     let separator = match member(options, "separator") {
-        Some(s) if js::is_truthy(s) => compile_node(s)?,
+        Some(s) if junction_js::is_truthy(s) => compile_node(s)?,
         _ => {
             return Ok(Directive::Fail(
                 "@flatten requires a \"separator\" key".into(),
@@ -446,7 +446,7 @@ fn compile_json(options: &Value) -> Result<Directive, MappingError> {
         return Ok(Directive::Fail("@json requires a \"mode\" key".into()));
     }
     let value = match member(options, "value") {
-        Some(v) if js::is_truthy(v) => compile_node(v)?,
+        Some(v) if junction_js::is_truthy(v) => compile_node(v)?,
         _ => return Ok(Directive::Fail("@json requires a \"value\" key".into())),
     };
     let mode = match member(options, "mode").and_then(Value::as_str) {
@@ -464,7 +464,7 @@ fn compile_merge(options: &Value) -> Result<Directive, MappingError> {
         ));
     }
     let direction = match member(options, "direction") {
-        Some(d) if js::is_truthy(d) => compile_node(d)?,
+        Some(d) if junction_js::is_truthy(d) => compile_node(d)?,
         _ => {
             return Ok(Directive::Fail(
                 "@merge requires a \"direction\" key".into(),
@@ -476,7 +476,7 @@ fn compile_merge(options: &Value) -> Result<Directive, MappingError> {
             .iter()
             .map(compile_node)
             .collect::<Result<Vec<_>, _>>()?),
-        Some(other) if js::is_truthy(other) => Err(format!(
+        Some(other) if junction_js::is_truthy(other) => Err(format!(
             "@merge: expected opts.array, got {}",
             js::type_of(other)
         )),
@@ -492,7 +492,7 @@ fn compile_transform(options: &Value) -> Result<Directive, MappingError> {
         ));
     }
     let mapping = match member(options, "mapping") {
-        Some(m) if js::is_truthy(m) => compile_node(m)?,
+        Some(m) if junction_js::is_truthy(m) => compile_node(m)?,
         _ => {
             return Ok(Directive::Fail(
                 "@transform requires a \"mapping\" key".into(),
@@ -501,7 +501,7 @@ fn compile_transform(options: &Value) -> Result<Directive, MappingError> {
     };
     let apply = match member(options, "apply") {
         Some(a @ Value::Object(_)) => a,
-        Some(a) if js::is_truthy(a) => {
+        Some(a) if junction_js::is_truthy(a) => {
             return Ok(Directive::Fail(
                 "@transform \"apply\" key should be an object".into(),
             ));

@@ -108,7 +108,7 @@ pub fn get(data: &Value, path: &Value) -> Option<Value> {
                 .iter()
                 .map(|segment| {
                     let mut key = String::new();
-                    js::push_js_string(segment, &mut key);
+                    junction_js::push_js_string(segment, &mut key);
                     path::Seg::new(&key)
                 })
                 .collect();

@@ -141,7 +141,7 @@ fn json_is_loosely_blank(value: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(_) => {
             let mut s = String::new();
-            js::push_js_string(value, &mut s);
+            junction_js::push_js_string(value, &mut s);
             s.is_empty()
         }
     }
@@ -183,8 +183,8 @@ impl<'a> Found<'a> {
     pub(crate) fn is_truthy(&self) -> bool {
         match self {
             Found::Absent => false,
-            Found::Json(v) => js::is_truthy(v),
-            Found::Own(v) => js::is_truthy(v),
+            Found::Json(v) => junction_js::is_truthy(v),
+            Found::Own(v) => junction_js::is_truthy(v),
             Found::Out(_) => true,
         }
     }
@@ -215,12 +215,12 @@ impl<'a> Found<'a> {
             Found::Absent => {}
             Found::Json(v) => {
                 if !v.is_null() {
-                    js::push_js_string(v, out);
+                    junction_js::push_js_string(v, out);
                 }
             }
             Found::Own(v) => {
                 if !v.is_null() {
-                    js::push_js_string(v, out);
+                    junction_js::push_js_string(v, out);
                 }
             }
             Found::Out(o) => push_out_js_string(o, out),
@@ -232,8 +232,8 @@ impl<'a> Found<'a> {
 pub(crate) fn push_out_js_string(out_value: &Out<'_>, out: &mut String) {
     match out_value {
         Out::Absent => out.push_str("undefined"),
-        Out::Ref(v) => js::push_js_string(v, out),
-        Out::Own(v) => js::push_js_string(v, out),
+        Out::Ref(v) => junction_js::push_js_string(v, out),
+        Out::Own(v) => junction_js::push_js_string(v, out),
         Out::Arr(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -261,8 +261,8 @@ pub(crate) fn json_stringify(value: &Out<'_>) -> Option<String> {
 fn push_out_json(value: &Out<'_>, out: &mut String) {
     match value {
         Out::Absent => out.push_str("null"),
-        Out::Ref(v) => js::push_json(v, out),
-        Out::Own(v) => js::push_json(v, out),
+        Out::Ref(v) => junction_js::push_json(v, out),
+        Out::Own(v) => junction_js::push_json(v, out),
         Out::Arr(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -284,7 +284,7 @@ fn push_out_json(value: &Out<'_>, out: &mut String) {
                     out.push(',');
                 }
                 first = false;
-                js::push_json_string(key, out);
+                junction_js::push_json_string(key, out);
                 out.push(':');
                 push_out_json(item, out);
             }

@@ -183,7 +183,7 @@ fn step_json<'a>(value: &'a Value, seg: &Seg) -> Found<'a> {
         }
         Value::String(s) => {
             if &*seg.key == "length" {
-                return Found::Own(Value::from(js::utf16_len(s)));
+                return Found::Own(Value::from(junction_js::utf16_len(s)));
             }
             seg.index
                 .and_then(|i| js::utf16_unit_at(s, i))

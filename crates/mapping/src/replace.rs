@@ -2,8 +2,6 @@
 //! replacement honours JS `$$`, `$&`, `` $` `` and `$'`, and `ignorecase` uses the JS non-unicode
 //! regex case canonicalisation.
 
-use crate::js;
-
 /// Longest pattern or replacement the reference accepts, in UTF-16 code units.
 pub(crate) const MAX_LENGTH: usize = 10;
 
@@ -24,12 +22,12 @@ impl Pair {
         ignore_case: bool,
         global: bool,
     ) -> Result<Self, String> {
-        if js::utf16_len(pattern) > MAX_LENGTH {
+        if junction_js::utf16_len(pattern) > MAX_LENGTH {
             return Err(format!(
                 "@replace requires a \"pattern\" less than {MAX_LENGTH} characters"
             ));
         }
-        if js::utf16_len(replacement) > MAX_LENGTH {
+        if junction_js::utf16_len(replacement) > MAX_LENGTH {
             return Err(format!(
                 "@replace requires a \"replacement\" less than {MAX_LENGTH} characters"
             ));

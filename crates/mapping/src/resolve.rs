@@ -169,7 +169,7 @@ fn run_replace<'a>(replace: &'a Replace, payload: Payload<'a>) -> Result<Out<'a>
         Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
         Some(v @ (Value::Bool(_) | Value::Number(_))) => {
             let mut s = String::new();
-            js::push_js_string(v, &mut s);
+            junction_js::push_js_string(v, &mut s);
             Cow::Owned(s)
         }
         // Anything else (missing, null, objects) gives an empty string, not absent.

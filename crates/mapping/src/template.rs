@@ -1,7 +1,6 @@
 //! `@template`: the reference's two-pass `{{{ key }}}` / `{{ key }}` replacement. Placeholders of
 //! a literal template are found and their paths parsed once, at compile time.
 
-use crate::js;
 use crate::out::Payload;
 use crate::path::{self, PathSpec};
 
@@ -82,7 +81,7 @@ fn split(source: &str, braces: usize) -> Vec<Piece> {
             pieces.push(Piece::Text(text.to_owned()));
         }
         let inner = source.get(i + braces..end - braces).unwrap_or_default();
-        pieces.push(Piece::Key(path::parse_path(js::js_trim(inner))));
+        pieces.push(Piece::Key(path::parse_path(junction_js::trim(inner))));
         i = end;
         text_start = end;
     }

@@ -297,7 +297,7 @@ fn string_length(value: &Value, stack: &[&str], min: usize, max: usize) -> Check
     let Some(s) = value.as_str() else {
         return Ok(());
     };
-    let length = js::utf16_len(s);
+    let length = junction_js::utf16_len(s);
     if length < min {
         return fail(
             stack,
@@ -321,7 +321,7 @@ fn one_of(value: &Value, stack: &[&str], allowed: &[&str]) -> Checked {
         return Ok(());
     }
     let mut shown = String::new();
-    js::push_json_string(s, &mut shown);
+    junction_js::push_json_string(s, &mut shown);
     fail(
         stack,
         format_args!("should be one of {} but it is {shown}", allowed.join(", ")),

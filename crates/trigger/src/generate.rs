@@ -69,7 +69,7 @@ fn push_condition(out: &mut String, condition: &Condition) -> Result<(), Generat
     let field = field_text(&condition.field)?;
     let value = condition.value.as_ref();
     let string = || js::to_string(value);
-    let number = || js::format_number(js::to_number(value));
+    let number = || junction_js::number_to_string(js::to_number(value));
     // `write!` to a String cannot fail.
     let _ = match &condition.operator {
         Operator::Contains => write!(out, "contains({field}, {})", literal(value)),

@@ -450,7 +450,9 @@ fn value_of(token: &ValueToken) -> Value {
             let text = text.strip_suffix('"').unwrap_or(text);
             Value::String(text.to_owned())
         }
-        Kind::Number => js::number_value(token.text.parse::<f64>().unwrap_or(f64::NAN)),
+        Kind::Number => {
+            junction_js::f64_to_value_safe_integers(token.text.parse::<f64>().unwrap_or(f64::NAN))
+        }
         Kind::Ident if token.text == "true" => Value::Bool(true),
         Kind::Ident if token.text == "false" => Value::Bool(false),
         _ => Value::String(token.text.clone()),

@@ -185,17 +185,6 @@ fn drop_company_without_id(payload: &mut Map<String, Value>) {
     }
 }
 
-/// JavaScript truthiness of an optional JSON value, which the reference's rules use.
-fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0 && !n.is_nan()),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(_) | Value::Object(_)) => true,
-    }
-}
-
 fn payload_error(message: &str) -> ActionError {
     ActionError::Payload {
         message: message.to_owned(),
@@ -207,10 +196,9 @@ fn perform_send_contact(input: PerformInput<'_>) -> Result<HttpRequest, ActionEr
     let (mut has_id, mut company_without_id) = (false, false);
     for (key, value) in &payload {
         match key.as_str() {
-            "user_id" | "anonymous_id" => has_id |= truthy(Some(value)),
+            "user_id" | "anonymous_id" => has_id |= junction_js::is_truthy(value),
             "company" => {
-                company_without_id =
-                    matches!(value, Value::Object(company) if !truthy(company.get("id")));
+                company_without_id = matches!(value, Value::Object(company) if !company.get("id").is_some_and(junction_js::is_truthy));
             }
             _ => {}
         }

@@ -122,7 +122,7 @@ fn canonical_number(s: &str) -> Option<f64> {
         return None;
     }
     let x = s.parse::<f64>().ok()?;
-    (js::number_to_string(x) == s).then_some(x)
+    (junction_js::number_to_string(x) == s).then_some(x)
 }
 
 /// V8's `Date.parse` (ES5 ISO strings first, then the legacy parser), returning the time value
@@ -335,7 +335,7 @@ fn lookup_keyword(prefix: [u32; 3], length: usize) -> (KeywordType, i32) {
 /// V8 reads every character from `A` up as part of a word, except white space (the line
 /// separators U+2028/U+2029 do count as word characters there).
 fn is_word_char(c: char) -> bool {
-    c >= 'A' && (!js::is_whitespace(c) || js::is_line_terminator(c))
+    c >= 'A' && (!junction_js::is_js_whitespace(c) || js::is_line_terminator(c))
 }
 
 /// Character source with V8's conventions: a NUL character ends the input.
@@ -418,7 +418,7 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_whitespace(&mut self) -> bool {
-        if self.ch.is_some_and(js::is_whitespace) {
+        if self.ch.is_some_and(junction_js::is_js_whitespace) {
             self.next();
             return true;
         }

@@ -368,7 +368,7 @@ fn is_url(s: &str) -> bool {
         .any(|(at, _)| {
             let user = rest.get(..at).unwrap_or("");
             !user.is_empty()
-                && !user.chars().any(js::is_whitespace)
+                && !user.chars().any(junction_js::is_js_whitespace)
                 && host_ok(rest.get(at + 1..).unwrap_or(""))
         })
 }
@@ -536,7 +536,7 @@ fn is_time(s: &str) -> bool {
 
 /// `str.split(/t|\s/i)` must give exactly a date and a time.
 fn is_date_time(s: &str) -> bool {
-    let mut parts = s.split(|c: char| c == 't' || c == 'T' || js::is_whitespace(c));
+    let mut parts = s.split(|c: char| c == 't' || c == 'T' || junction_js::is_js_whitespace(c));
     match (parts.next(), parts.next(), parts.next()) {
         (Some(date), Some(time), None) => is_date(date) && is_time(time),
         _ => false,

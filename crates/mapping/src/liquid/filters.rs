@@ -176,7 +176,7 @@ fn push_js_string(value: &Js, out: &mut String) {
         Js::Undefined => out.push_str("undefined"),
         Js::Null => out.push_str("null"),
         Js::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Js::Num(n) => js::push_f64(*n, out),
+        Js::Num(n) => junction_js::push_f64(*n, out),
         Js::Str(s) => out.push_str(s),
         Js::Arr(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -212,7 +212,7 @@ fn to_number(value: &Js) -> f64 {
 
 /// JS `StringToNumber`: decimal literals (with `Infinity`), `0x`/`0o`/`0b` integers; blank is 0.
 fn string_to_number(s: &str) -> f64 {
-    let s = js::js_trim(s);
+    let s = junction_js::trim(s);
     if s.is_empty() {
         return 0.0;
     }
@@ -565,7 +565,7 @@ const FILTERS: &[(&str, Apply)] = &[
     ("last", |v, _| Ok(first_or_last(v, false))),
     ("size", |v, _| {
         Ok(Js::Num(match &v {
-            Js::Str(s) => js::utf16_len(s) as f64,
+            Js::Str(s) => junction_js::utf16_len(s) as f64,
             Js::Arr(items) => items.len() as f64,
             _ => 0.0,
         }))
@@ -639,7 +639,7 @@ fn strip(value: &Js, args: &Args, start: bool, end: bool) -> String {
     };
     let matches = |c: char| match &chars {
         Some(set) => set.contains(&c),
-        None => js::is_js_whitespace(c),
+        None => junction_js::is_js_whitespace(c),
     };
     let mut out = s.as_str();
     if start {
@@ -663,7 +663,7 @@ fn split(value: Js, args: &Args) -> Outcome {
     let s = stringify(&value);
     let separator = js_string(args.get(0));
     let pieces = if separator.is_empty() {
-        js::utf16_len(&s)
+        junction_js::utf16_len(&s)
     } else {
         s.matches(separator.as_str()).count() + 1
     };
@@ -688,7 +688,7 @@ fn replace(value: Js, args: &Args) -> Outcome {
         other => js_string(other),
     };
     let occurrences = if pattern.is_empty() {
-        js::utf16_len(&s)
+        junction_js::utf16_len(&s)
     } else {
         s.matches(pattern.as_str()).count()
     };
@@ -745,17 +745,17 @@ fn truncate(value: Js, args: &Args) -> Outcome {
     let s = stringify(&value);
     let length = args.number_or(0, 50.0);
     let ellipsis = args.string_or(1, "...");
-    if (js::utf16_len(&s) as f64) <= length {
+    if (junction_js::utf16_len(&s) as f64) <= length {
         return Ok(Js::Str(s));
     }
-    let keep = (length - js::utf16_len(&ellipsis) as f64).max(0.0);
+    let keep = (length - junction_js::utf16_len(&ellipsis) as f64).max(0.0);
     let mut out = utf16_prefix(&s, keep as usize).to_owned();
     out.push_str(&ellipsis);
     Ok(Js::Str(out))
 }
 
 fn words(s: &str) -> Vec<&str> {
-    s.split(js::is_js_whitespace).collect::<Vec<_>>()
+    s.split(junction_js::is_js_whitespace).collect::<Vec<_>>()
 }
 
 fn truncate_words(value: Js, args: &Args) -> Outcome {
@@ -783,7 +783,7 @@ fn collapse_whitespace(s: &str, with: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_space = false;
     for c in s.chars() {
-        if js::is_js_whitespace(c) {
+        if junction_js::is_js_whitespace(c) {
             if !in_space {
                 out.push_str(with);
             }
@@ -1152,9 +1152,9 @@ fn push_json(value: &Js, indent: &str, depth: usize, out: &mut String) -> bool {
         Js::Undefined => return false,
         Js::Null => out.push_str("null"),
         Js::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Js::Num(n) if n.is_finite() => js::push_f64(*n, out),
+        Js::Num(n) if n.is_finite() => junction_js::push_f64(*n, out),
         Js::Num(_) => out.push_str("null"),
-        Js::Str(s) => js::push_json_string(s, out),
+        Js::Str(s) => junction_js::push_json_string(s, out),
         Js::Arr(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -1183,7 +1183,7 @@ fn push_json(value: &Js, indent: &str, depth: usize, out: &mut String) -> bool {
                 }
                 first = false;
                 newline(out, depth + 1);
-                js::push_json_string(key, out);
+                junction_js::push_json_string(key, out);
                 out.push(':');
                 if !indent.is_empty() {
                     out.push(' ');

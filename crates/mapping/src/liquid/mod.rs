@@ -12,7 +12,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use crate::MappingError;
-use crate::js;
 use crate::out::Payload;
 
 /// Longest template accepted, in UTF-16 code units.
@@ -48,7 +47,7 @@ impl LiquidTemplate {
         if source.is_empty() {
             return Ok(LiquidTemplate { template: None });
         }
-        if js::utf16_len(source) > MAX_LENGTH {
+        if junction_js::utf16_len(source) > MAX_LENGTH {
             return Err(runtime(
                 "liquid template values are limited to 1000 characters",
             ));

@@ -3,8 +3,6 @@
 //! found`), and the few inputs the crate treats differently are rewritten first: inline comments
 //! (`{% # … %}`), empty outputs (`{{ }}`) and integer literals too large for an `i64`.
 
-use crate::js;
-
 /// Tags LiquidJS knows that `@liquid` refuses.
 pub(crate) const DISABLED_TAGS: [&str; 6] =
     ["case", "for", "include", "layout", "render", "tablerow"];
@@ -114,7 +112,7 @@ fn collect_filter_names(markup: &str, names: &mut Vec<String>) {
 
 fn snapshot(source: &str, begin: usize) -> String {
     let rest = source.get(begin..).unwrap_or_default();
-    let shown = if js::utf16_len(rest) > 32 {
+    let shown = if junction_js::utf16_len(rest) > 32 {
         let mut cut = String::new();
         let mut units = 0;
         for c in rest.chars() {
@@ -130,7 +128,7 @@ fn snapshot(source: &str, begin: usize) -> String {
         rest.to_owned()
     };
     let mut quoted = String::new();
-    js::push_json_string(&shown, &mut quoted);
+    junction_js::push_json_string(&shown, &mut quoted);
     quoted
 }
 

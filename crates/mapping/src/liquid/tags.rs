@@ -12,7 +12,6 @@ use liquid_core::{
 };
 
 use super::filters::{self, MEMORY_MESSAGE};
-use crate::js;
 
 /// A writer that refuses to grow past a limit, and remembers that it did.
 #[derive(Debug)]
@@ -246,10 +245,10 @@ fn push_rendered(value: &dyn ValueView, out: &mut String) {
     };
     match value.type_name() {
         "whole number" => match scalar.to_integer() {
-            Some(i) => js::push_number(&serde_json::Number::from(i), out),
+            Some(i) => junction_js::push_number(&serde_json::Number::from(i), out),
             None => out.push_str(&scalar.to_kstr()),
         },
-        "fractional number" => js::push_f64(scalar.to_float().unwrap_or(f64::NAN), out),
+        "fractional number" => junction_js::push_f64(scalar.to_float().unwrap_or(f64::NAN), out),
         _ => out.push_str(&scalar.to_kstr()),
     }
 }

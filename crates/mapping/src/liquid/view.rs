@@ -11,7 +11,6 @@ use liquid_core::model::{
 };
 use serde_json::{Number, Value};
 
-use crate::js;
 use crate::out::{self, Out, Payload};
 
 /// What a view points at.
@@ -160,7 +159,7 @@ impl<'a> Node<'a> {
         match self.src.shape() {
             Shape::Undefined | Shape::Null => {}
             Shape::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-            Shape::Number(n) => js::push_number(n, out),
+            Shape::Number(n) => junction_js::push_number(n, out),
             Shape::Str(s) => out.push_str(s),
             Shape::Array => self
                 .array_items()
@@ -228,7 +227,7 @@ impl fmt::Display for Source<'_, '_> {
             Src::Missing => "undefined".to_owned(),
             Src::Json(v) => {
                 let mut s = String::new();
-                js::push_json(v, &mut s);
+                junction_js::push_json(v, &mut s);
                 s
             }
             Src::Out(o) => out::json_stringify(o).unwrap_or_default(),
