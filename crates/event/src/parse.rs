@@ -1,7 +1,10 @@
 //! Request bodies of every Tracking API endpoint: envelope, limits, batch-level merges, and one
 //! result per event so a batch keeps its valid events when some are refused.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -29,7 +32,7 @@ pub struct ParsedRequest {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
-    batch: Option<&'a RawValue>,
+    batch: Option<Batch<'a>>,
     #[serde(default)]
     context: Option<Value>,
     #[serde(default)]
@@ -38,6 +41,67 @@ struct Envelope<'a> {
     sent_at: Option<Value>,
     #[serde(rename = "writeKey", default)]
     write_key: Option<Value>,
+}
+
+/// The envelope's `batch`: its items, still raw, found in the same pass over the body as the
+/// envelope (a 500 KB batch is scanned once before its items are parsed, not twice); or the kind
+/// of what stood there instead of an array.
+enum Batch<'a> {
+    Items(Vec<&'a RawValue>),
+    NotAnArray(JsonKind),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Batch<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BatchVisitor(std::marker::PhantomData))
+    }
+}
+
+struct BatchVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for BatchVisitor<'a> {
+    type Value = Batch<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the batch array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Batch::Items(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Batch::NotAnArray(JsonKind::Object))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::Boolean))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::Number))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::Number))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::String))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Batch::NotAnArray(JsonKind::Null))
+    }
 }
 
 /// Batch-level objects merged into every item.
@@ -106,20 +170,19 @@ fn parse_single(
 
 fn parse_batch(body: &[u8], limits: &Limits) -> Result<ParsedRequest, RequestError> {
     let envelope = parse_envelope(body)?;
-    let batch = match envelope.batch {
+    // Items stay raw until counted, so an oversize batch costs no event parsing, and each item's
+    // size is its own text in the body.
+    let items = match envelope.batch {
         None => return Err(RequestError::MissingBatch),
-        Some(batch) if raw_kind(batch) != JsonKind::Array => {
+        Some(Batch::NotAnArray(found)) => {
             return Err(RequestError::WrongType {
                 field: "batch",
                 expected: "an array",
-                found: raw_kind(batch),
+                found,
             });
         }
-        Some(batch) => batch,
+        Some(Batch::Items(items)) => items,
     };
-    // Items stay raw until counted, so an oversize batch costs no event parsing, and each item's
-    // size is its own text in the body.
-    let items: Vec<&RawValue> = serde_json::from_str(batch.get())?;
     if items.len() > limits.max_batch_events {
         return Err(RequestError::TooLarge(LimitExceeded::BatchEvents {
             count: items.len(),
@@ -229,18 +292,6 @@ fn batch_object(
             expected: "an object",
             found: JsonKind::of(&other),
         }),
-    }
-}
-
-/// The kind of a raw value, read from its first byte (raw values start at the value itself).
-fn raw_kind(raw: &RawValue) -> JsonKind {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => JsonKind::Object,
-        Some(b'[') => JsonKind::Array,
-        Some(b'"') => JsonKind::String,
-        Some(b't' | b'f') => JsonKind::Boolean,
-        Some(b'n') => JsonKind::Null,
-        _ => JsonKind::Number,
     }
 }
 

@@ -237,6 +237,9 @@ impl Work {
         let ctx = NormaliseContext::new(self.received_at, sent_at.as_ref(), &random_message_id);
         let received_ms = unix_millis(self.received_at);
         let mut events = Vec::with_capacity(items.len());
+        // Events of one request are alike: each payload buffer starts at the size of the one
+        // before, so that serialising rarely grows (copies) it.
+        let mut payload_capacity = 1024;
         let mut rejected = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
             let mut event = match item {
@@ -257,8 +260,12 @@ impl Work {
                     RouteOutcome::Discard(discard) => discards.push(discard),
                 }
             }
-            let payload = match serde_json::to_vec(&event) {
-                Ok(payload) => payload,
+            let mut payload = Vec::with_capacity(payload_capacity);
+            let payload = match serde_json::to_writer(&mut payload, &event) {
+                Ok(()) => {
+                    payload_capacity = payload.len() + payload.len() / 8;
+                    payload
+                }
                 Err(err) => {
                     // Unreachable for a parsed value; refusing beats storing a broken payload.
                     rejected.push((

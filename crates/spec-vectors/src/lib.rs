@@ -149,7 +149,9 @@ fn apply(vector: &mut Vector, entry: DivergenceEntry) {
         .body
         .retain(|key, _| !key.starts_with("expected") && !entry.junction.contains_key(key));
     vector.body.extend(entry.junction);
-    vector.body.insert("divergence_why".into(), Value::String(entry.why));
+    vector
+        .body
+        .insert("divergence_why".into(), Value::String(entry.why));
     vector.divergence = Some(entry.divergence);
 }
 

@@ -224,7 +224,10 @@ impl Store for SqliteStore {
         }
         let answer = self.writer.submit_commit(batch)?;
         // The writer dropping the reply without answering only happens when it stopped first.
-        answer.await.map_err(|_| StoreError::Closed)?
+        let (outcomes, events) = answer.await.map_err(|_| StoreError::Closed)?;
+        // Freed here, on the caller's thread: see `writer::CommitAnswer`.
+        drop(events);
+        outcomes
     }
 
     async fn events_by_message_id(

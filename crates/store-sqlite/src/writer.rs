@@ -18,8 +18,12 @@ use crate::error::Error;
 use crate::model::{dedupe_key, encode_headers, now_ms};
 use crate::recent::RecentKeys;
 
+/// The answer to one commit request, with the request's events handed back: the caller drops
+/// them, so that freeing thousands of payloads, bodies and strings happens on its thread rather
+/// than on the single writer's, which is the ingestion bottleneck.
+pub(crate) type CommitAnswer = (Result<Vec<CommitOutcome>, StoreError>, Vec<NewEvent>);
 /// The answer channel of one commit request.
-pub(crate) type CommitReply = oneshot::Sender<Result<Vec<CommitOutcome>, StoreError>>;
+pub(crate) type CommitReply = oneshot::Sender<CommitAnswer>;
 /// The answer channel of one config save.
 pub(crate) type ConfigReply = oneshot::Sender<Result<ConfigVersion, StoreError>>;
 
@@ -183,7 +187,7 @@ impl Writer {
     pub(crate) fn submit_commit(
         &self,
         events: Vec<NewEvent>,
-    ) -> Result<oneshot::Receiver<Result<Vec<CommitOutcome>, StoreError>>, StoreError> {
+    ) -> Result<oneshot::Receiver<CommitAnswer>, StoreError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -361,11 +365,12 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
 /// was cancelled): its data is committed all the same, which is what at-least-once wants.
 fn answer_write(write: Write, answer: Result<Answer, StoreError>) {
     match write {
-        Write::Commit { reply, .. } => {
-            let _ = reply.send(answer.and_then(|answer| match answer {
+        Write::Commit { events, reply } => {
+            let answer = answer.and_then(|answer| match answer {
                 Answer::Commit(outcomes) => Ok(outcomes),
                 Answer::Config(_) => Err(mismatch()),
-            }));
+            });
+            let _ = reply.send((answer, events));
         }
         Write::SaveConfig { reply, .. } => {
             let _ = reply.send(answer.and_then(|answer| match answer {

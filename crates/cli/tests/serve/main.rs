@@ -1,0 +1,17 @@
+//! The integration-test binary that runs the real `junction` binary's `serve`: its life cycle
+//! (`lifecycle`), Segment's official tracking libraries sending to it (`clients`), and SIGKILL
+//! at random moments under concurrent load (`crash`).
+
+// Test code: a failed expectation is a failed test, and a panic says so best. A child left
+// running by a failed test is killed with the test process's group by the harness.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::zombie_processes,
+    missing_docs
+)]
+
+mod clients;
+mod crash;
+mod lifecycle;
+mod util;
