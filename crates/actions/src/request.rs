@@ -78,9 +78,14 @@ impl HttpRequest {
 
     /// The body as it goes on the wire.
     pub fn body_bytes(&self) -> Vec<u8> {
-        // Serialising a `Value` cannot fail: its keys are strings and it holds no non-finite
-        // numbers.
-        serde_json::to_vec(&self.body).unwrap_or_default()
+        // Sized for a typical contact or customer so serialising does not regrow the buffer.
+        let mut bytes = Vec::with_capacity(1024);
+        // Writing a `Value` into a `Vec` cannot fail: its keys are strings and it holds no
+        // non-finite numbers.
+        if serde_json::to_writer(&mut bytes, &self.body).is_err() {
+            bytes.clear();
+        }
+        bytes
     }
 }
 
