@@ -5,12 +5,14 @@
 //! small pool of read-only connections on tokio's blocking threads.
 //!
 //! Roles: `connection` (pragmas), `migrations` (schema, key index), `model` (columns ↔ types),
-//! `writer` (group commit), `recent` (keys not yet in the index), `maintenance`, `queries`
-//! (reads), `error` (SQLite codes → [`StoreError`]).
+//! `writer` (group commit), `delivery` (claims, completions, replays, retention: writes the
+//! writer runs), `recent` (keys not yet in the index), `maintenance`, `queries` (reads), `error`
+//! (SQLite codes → [`StoreError`]).
 //!
 //! **Architecture Invariant:** no SQLite call ever runs on an async worker thread.
 
 mod connection;
+mod delivery;
 mod error;
 mod maintenance;
 mod migrations;
@@ -23,10 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use junction_store::{
-    CommitOutcome, ConfigDocument, ConfigVersion, Counts, DueJob, EventId, EventRecord, NewEvent,
-    Store, StoreError, StoreOptions, StoreStats, UnixMillis,
+    CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
+    DueJob, EventId, EventRecord, JobId, LaneDue, NewEvent, NewReplay, PruneOutcome, Store,
+    StoreError, StoreOptions, StoreStats, UnixMillis,
 };
+use tokio::sync::Notify;
 
+use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
 use crate::maintenance::Maintenance;
 use crate::queries::Readers;
@@ -67,6 +72,7 @@ pub struct SqliteStore {
     writer: Writer,
     maintenance: Arc<Maintenance>,
     readers: Arc<Readers>,
+    signal: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -101,11 +107,13 @@ impl SqliteStore {
             dedupe_window_ms,
             max_group_events: options.store.max_group_events.max(1),
         };
+        let signal = Arc::new(Notify::new());
         let writer = Writer::start(
             conn,
             settings,
             options.store.queue_capacity,
             Arc::clone(&recent),
+            Arc::clone(&signal),
         )
         .map_err(|err| StoreError::Open {
             path: path.clone(),
@@ -127,6 +135,7 @@ impl SqliteStore {
             writer,
             maintenance: Arc::new(maintenance),
             readers: Arc::new(Readers::new(readers, recent)),
+            signal,
         })
     }
 
@@ -201,8 +210,20 @@ impl SqliteStore {
         self.writer.pause()
     }
 
+    /// Queues a delivery write and waits for its transaction.
+    async fn deliver(&self, write: DeliveryWrite) -> Result<DeliveryAnswer, StoreError> {
+        let answer = self.writer.submit_delivery(write)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// The schema version this build writes.
     pub const SCHEMA_VERSION: i64 = migrations::LATEST;
+}
+
+/// The writer answered a delivery write with another kind of answer: a broken invariant, reported
+/// rather than panicking.
+fn answer_mismatch() -> StoreError {
+    StoreError::Backend("the writer answered a delivery write with another kind of answer".into())
 }
 
 /// Errors while opening name the file; a newer schema is reported as such.
@@ -254,13 +275,77 @@ impl Store for SqliteStore {
         self.readers.run(queries::counts).await
     }
 
-    async fn due_jobs(&self, now: UnixMillis, limit: usize) -> Result<Vec<DueJob>, StoreError> {
+    async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError> {
+        self.readers.run(queries::lanes).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<DueJob>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let write = DeliveryWrite::Claim {
+            endpoint: endpoint.to_owned(),
+            now,
+            lease_until,
+            limit,
+        };
+        match self.deliver(write).await? {
+            DeliveryAnswer::Claimed(jobs) => Ok(jobs),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError> {
+        if completions.is_empty() {
+            return Ok(());
+        }
+        match self.deliver(DeliveryWrite::Complete(completions)).await? {
+            DeliveryAnswer::Completed => Ok(()),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn dead_letter(&self, filter: DeadLetterFilter) -> Result<Vec<DeadJob>, StoreError> {
+        if filter.limit == 0 {
+            return Ok(Vec::new());
+        }
         self.readers
-            .run(move |conn| queries::due_jobs(conn, now, limit))
+            .run(move |conn| queries::dead_letter(conn, &filter))
             .await
+    }
+
+    async fn replay_jobs(&self, replays: Vec<NewReplay>) -> Result<Vec<JobId>, StoreError> {
+        if replays.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.deliver(DeliveryWrite::Replay(replays)).await? {
+            DeliveryAnswer::Replayed(ids) => Ok(ids),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn prune(
+        &self,
+        before: UnixMillis,
+        max_events: usize,
+    ) -> Result<PruneOutcome, StoreError> {
+        if max_events == 0 {
+            return Ok(PruneOutcome::default());
+        }
+        match self.deliver(DeliveryWrite::Prune { before, max_events }).await? {
+            DeliveryAnswer::Pruned(outcome) => Ok(outcome),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    fn job_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.signal)
     }
 
     async fn load_config(&self) -> Result<Option<ConfigDocument>, StoreError> {

@@ -119,6 +119,31 @@ CREATE TABLE counters (
 INSERT INTO counters (id, events, duplicates, jobs, discards) VALUES (1, 0, 0, 0, 0);
 "#;
 
+/// Version 2: delivery. Replays link to the job they replay; the queue gets a per-lane index
+/// (claims and the lane list walk it, so a lane with a huge backlog never slows another lane's
+/// claim); the dead letter is its own small table, written when a job is discarded or expires, so
+/// that listing it never scans the transition history.
+const V2: &str = r#"
+ALTER TABLE jobs ADD COLUMN replay_of INTEGER REFERENCES jobs (id);
+
+DROP INDEX job_queue_due;
+CREATE INDEX job_queue_lane ON job_queue (endpoint, next_at);
+
+CREATE TABLE dead_letter (
+    job_id          INTEGER PRIMARY KEY REFERENCES jobs (id),
+    destination_id  TEXT    NOT NULL,
+    subscription_id TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    at              INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    status          INTEGER,
+    error_class     TEXT,
+    detail          TEXT,
+    replayed_by     INTEGER
+);
+CREATE INDEX dead_letter_by_time ON dead_letter (at);
+"#;
+
 /// The message-key index, in its own file attached as schema `keys`: (dedupe key, event id)
 /// pairs, where the dedupe key is a 64-bit hash of (source, messageId), plus a watermark: every
 /// event with an id up to it is indexed. Keys of newer events are in memory (`recent`) until the
@@ -153,14 +178,21 @@ const KEYS_VERSION: i64 = 1;
 /// huge transaction nor the writer lock for long.
 const REINDEX_CHUNK: i64 = 10_000;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ingestion, delivery queue, config",
-    sql: V1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ingestion, delivery queue, config",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        name: "delivery lanes, dead letter, replays",
+        sql: V2,
+    },
+];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 /// Creates the key index if needed (rebuilding it when its layout is not [`KEYS_VERSION`]) and
 /// indexes every event it is missing. Runs at open, before the writer starts.
@@ -363,7 +395,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
         apply(&mut conn).unwrap();
-        assert_eq!(versions(&conn), vec![1]);
+        assert_eq!(versions(&conn), vec![1, 2]);
         let counters: i64 = conn
             .query_row("SELECT count(*) FROM counters", [], |row| row.get(0))
             .unwrap();
@@ -385,7 +417,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 1
+                    supported: 2
                 }
             ),
             "{err}"

@@ -4,7 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use junction_store::{
-    DiscardReason, DiscardRecord, EventId, Job, JobId, JobState, JobTransition, UnixMillis,
+    AttemptRecord, DeadJob, DiscardReason, DiscardRecord, EventId, Job, JobId, JobState,
+    JobTransition, UnixMillis,
 };
 use rusqlite::Row;
 
@@ -66,7 +67,7 @@ fn decode_u32(value: i64, what: &str) -> Result<u32, Error> {
 /// The columns [`job_from_row`] reads, in order, for `SELECT`s over `jobs`.
 pub(crate) const JOB_COLUMNS: &str = "jobs.id, jobs.event_id, jobs.destination_id, \
      jobs.subscription_id, jobs.endpoint, jobs.method, jobs.url, jobs.headers, jobs.body, \
-     jobs.created_at";
+     jobs.created_at, jobs.replay_of";
 
 /// Decodes [`JOB_COLUMNS`] starting at column `at`.
 pub(crate) fn job_from_row(row: &Row<'_>, at: usize) -> Result<Job, Error> {
@@ -82,6 +83,7 @@ pub(crate) fn job_from_row(row: &Row<'_>, at: usize) -> Result<Job, Error> {
         headers: decode_headers(&headers)?,
         body: row.get(at + 8)?,
         created_at: row.get(at + 9)?,
+        replay_of: row.get::<_, Option<i64>>(at + 10)?.map(JobId),
     })
 }
 
@@ -113,6 +115,53 @@ pub(crate) fn discard_from_row(row: &Row<'_>) -> Result<DiscardRecord, Error> {
         reason: decode_reason(&reason)?,
         message: row.get(3)?,
     })
+}
+
+/// The columns [`attempt_from_row`] reads, in order.
+pub(crate) const ATTEMPT_COLUMNS: &str = "attempt, started_at, duration_ms, status, error_class, \
+     response_headers, response_excerpt";
+
+/// Decodes [`ATTEMPT_COLUMNS`].
+pub(crate) fn attempt_from_row(row: &Row<'_>) -> Result<AttemptRecord, Error> {
+    let headers: Option<String> = row.get(5)?;
+    let status: Option<i64> = row.get(3)?;
+    Ok(AttemptRecord {
+        attempt: decode_u32(row.get(0)?, "attempt")?,
+        started_at: row.get(1)?,
+        duration_ms: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+        status: status.map(|s| decode_status(s)).transpose()?,
+        error_class: row.get(4)?,
+        response_headers: match headers {
+            Some(text) => decode_headers(&text)?,
+            None => Vec::new(),
+        },
+        response_excerpt: row.get::<_, Option<Vec<u8>>>(6)?.unwrap_or_default(),
+    })
+}
+
+/// The columns [`dead_job_from_row`] reads, in order, followed by [`JOB_COLUMNS`].
+pub(crate) const DEAD_LETTER_COLUMNS: &str = "dead_letter.state, dead_letter.at, \
+     dead_letter.attempts, dead_letter.status, dead_letter.error_class, dead_letter.detail, \
+     dead_letter.replayed_by";
+
+/// Decodes [`DEAD_LETTER_COLUMNS`] then [`JOB_COLUMNS`].
+pub(crate) fn dead_job_from_row(row: &Row<'_>) -> Result<DeadJob, Error> {
+    let state: String = row.get(0)?;
+    let status: Option<i64> = row.get(3)?;
+    Ok(DeadJob {
+        state: decode_state(&state)?,
+        at: row.get(1)?,
+        attempts: decode_u32(row.get(2)?, "attempts")?,
+        status: status.map(|s| decode_status(s)).transpose()?,
+        error_class: row.get(4)?,
+        detail: row.get(5)?,
+        replayed_by: row.get::<_, Option<i64>>(6)?.map(JobId),
+        job: job_from_row(row, 7)?,
+    })
+}
+
+fn decode_status(value: i64) -> Result<u16, Error> {
+    u16::try_from(value).map_err(|_| Error::Corrupt(format!("HTTP status out of range: {value}")))
 }
 
 /// Decodes a stored attempt count.

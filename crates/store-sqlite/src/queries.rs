@@ -5,16 +5,17 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use junction_store::{
-    ConfigDocument, ConfigVersion, Counts, DueJob, EventId, EventRecord, JobRecord, StoreError,
-    UnixMillis,
+    ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, EventId, EventRecord,
+    JobRecord, LaneDue, StoreError, UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
 use crate::model::{
-    DISCARD_COLUMNS, JOB_COLUMNS, TRANSITION_COLUMNS, attempt_from_column, dedupe_key,
-    discard_from_row, job_from_row, transition_from_row,
+    ATTEMPT_COLUMNS, DEAD_LETTER_COLUMNS, DISCARD_COLUMNS, JOB_COLUMNS, TRANSITION_COLUMNS,
+    attempt_from_row, dead_job_from_row, dedupe_key, discard_from_row, job_from_row,
+    transition_from_row,
 };
 use crate::recent::RecentKeys;
 
@@ -170,13 +171,25 @@ fn event_record(conn: &Connection, id: EventId) -> Result<Option<EventRecord>, E
     let sql =
         format!("SELECT {TRANSITION_COLUMNS} FROM job_transitions WHERE job_id = ?1 ORDER BY seq");
     let mut transitions_stmt = conn.prepare_cached(&sql)?;
+    let sql =
+        format!("SELECT {ATTEMPT_COLUMNS} FROM job_attempts WHERE job_id = ?1 ORDER BY attempt");
+    let mut attempts_stmt = conn.prepare_cached(&sql)?;
     for job in jobs {
         let mut transitions = Vec::new();
         let mut rows = transitions_stmt.query([job.id.0])?;
         while let Some(row) = rows.next()? {
             transitions.push(transition_from_row(row)?);
         }
-        job_records.push(JobRecord { job, transitions });
+        let mut attempts = Vec::new();
+        let mut rows = attempts_stmt.query([job.id.0])?;
+        while let Some(row) = rows.next()? {
+            attempts.push(attempt_from_row(row)?);
+        }
+        job_records.push(JobRecord {
+            job,
+            transitions,
+            attempts,
+        });
     }
 
     let mut discards = Vec::new();
@@ -220,33 +233,91 @@ pub(crate) fn counts(conn: &mut Connection) -> Result<Counts, Error> {
     }
 }
 
-/// Jobs due at `now`, earliest first, at most `limit`.
-pub(crate) fn due_jobs(
+/// Every lane with queued jobs and its earliest `next_at`: a loose index scan over
+/// `job_queue_lane` (one probe per lane, not one row per job).
+pub(crate) fn lanes(conn: &mut Connection) -> Result<Vec<LaneDue>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE lane (endpoint) AS (
+             SELECT min(endpoint) FROM job_queue
+             UNION ALL
+             SELECT (SELECT min(endpoint) FROM job_queue WHERE endpoint > lane.endpoint)
+             FROM lane WHERE lane.endpoint IS NOT NULL
+         )
+         SELECT endpoint,
+                (SELECT min(next_at) FROM job_queue WHERE job_queue.endpoint = lane.endpoint)
+         FROM lane WHERE endpoint IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(LaneDue {
+            endpoint: row.get(0)?,
+            next_at: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The dead-letter jobs `filter` selects, by job id.
+pub(crate) fn dead_letter(
     conn: &mut Connection,
-    now: UnixMillis,
-    limit: usize,
-) -> Result<Vec<DueJob>, Error> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    // `job_queue_due` holds (next_at, job_id) in order, so this walks the index and stops at
-    // `limit`; the join fetches each request by primary key.
-    let sql = format!(
-        "SELECT job_queue.next_at, job_queue.attempt, {JOB_COLUMNS}
-         FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
-         WHERE job_queue.next_at <= ?1
-         ORDER BY job_queue.next_at, job_queue.job_id
-         LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query((now, limit))?;
-    let mut due = Vec::new();
-    while let Some(row) = rows.next()? {
-        due.push(DueJob {
-            next_at: row.get(0)?,
-            attempt: attempt_from_column(row.get(1)?)?,
-            job: job_from_row(row, 2)?,
-        });
+    filter: &DeadLetterFilter,
+) -> Result<Vec<DeadJob>, Error> {
+    use rusqlite::types::Value;
+    let mut conditions = vec!["1 = 1".to_owned()];
+    let mut params: Vec<Value> = Vec::new();
+    let mut bind = |condition: &str, value: Value, params: &mut Vec<Value>| {
+        params.push(value);
+        conditions.push(condition.replace('?', &format!("?{}", params.len())));
+    };
+    if let Some(destination) = &filter.destination_id {
+        bind("dead_letter.destination_id = ?", Value::Text(destination.clone()), &mut params);
     }
-    Ok(due)
+    if let Some(subscription) = &filter.subscription_id {
+        bind("dead_letter.subscription_id = ?", Value::Text(subscription.clone()), &mut params);
+    }
+    if let Some(state) = filter.state {
+        bind("dead_letter.state = ?", Value::Text(state.as_str().to_owned()), &mut params);
+    }
+    if let Some(class) = &filter.error_class {
+        bind("dead_letter.error_class = ?", Value::Text(class.clone()), &mut params);
+    }
+    if let Some(since) = filter.since {
+        bind("dead_letter.at >= ?", Value::Integer(since), &mut params);
+    }
+    if let Some(until) = filter.until {
+        bind("dead_letter.at < ?", Value::Integer(until), &mut params);
+    }
+    if let Some(after) = filter.after {
+        bind("dead_letter.job_id > ?", Value::Integer(after.0), &mut params);
+    }
+    if !filter.include_replayed {
+        conditions.push("dead_letter.replayed_by IS NULL".to_owned());
+    }
+    if !filter.job_ids.is_empty() {
+        let list = filter
+            .job_ids
+            .iter()
+            .map(|id| id.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        conditions.push(format!("dead_letter.job_id IN ({list})"));
+    }
+    params.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {DEAD_LETTER_COLUMNS}, {JOB_COLUMNS}
+         FROM dead_letter JOIN jobs ON jobs.id = dead_letter.job_id
+         WHERE {}
+         ORDER BY dead_letter.job_id
+         LIMIT ?{}",
+        conditions.join(" AND "),
+        params.len()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut jobs = Vec::new();
+    while let Some(row) = rows.next()? {
+        jobs.push(dead_job_from_row(row)?);
+    }
+    Ok(jobs)
 }
 
 /// The newest configuration document.

@@ -12,8 +12,9 @@ use junction_store::{
     StoreStats, UnixMillis,
 };
 use rusqlite::{CachedStatement, Connection};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
+use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
 use crate::model::{dedupe_key, encode_headers, now_ms};
 use crate::recent::RecentKeys;
@@ -26,6 +27,8 @@ pub(crate) type CommitAnswer = (Result<Vec<CommitOutcome>, StoreError>, Vec<NewE
 pub(crate) type CommitReply = oneshot::Sender<CommitAnswer>;
 /// The answer channel of one config save.
 pub(crate) type ConfigReply = oneshot::Sender<Result<ConfigVersion, StoreError>>;
+/// The answer channel of one delivery write.
+pub(crate) type DeliveryReply = oneshot::Sender<Result<DeliveryAnswer, StoreError>>;
 
 /// What the writer thread is asked to do.
 enum Request {
@@ -48,6 +51,13 @@ enum Write {
         document: String,
         reply: ConfigReply,
     },
+    /// A delivery write (claim, completion, replay, retention). Not counted against the queue
+    /// capacity either: refusing them would stall delivery, and their size is bounded by the
+    /// engine (lane buffers, completion batches).
+    Delivery {
+        write: DeliveryWrite,
+        reply: DeliveryReply,
+    },
 }
 
 /// Settings the writer thread needs.
@@ -64,6 +74,8 @@ struct Context<'a> {
     shared: &'a Shared,
     recent: &'a RecentKeys,
     settings: WriterSettings,
+    /// Notified after a transaction that stored jobs (see `Store::job_signal`).
+    signal: &'a Notify,
 }
 
 /// State shared by callers and the writer thread.
@@ -150,6 +162,7 @@ impl Writer {
         settings: WriterSettings,
         capacity: usize,
         recent: Arc<RecentKeys>,
+        signal: Arc<Notify>,
     ) -> std::io::Result<Writer> {
         let shared = Arc::new(Shared {
             capacity,
@@ -173,6 +186,7 @@ impl Writer {
                     shared: &thread_shared,
                     recent: &recent,
                     settings,
+                    signal: &signal,
                 };
                 run(conn, &receiver, &context);
             })?;
@@ -213,6 +227,21 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Request::Write(Write::SaveConfig { document, reply }))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Enqueues a delivery write; fails at once when closed.
+    pub(crate) fn submit_delivery(
+        &self,
+        write: DeliveryWrite,
+    ) -> Result<oneshot::Receiver<Result<DeliveryAnswer, StoreError>>, StoreError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Request::Write(Write::Delivery { write, reply }))
             .map_err(|_| StoreError::Closed)?;
         Ok(answer)
     }
@@ -311,6 +340,7 @@ impl Group {
 enum Answer {
     Commit(Vec<CommitOutcome>),
     Config(ConfigVersion),
+    Delivery(DeliveryAnswer),
 }
 
 /// Writes a group in one transaction and answers every caller. If that transaction fails, each
@@ -326,6 +356,11 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
         .iter()
         .filter(|w| matches!(w, Write::Commit { .. }))
         .count();
+    let adds_jobs = group.writes.iter().any(|write| match write {
+        Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
+        Write::SaveConfig { .. } => false,
+        Write::Delivery { write, .. } => write.adds_jobs(),
+    });
     let mut transactions = 0;
     let mut answered = Vec::with_capacity(group.writes.len());
     match write_transaction(conn, &group.writes, context) {
@@ -356,6 +391,10 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
     // Released before answering: a caller that saw its answer must not find its own events still
     // counted as queued, and one that retries at once must find the room it freed.
     shared.release(group.events);
+    if adds_jobs && transactions > 0 {
+        // A stored permit, so a delivery engine busy elsewhere still sees it on its next wait.
+        context.signal.notify_one();
+    }
     for (write, answer) in answered {
         answer_write(write, answer);
     }
@@ -368,14 +407,20 @@ fn answer_write(write: Write, answer: Result<Answer, StoreError>) {
         Write::Commit { events, reply } => {
             let answer = answer.and_then(|answer| match answer {
                 Answer::Commit(outcomes) => Ok(outcomes),
-                Answer::Config(_) => Err(mismatch()),
+                _ => Err(mismatch()),
             });
             let _ = reply.send((answer, events));
         }
         Write::SaveConfig { reply, .. } => {
             let _ = reply.send(answer.and_then(|answer| match answer {
                 Answer::Config(version) => Ok(version),
-                Answer::Commit(_) => Err(mismatch()),
+                _ => Err(mismatch()),
+            }));
+        }
+        Write::Delivery { reply, .. } => {
+            let _ = reply.send(answer.and_then(|answer| match answer {
+                Answer::Delivery(answer) => Ok(answer),
+                _ => Err(mismatch()),
             }));
         }
     }
@@ -448,6 +493,7 @@ fn write_all(
                 Answer::Commit(statements.commit_events(events, now, context, &mut totals, keys)?)
             }
             Write::SaveConfig { document, .. } => Answer::Config(save_config(conn, document, now)?),
+            Write::Delivery { write, .. } => Answer::Delivery(write.write(conn, now)?),
         });
     }
     // SQLite integers are i64; one transaction's totals are far below its range.

@@ -51,6 +51,12 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// A record the operation names does not exist (or is not in the state it requires).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `dead-letter job 42`.
+        what: String,
+    },
     /// Any other backend error: a bug or a misuse, not expected to go away by retrying.
     #[error("store backend error: {0}")]
     Backend(#[source] BoxError),

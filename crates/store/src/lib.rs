@@ -11,13 +11,17 @@ mod model;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 pub use error::{BoxError, StoreError};
 pub use model::{
-    CommitOutcome, ConfigDocument, ConfigVersion, Counts, DiscardReason, DiscardRecord, DueJob,
-    EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition, NewDiscard, NewEvent,
-    NewJob, StoreStats, UnixMillis, UnknownName,
+    AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts,
+    DeadJob, DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job,
+    JobId, JobRecord, JobState, JobTransition, LaneDue, NewDiscard, NewEvent, NewJob, NewReplay,
+    PruneOutcome, StoreStats, UnixMillis, UnknownName,
 };
 
 /// Durable storage for events, their routing outcomes (jobs, discards), the jobs' transitions and
@@ -54,9 +58,45 @@ pub trait Store: Send + Sync {
     /// Totals committed so far: events, duplicates, jobs, discards.
     async fn counts(&self) -> Result<Counts, StoreError>;
 
-    /// Up to `limit` jobs not in a terminal state whose `next_at <= now`, earliest `next_at` first
-    /// (then by id), with their requests. Reading does not claim them.
-    async fn due_jobs(&self, now: UnixMillis, limit: usize) -> Result<Vec<DueJob>, StoreError>;
+    /// Every lane (endpoint) with jobs not yet terminal, with its earliest `next_at`, in endpoint
+    /// order. Cheap: one index probe per lane, whatever the backlog.
+    async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError>;
+
+    /// Claims up to `limit` jobs of `endpoint` due at `now` (earliest first): each gets a lease
+    /// until `lease_until` (it is not due again before, so no other worker takes it) and its
+    /// attempt count goes up by one. If the claimer dies, the job is due again when the lease
+    /// ends. Returned with the attempts made before this claim.
+    async fn claim_jobs(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<DueJob>, StoreError>;
+
+    /// Records what became of claimed jobs, in one transaction: each attempt in the audit trail,
+    /// a transition to the new state, and the queue entry rescheduled (awaiting retry) or removed
+    /// (terminal; discarded and expired jobs enter the dead letter). A completion for a job
+    /// already terminal (a duplicate delivery after a lease ended) records its attempt only.
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError>;
+
+    /// Dead-letter jobs matching `filter`, by job id.
+    async fn dead_letter(&self, filter: DeadLetterFilter) -> Result<Vec<DeadJob>, StoreError>;
+
+    /// Stores replays as new jobs (due at once, for the same event as the job each replays) and
+    /// marks the replayed jobs; returns the new ids in order. Fails with
+    /// [`StoreError::NotFound`] naming the first `replay_of` that is not in the dead letter.
+    async fn replay_jobs(&self, replays: Vec<NewReplay>) -> Result<Vec<JobId>, StoreError>;
+
+    /// Retention: removes up to `max_events` of the oldest events received before `before`, with
+    /// everything recorded about them, in small transactions so that ingestion is not held up.
+    /// Events with a job not yet terminal are kept.
+    async fn prune(&self, before: UnixMillis, max_events: usize)
+    -> Result<PruneOutcome, StoreError>;
+
+    /// Notified whenever committed work may have made jobs due (new jobs, replays), so that an
+    /// idle delivery engine starts at once instead of polling.
+    fn job_signal(&self) -> Arc<Notify>;
 
     /// The latest saved configuration, if any was saved.
     async fn load_config(&self) -> Result<Option<ConfigDocument>, StoreError>;

@@ -176,15 +176,15 @@ impl FromStr for DiscardReason {
     }
 }
 
-/// The state a job enters with a transition (Segment's Centrifuge model).
+/// The state a job enters with a transition (Segment's Centrifuge model). A claim is not a
+/// transition: it only sets the lease on the queue entry (one write instead of two per delivery);
+/// the attempt it leads to is recorded with the next transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum JobState {
     /// Scheduled: waiting for its `next_at`. Every job starts here.
     Pending,
-    /// Claimed by a worker whose lease ends at the transition's `next_at`.
-    Executing,
     /// The last attempt failed in a retryable way; due again at `next_at`.
     AwaitingRetry,
     /// Delivered (a 2xx answer). Terminal.
@@ -197,9 +197,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in declaration order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 5] = [
         JobState::Pending,
-        JobState::Executing,
         JobState::AwaitingRetry,
         JobState::Succeeded,
         JobState::Discarded,
@@ -210,7 +209,6 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
-            JobState::Executing => "executing",
             JobState::AwaitingRetry => "awaiting_retry",
             JobState::Succeeded => "succeeded",
             JobState::Discarded => "discarded",
@@ -288,6 +286,8 @@ pub struct Job {
     pub body: Vec<u8>,
     /// When the job was committed.
     pub created_at: UnixMillis,
+    /// The dead-letter job this one replays, if it is a replay.
+    pub replay_of: Option<JobId>,
 }
 
 /// One appended step in a job's life. Never updated or removed (except by retention).
@@ -299,7 +299,7 @@ pub struct JobTransition {
     pub state: JobState,
     /// When the transition was recorded.
     pub at: UnixMillis,
-    /// When the job is due next (retry time, or lease expiry while executing); none once terminal.
+    /// When the job is due next (its retry time); none once terminal.
     pub next_at: Option<UnixMillis>,
     /// Delivery attempts made so far (0 before the first).
     pub attempt: u32,
@@ -314,6 +314,8 @@ pub struct JobRecord {
     pub job: Job,
     /// Its transitions, by `seq`.
     pub transitions: Vec<JobTransition>,
+    /// Its delivery attempts, by number.
+    pub attempts: Vec<AttemptRecord>,
 }
 
 /// A stored discard.
@@ -351,6 +353,117 @@ pub struct EventRecord {
     pub discards: Vec<DiscardRecord>,
 }
 
+/// One delivery attempt, as the audit trail keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The attempt's number, from 1.
+    pub attempt: u32,
+    /// When the request started.
+    pub started_at: UnixMillis,
+    /// How long it took until the answer (or the error), in milliseconds.
+    pub duration_ms: u64,
+    /// The HTTP status, when an answer came.
+    pub status: Option<u16>,
+    /// Why it did not succeed (`timeout`, `connect`, `network`, `http_status`), if it did not.
+    pub error_class: Option<String>,
+    /// The response headers, in order.
+    pub response_headers: Vec<(String, String)>,
+    /// The first bytes of the response body (bounded by the delivery engine).
+    pub response_excerpt: Vec<u8>,
+}
+
+/// What became of a claimed job: the delivery engine's decision after an attempt, or without one
+/// (a job whose retry window had already ended expires unattempted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt made, if one was.
+    pub attempt: Option<AttemptRecord>,
+    /// The state entered: [`JobState::AwaitingRetry`], or a terminal one.
+    pub state: JobState,
+    /// When an [`JobState::AwaitingRetry`] job is due again; ignored for terminal states.
+    pub next_at: UnixMillis,
+    /// Why (the error, the status), for the transition.
+    pub detail: Option<String>,
+}
+
+/// A delivery lane (endpoint) with jobs not yet terminal, and when its earliest one is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneDue {
+    /// The lane key (see [`NewJob::endpoint`]).
+    pub endpoint: String,
+    /// The earliest `next_at` among its jobs (a lease expiry while they are claimed).
+    pub next_at: UnixMillis,
+}
+
+/// Which dead-letter jobs to list: every condition given must hold. The list is ordered by job id
+/// and paged with `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    /// Only these jobs (empty: any).
+    pub job_ids: Vec<JobId>,
+    /// Only jobs of this destination.
+    pub destination_id: Option<String>,
+    /// Only jobs of this mapping.
+    pub subscription_id: Option<String>,
+    /// Only jobs that ended in this state ([`JobState::Discarded`] or [`JobState::Expired`]).
+    pub state: Option<JobState>,
+    /// Only jobs whose last attempt failed with this error class.
+    pub error_class: Option<String>,
+    /// Only jobs that entered the dead letter at or after this time.
+    pub since: Option<UnixMillis>,
+    /// Only jobs that entered the dead letter before this time.
+    pub until: Option<UnixMillis>,
+    /// Include jobs already replayed (by default they are left out: their replay is the live one).
+    pub include_replayed: bool,
+    /// Only jobs with a larger id (the cursor of the previous page).
+    pub after: Option<JobId>,
+    /// At most this many (0 means none).
+    pub limit: usize,
+}
+
+/// A job in the dead letter: discarded after a non-retryable answer, or expired after its retry
+/// window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadJob {
+    /// The job, with its request.
+    pub job: Job,
+    /// [`JobState::Discarded`] or [`JobState::Expired`].
+    pub state: JobState,
+    /// When it entered the dead letter.
+    pub at: UnixMillis,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's status, if an answer came.
+    pub status: Option<u16>,
+    /// The last attempt's error class.
+    pub error_class: Option<String>,
+    /// The final transition's detail.
+    pub detail: Option<String>,
+    /// The job that replayed it, if it was replayed.
+    pub replayed_by: Option<JobId>,
+}
+
+/// A replay of a dead-letter job: a new job (the same request, or one re-mapped from the stored
+/// event) for the same event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReplay {
+    /// The dead-letter job replayed.
+    pub replay_of: JobId,
+    /// The request to send.
+    pub job: NewJob,
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// Events removed (with their duplicates, jobs, transitions, attempts and discards).
+    pub events: u64,
+    /// Whether older events remain (the pass stopped at its limit).
+    pub more: bool,
+}
+
 /// A job whose time has come: due for a delivery attempt (`next_at <= now`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueJob {
@@ -358,7 +471,8 @@ pub struct DueJob {
     pub job: Job,
     /// When it became due.
     pub next_at: UnixMillis,
-    /// Attempts already made.
+    /// Attempts already made (claimed ones included, even if their worker died before recording
+    /// them).
     pub attempt: u32,
 }
 
