@@ -1,16 +1,24 @@
 //! `junction serve`: opens the store, loads the workspace (from `--workspace`, else the stored
-//! one, else the built-in sample), serves the Tracking API, and shuts down gracefully on SIGTERM
-//! or SIGINT: stop accepting, answer the requests in flight, finish the commits, close the store.
+//! one, else the built-in sample), serves the Tracking API and the admin API, runs the delivery
+//! engine and retention, and shuts down gracefully on SIGTERM or SIGINT: stop accepting, answer
+//! the requests in flight, let deliveries in flight finish and record them, close the store.
 
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use junction_server::AppState;
+use junction_delivery::{
+    Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
+    run_retention,
+};
+use junction_server::{AdminState, AppState};
 use junction_store::{ConfigVersion, Store};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
 use junction_workspace::{Format, Snapshot, WorkspaceConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::settings::{ServeArgs, Settings};
 
@@ -79,37 +87,136 @@ async fn serve(
         }
     };
 
-    let listener = match tokio::net::TcpListener::bind(settings.tracking_addr).await {
-        Ok(listener) => listener,
+    let listeners = match bind_listeners(&settings).await {
+        Ok(listeners) => listeners,
         Err(err) => {
             let _ = store.close().await;
-            return Err(err).with_context(|| {
-                format!(
-                    "cannot listen on {} for the Tracking API",
-                    settings.tracking_addr
-                )
-            });
+            return Err(err);
         }
     };
-    let address = listener
+    let (tracking_listener, admin_listener) = listeners;
+    let address = tracking_listener
         .local_addr()
         .context("cannot read the Tracking API's address")?;
-    print_banner(&settings, address, &origin, version, &config);
-    tracing::info!(
-        tracking = %address,
-        admin = %settings.admin_addr,
-        admin_token = settings.admin_token.is_some(),
-        "admin API not served yet: its address and token are reserved"
-    );
+    let admin_address = admin_listener
+        .local_addr()
+        .context("cannot read the admin API's address")?;
 
     let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
-    let served = junction_server::serve(listener, state, shutdown_signal()).await;
-    tracing::info!("stopped accepting; requests in flight answered, closing the store");
+    let engine_options = EngineOptions {
+        lease: settings.delivery.lease,
+        backoff: Backoff {
+            base: settings.delivery.backoff_base,
+            cap: settings.delivery.backoff_cap,
+        },
+        client: ClientOptions {
+            timeout: settings.delivery.timeout,
+            ..ClientOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let policies = Arc::new(SnapshotPolicies(state.clone()));
+    let engine = match Engine::start(Arc::clone(&store), policies, engine_options) {
+        Ok(engine) => engine,
+        Err(err) => {
+            let _ = store.close().await;
+            return Err(err).context("cannot start the delivery engine");
+        }
+    };
+    let admin = AdminState::new(
+        state.clone(),
+        Arc::new(engine.sender().clone()),
+        settings.admin_token.clone(),
+    );
+    print_banner(&settings, address, admin_address, &origin, version, &config);
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let retention = tokio::spawn(run_retention(
+        Arc::clone(&store),
+        settings.delivery.retention,
+        RETENTION_EVERY,
+        stopped.clone(),
+    ));
+    let admin_served = tokio::spawn(junction_server::serve_admin(
+        admin_listener,
+        admin,
+        wait_for(stopped.clone()),
+    ));
+    let served = junction_server::serve(tracking_listener, state, wait_for(stopped)).await;
+    tracing::info!("stopped accepting; requests in flight answered");
+    // Attempts in flight get the request timeout to finish; what does not is delivered again
+    // after its lease.
+    engine
+        .shutdown(settings.delivery.timeout + Duration::from_secs(1))
+        .await;
+    let _ = retention.await;
+    let admin_served = admin_served.await;
+    tracing::info!("delivery stopped, closing the store");
     let closed = store.close().await;
     served.context("the Tracking API failed")?;
+    if let Ok(Err(err)) = admin_served {
+        tracing::error!(error = %err, "the admin API failed");
+    }
     closed.context("cannot close the store cleanly")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often retention looks for old events.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Completes once `stopped` turns true (or its sender is gone).
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// The Tracking API's and the admin API's listeners. Without an admin token the admin API only
+/// listens on loopback, whatever address was configured.
+async fn bind_listeners(settings: &Settings) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let tracking = TcpListener::bind(settings.tracking_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the Tracking API",
+                settings.tracking_addr
+            )
+        })?;
+    let mut admin_addr = settings.admin_addr;
+    if settings.admin_token.is_none() && !admin_addr.ip().is_loopback() {
+        tracing::warn!(
+            configured = %admin_addr,
+            "no admin token is set: the admin API listens on loopback only"
+        );
+        admin_addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    let admin = TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} for the admin API"))?;
+    Ok((tracking, admin))
+}
+
+/// Each destination's delivery settings, read from the snapshot in force.
+struct SnapshotPolicies(AppState);
+
+impl PolicySource for SnapshotPolicies {
+    fn policy(&self, destination_id: &str) -> LanePolicy {
+        let snapshot = self.0.snapshot();
+        let Some(destination) = snapshot.destination(destination_id) else {
+            return LanePolicy::default();
+        };
+        let delivery = destination.delivery();
+        LanePolicy {
+            limits: LaneLimits {
+                max_concurrency: delivery.max_concurrency,
+                rate_limit: delivery.rate_limit,
+            },
+            retry_window: Duration::from_secs(delivery.retry_window_secs),
+        }
+    }
 }
 
 /// The workspace to serve: the file's (stored unless it is what is stored already), else the
@@ -156,6 +263,7 @@ async fn load_workspace(
 fn print_banner(
     settings: &Settings,
     address: std::net::SocketAddr,
+    admin_address: std::net::SocketAddr,
     origin: &Origin,
     version: ConfigVersion,
     config: &WorkspaceConfig,
@@ -169,6 +277,12 @@ fn print_banner(
     };
     println!("Junction is ready.");
     println!("  Tracking API: {url}   (POST /v1/batch, /v1/identify, /v1/track, /v1/group, ...)");
+    let admin_auth = if settings.admin_token.is_some() {
+        "bearer token required"
+    } else {
+        "no token set: loopback only"
+    };
+    println!("  Admin API:    http://{admin_address}/api/v1   ({admin_auth})");
     println!("  Database:     {}", settings.database_path().display());
     println!("  Workspace:    {origin}");
     for source in &config.sources {

@@ -68,6 +68,45 @@ struct FileConfig {
     store: StoreSection,
     #[serde(default)]
     admin: AdminSection,
+    #[serde(default)]
+    delivery: DeliverySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliverySection {
+    timeout_secs: Option<u64>,
+    lease_secs: Option<u64>,
+    retention_days: Option<u64>,
+    backoff_base_ms: Option<u64>,
+    backoff_cap_secs: Option<u64>,
+}
+
+/// How `junction serve` delivers and how long it keeps what it recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// One webhook request at most (connect, send, read the answer's start).
+    pub timeout: Duration,
+    /// How long a claimed job stays leased (see the engine).
+    pub lease: Duration,
+    /// How long events and everything about them are kept.
+    pub retention: Duration,
+    /// The first retry delay's ceiling (doubling per attempt, with full jitter).
+    pub backoff_base: Duration,
+    /// The largest retry delay.
+    pub backoff_cap: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(5 * 60),
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,10 +142,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Tracking API listener.
     pub tracking_addr: SocketAddr,
-    /// Reserved for the admin API.
+    /// Admin API listener.
     pub admin_addr: SocketAddr,
-    /// Reserved for the admin API; never printed or logged.
+    /// The admin API's bearer token; never printed or logged.
     pub admin_token: Option<String>,
+    /// Delivery and retention settings.
+    pub delivery: DeliverySettings,
     /// Tracking API settings.
     pub tracking: TrackingConfig,
     /// Store settings.
@@ -192,8 +233,42 @@ impl Settings {
                 .filter(|token| !token.is_empty()),
             tracking,
             store,
+            delivery: resolve_delivery(&file.delivery)?,
         })
     }
+}
+
+fn resolve_delivery(section: &DeliverySection) -> anyhow::Result<DeliverySettings> {
+    let defaults = DeliverySettings::default();
+    let settings = DeliverySettings {
+        timeout: section
+            .timeout_secs
+            .map_or(defaults.timeout, Duration::from_secs),
+        lease: section
+            .lease_secs
+            .map_or(defaults.lease, Duration::from_secs),
+        retention: section.retention_days.map_or(defaults.retention, |days| {
+            Duration::from_secs(days * 86_400)
+        }),
+        backoff_base: section
+            .backoff_base_ms
+            .map_or(defaults.backoff_base, Duration::from_millis),
+        backoff_cap: section
+            .backoff_cap_secs
+            .map_or(defaults.backoff_cap, Duration::from_secs),
+    };
+    if settings.timeout.is_zero() || settings.backoff_base.is_zero() {
+        anyhow::bail!("delivery.timeout_secs and delivery.backoff_base_ms must be positive");
+    }
+    if settings.lease <= settings.timeout {
+        anyhow::bail!(
+            "delivery.lease_secs ({} s) must exceed delivery.timeout_secs ({} s): a lease that \
+             ends during its request would deliver the job twice",
+            settings.lease.as_secs(),
+            settings.timeout.as_secs()
+        );
+    }
+    Ok(settings)
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

@@ -1,5 +1,5 @@
-//! The HTTP side of Junction: the Segment Tracking API on its own listener (the admin API comes
-//! next). [`app`] builds the router over an [`AppState`]; [`serve`] runs it until a shutdown
+//! The HTTP side of Junction: the Segment Tracking API and the admin API, each on its own
+//! listener. [`app`] builds the router over an [`AppState`]; [`serve`] runs it until a shutdown
 //! signal, letting requests in flight finish (their commits included).
 //!
 //! Layers, outermost first: CORS (browsers' analytics.js, preflight included), gzip
@@ -10,6 +10,7 @@
 //! shapes live here and nowhere else. It parses nothing itself (junction-event does), decides no
 //! routing (junction-workspace does) and never touches a database (the `Store` trait does).
 
+mod admin;
 mod error;
 mod extract;
 mod rejections;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 
+pub use admin::{AdminState, admin_app};
 pub use error::{ApiError, RejectedItem, event_rejection_code};
 pub use extract::{ApiJson, read_limited};
 pub use rejections::{IngestTotals, RejectionCount, RejectionRecord, Rejections};
@@ -54,6 +56,20 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes, like [`serve`].
+pub async fn serve_admin<F>(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, admin_app(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

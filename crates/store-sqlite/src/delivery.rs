@@ -44,7 +44,11 @@ impl DeliveryWrite {
     }
 
     /// Runs it inside the writer's open transaction.
-    pub(crate) fn write(&self, conn: &Connection, now: UnixMillis) -> Result<DeliveryAnswer, Error> {
+    pub(crate) fn write(
+        &self,
+        conn: &Connection,
+        now: UnixMillis,
+    ) -> Result<DeliveryAnswer, Error> {
         Ok(match self {
             DeliveryWrite::Claim {
                 endpoint,
@@ -102,9 +106,8 @@ fn claim(
 }
 
 fn complete(conn: &Connection, completions: &[Completion], now: UnixMillis) -> Result<(), Error> {
-    let mut queued = conn.prepare_cached(
-        "SELECT last_seq, attempt, endpoint FROM job_queue WHERE job_id = ?1",
-    )?;
+    let mut queued =
+        conn.prepare_cached("SELECT last_seq, attempt, endpoint FROM job_queue WHERE job_id = ?1")?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
                                               error_class, response_headers, response_excerpt)
@@ -204,7 +207,8 @@ fn replay(conn: &Connection, replays: &[NewReplay], now: UnixMillis) -> Result<V
         "INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq, lease_owner)
          VALUES (?1, ?2, ?3, 0, 0, NULL)",
     )?;
-    let mut mark = conn.prepare_cached("UPDATE dead_letter SET replayed_by = ?2 WHERE job_id = ?1")?;
+    let mut mark =
+        conn.prepare_cached("UPDATE dead_letter SET replayed_by = ?2 WHERE job_id = ?1")?;
     let mut ids = Vec::with_capacity(replays.len());
     for replay in replays {
         let original = replay.replay_of.0;

@@ -338,7 +338,10 @@ impl Store for SqliteStore {
         if max_events == 0 {
             return Ok(PruneOutcome::default());
         }
-        match self.deliver(DeliveryWrite::Prune { before, max_events }).await? {
+        match self
+            .deliver(DeliveryWrite::Prune { before, max_events })
+            .await?
+        {
             DeliveryAnswer::Pruned(outcome) => Ok(outcome),
             _ => Err(answer_mismatch()),
         }

@@ -269,16 +269,32 @@ pub(crate) fn dead_letter(
         conditions.push(condition.replace('?', &format!("?{}", params.len())));
     };
     if let Some(destination) = &filter.destination_id {
-        bind("dead_letter.destination_id = ?", Value::Text(destination.clone()), &mut params);
+        bind(
+            "dead_letter.destination_id = ?",
+            Value::Text(destination.clone()),
+            &mut params,
+        );
     }
     if let Some(subscription) = &filter.subscription_id {
-        bind("dead_letter.subscription_id = ?", Value::Text(subscription.clone()), &mut params);
+        bind(
+            "dead_letter.subscription_id = ?",
+            Value::Text(subscription.clone()),
+            &mut params,
+        );
     }
     if let Some(state) = filter.state {
-        bind("dead_letter.state = ?", Value::Text(state.as_str().to_owned()), &mut params);
+        bind(
+            "dead_letter.state = ?",
+            Value::Text(state.as_str().to_owned()),
+            &mut params,
+        );
     }
     if let Some(class) = &filter.error_class {
-        bind("dead_letter.error_class = ?", Value::Text(class.clone()), &mut params);
+        bind(
+            "dead_letter.error_class = ?",
+            Value::Text(class.clone()),
+            &mut params,
+        );
     }
     if let Some(since) = filter.since {
         bind("dead_letter.at >= ?", Value::Integer(since), &mut params);
@@ -287,7 +303,11 @@ pub(crate) fn dead_letter(
         bind("dead_letter.at < ?", Value::Integer(until), &mut params);
     }
     if let Some(after) = filter.after {
-        bind("dead_letter.job_id > ?", Value::Integer(after.0), &mut params);
+        bind(
+            "dead_letter.job_id > ?",
+            Value::Integer(after.0),
+            &mut params,
+        );
     }
     if !filter.include_replayed {
         conditions.push("dead_letter.replayed_by IS NULL".to_owned());
@@ -301,7 +321,9 @@ pub(crate) fn dead_letter(
             .join(", ");
         conditions.push(format!("dead_letter.job_id IN ({list})"));
     }
-    params.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(i64::MAX)));
+    params.push(Value::Integer(
+        i64::try_from(filter.limit).unwrap_or(i64::MAX),
+    ));
     let sql = format!(
         "SELECT {DEAD_LETTER_COLUMNS}, {JOB_COLUMNS}
          FROM dead_letter JOIN jobs ON jobs.id = dead_letter.job_id

@@ -444,8 +444,20 @@ pub async fn claims_are_per_lane_ordered_limited_and_leased<H: Harness>() {
     assert_eq!(names, [lane0, lane1]);
     assert!(lanes.iter().all(|l| l.next_at >= before));
 
-    assert!(store.claim_jobs(lane0, before - 1, i64::MAX, 10).await.unwrap().is_empty());
-    assert!(store.claim_jobs(lane0, i64::MAX, i64::MAX, 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_jobs(lane0, before - 1, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_jobs(lane0, i64::MAX, i64::MAX, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let now = now_ms();
     let lease = now + 60_000;
     let claimed = store.claim_jobs(lane0, now, lease, 1).await.unwrap();
@@ -459,18 +471,33 @@ pub async fn claims_are_per_lane_ordered_limited_and_leased<H: Harness>() {
     let rest = store.claim_jobs(lane0, now, lease, 10).await.unwrap();
     let ids: Vec<JobId> = rest.iter().map(|d| d.job.id).collect();
     assert_eq!(ids, [b[0]], "the leased job is not claimed twice");
-    assert!(store.claim_jobs(lane0, now, lease, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_jobs(lane0, now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let lanes = store.lanes().await.unwrap();
-    assert_eq!(lanes[0].next_at, lease, "a leased lane is due when its leases end");
+    assert_eq!(
+        lanes[0].next_at, lease,
+        "a leased lane is due when its leases end"
+    );
 
     let other = store.claim_jobs(lane1, now, lease, 10).await.unwrap();
     let ids: Vec<JobId> = other.iter().map(|d| d.job.id).collect();
     assert_eq!(ids, [a[1], b[1]], "lanes are independent");
 
-    let again = store.claim_jobs(lane0, lease, lease + 60_000, 10).await.unwrap();
+    let again = store
+        .claim_jobs(lane0, lease, lease + 60_000, 10)
+        .await
+        .unwrap();
     let ids: Vec<JobId> = again.iter().map(|d| d.job.id).collect();
     assert_eq!(ids, [a[0], b[0]], "an ended lease makes the job due again");
-    assert!(again.iter().all(|d| d.attempt == 1), "the first claim counted an attempt");
+    assert!(
+        again.iter().all(|d| d.attempt == 1),
+        "the first claim counted an attempt"
+    );
 }
 
 fn attempt(number: u32, status: Option<u16>, class: Option<&str>) -> AttemptRecord {
@@ -551,7 +578,10 @@ pub async fn completions_record_attempts_and_fill_the_dead_letter<H: Harness>() 
         (1, JobState::AwaitingRetry, Some(retry_at), 1)
     );
     assert_eq!(retry.detail.as_deref(), Some("500 Internal Server Error"));
-    assert_eq!(story(0).attempts, [attempt(1, Some(500), Some("http_status"))]);
+    assert_eq!(
+        story(0).attempts,
+        [attempt(1, Some(500), Some("http_status"))]
+    );
     assert_eq!(story(1).transitions[1].state, JobState::Succeeded);
     assert_eq!(story(1).transitions[1].next_at, None);
     assert_eq!(story(2).transitions[1].state, JobState::Discarded);
@@ -559,10 +589,19 @@ pub async fn completions_record_attempts_and_fill_the_dead_letter<H: Harness>() 
     assert!(story(3).attempts.is_empty());
 
     // Rescheduled, not due before its retry time; the finished ones are gone from the lane.
-    assert!(store.claim_jobs(lane0, retry_at - 1, retry_at + 1, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_jobs(lane0, retry_at - 1, retry_at + 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let lanes = store.lanes().await.unwrap();
     assert_eq!(lanes.len(), 1);
-    assert_eq!((lanes[0].endpoint.as_str(), lanes[0].next_at), (lane0, retry_at));
+    assert_eq!(
+        (lanes[0].endpoint.as_str(), lanes[0].next_at),
+        (lane0, retry_at)
+    );
 
     let all = DeadLetterFilter {
         limit: 100,
@@ -714,7 +753,10 @@ pub async fn replays_are_linked_jobs<H: Harness>() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].replayed_by, Some(replayed[0]));
 
-    let claimed = store.claim_jobs(lane, now_ms(), now_ms() + 1_000, 10).await.unwrap();
+    let claimed = store
+        .claim_jobs(lane, now_ms(), now_ms() + 1_000, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].job.id, replayed[0]);
 }
@@ -756,7 +798,13 @@ pub async fn prune_removes_old_finished_events<H: Harness>() {
 
     let cutoff = T0 + HOUR / 2;
     let first = store.prune(cutoff, 3).await.unwrap();
-    assert_eq!(first, PruneOutcome { events: 3, more: true });
+    assert_eq!(
+        first,
+        PruneOutcome {
+            events: 3,
+            more: true
+        }
+    );
     let second = store.prune(cutoff, 3).await.unwrap();
     assert_eq!(second.events, 2);
     assert!(!second.more);
@@ -766,9 +814,18 @@ pub async fn prune_removes_old_finished_events<H: Harness>() {
         let (id, _) = stored(outcome);
         assert_eq!(store.event(id).await.unwrap(), None);
     }
-    assert!(store.events_by_message_id("src", "old-0").await.unwrap().is_empty());
+    assert!(
+        store
+            .events_by_message_id("src", "old-0")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (kept, _) = stored(&pending_event[0]);
-    assert!(store.event(kept).await.unwrap().is_some(), "delivery not over");
+    assert!(
+        store.event(kept).await.unwrap().is_some(),
+        "delivery not over"
+    );
     let (young, _) = stored(&young[0]);
     assert!(store.event(young).await.unwrap().is_some());
 }

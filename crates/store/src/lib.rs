@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 
 pub use error::{BoxError, StoreError};
 pub use model::{
-    AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts,
-    DeadJob, DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job,
-    JobId, JobRecord, JobState, JobTransition, LaneDue, NewDiscard, NewEvent, NewJob, NewReplay,
+    AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
+    DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
+    JobRecord, JobState, JobTransition, LaneDue, NewDiscard, NewEvent, NewJob, NewReplay,
     PruneOutcome, StoreStats, UnixMillis, UnknownName,
 };
 
@@ -91,8 +91,11 @@ pub trait Store: Send + Sync {
     /// Retention: removes up to `max_events` of the oldest events received before `before`, with
     /// everything recorded about them, in small transactions so that ingestion is not held up.
     /// Events with a job not yet terminal are kept.
-    async fn prune(&self, before: UnixMillis, max_events: usize)
-    -> Result<PruneOutcome, StoreError>;
+    async fn prune(
+        &self,
+        before: UnixMillis,
+        max_events: usize,
+    ) -> Result<PruneOutcome, StoreError>;
 
     /// Notified whenever committed work may have made jobs due (new jobs, replays), so that an
     /// idle delivery engine starts at once instead of polling.

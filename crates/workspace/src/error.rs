@@ -111,6 +111,12 @@ pub enum ProblemKind {
         /// Each validation message, as the reference words it.
         messages: Vec<String>,
     },
+    /// A number outside the range the setting accepts.
+    #[error("out of range: expected {expected}")]
+    OutOfRange {
+        /// The accepted range, for a person.
+        expected: String,
+    },
     /// More mappings than a destination instance may hold.
     #[error("a destination holds at most {limit} mappings, found {count}")]
     TooManyMappings {

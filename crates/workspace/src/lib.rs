@@ -31,6 +31,8 @@ mod route;
 mod snapshot;
 
 pub use error::{Problem, ProblemKind, WorkspaceError};
-pub use model::{DestinationConfig, Format, MappingConfig, SourceConfig, WorkspaceConfig};
-pub use route::{RouteOutcome, RoutedJob, endpoint_key, route};
+pub use model::{
+    DeliveryConfig, DestinationConfig, Format, MappingConfig, SourceConfig, WorkspaceConfig,
+};
+pub use route::{RemapError, RouteOutcome, RoutedJob, endpoint_key, remap, route};
 pub use snapshot::{CompiledMapping, Destination, MAX_MAPPINGS_PER_DESTINATION, Snapshot, Source};

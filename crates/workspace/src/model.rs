@@ -64,6 +64,43 @@ pub struct DestinationConfig {
     /// [`crate::MAX_MAPPINGS_PER_DESTINATION`].
     #[serde(default)]
     pub mappings: Vec<MappingConfig>,
+    /// How its jobs are delivered (concurrency, rate limit, retry window).
+    #[serde(default, skip_serializing_if = "DeliveryConfig::is_default")]
+    pub delivery: DeliveryConfig,
+}
+
+/// Delivery settings of one destination instance; they apply to each of its lanes (one per
+/// webhook host).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Requests in flight at most per lane; adaptive back-off lowers it on 429, 503 and timeouts
+    /// and raises it back on success. Default 20, ChartMogul's documented parallel limit.
+    pub max_concurrency: u32,
+    /// Requests started per second at most per lane; none by default.
+    pub rate_limit: Option<f64>,
+    /// How long a job is retried after it was created, in seconds; then it expires into the dead
+    /// letter. Default 4 hours.
+    pub retry_window_secs: u64,
+}
+
+impl DeliveryConfig {
+    /// The largest `max_concurrency` accepted: beyond it a lane would only exhaust sockets.
+    pub const MAX_CONCURRENCY: u32 = 1_000;
+
+    fn is_default(&self) -> bool {
+        *self == DeliveryConfig::default()
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_concurrency: 20,
+            rate_limit: None,
+            retry_window_secs: 4 * 60 * 60,
+        }
+    }
 }
 
 /// A mapping (a Segment "Actions" subscription): which action runs, when, and how its payload is

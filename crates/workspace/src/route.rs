@@ -103,6 +103,55 @@ fn route_destination(destination: &Destination, event: &Value, outcomes: &mut Ve
     }
 }
 
+/// Why a stored event could not be mapped again for a replay.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemapError {
+    /// The job's destination is no longer configured.
+    #[error("destination \"{0}\" is no longer configured")]
+    UnknownDestination(String),
+    /// The job's mapping is no longer configured.
+    #[error("mapping \"{mapping}\" of destination \"{destination}\" is no longer configured")]
+    UnknownMapping {
+        /// The destination id.
+        destination: String,
+        /// The mapping id.
+        mapping: String,
+    },
+    /// The mapping as it is now fails for this event (same messages as routing's discards).
+    #[error("{0}")]
+    Action(#[from] ActionError),
+}
+
+/// Maps a stored event again through one mapping as it is now, for a re-mapped replay (the
+/// fix-the-mapping-then-redrive workflow). The trigger is not consulted: the operator chose this
+/// event for this mapping. Disabled destinations and mappings still map, for the same reason.
+pub fn remap(
+    snapshot: &Snapshot,
+    destination_id: &str,
+    mapping_id: &str,
+    event: &Value,
+) -> Result<RoutedJob, RemapError> {
+    let destination = snapshot
+        .destination(destination_id)
+        .ok_or_else(|| RemapError::UnknownDestination(destination_id.to_owned()))?;
+    let mapping = destination
+        .mapping(mapping_id)
+        .ok_or_else(|| RemapError::UnknownMapping {
+            destination: destination_id.to_owned(),
+            mapping: mapping_id.to_owned(),
+        })?;
+    let request = mapping
+        .subscription()
+        .execute(destination.settings(), event)?;
+    Ok(RoutedJob {
+        destination_id: destination_id.to_owned(),
+        mapping_id: mapping_id.to_owned(),
+        endpoint: endpoint_key(destination_id, &request.url),
+        request,
+    })
+}
+
 fn discard_reason(err: &ActionError) -> DiscardReason {
     match err {
         ActionError::Mapping(_) => DiscardReason::Mapping,

@@ -12,7 +12,7 @@ use junction_mapping::MappingError;
 use serde_json::Value;
 
 use crate::error::{Problem, ProblemKind, WorkspaceError};
-use crate::model::{DestinationConfig, MappingConfig, WorkspaceConfig};
+use crate::model::{DeliveryConfig, DestinationConfig, MappingConfig, WorkspaceConfig};
 
 /// The most mappings one destination instance may hold (Segment's limit).
 pub const MAX_MAPPINGS_PER_DESTINATION: usize = 50;
@@ -58,6 +58,7 @@ pub struct Destination {
     definition: &'static DestinationDefinition,
     settings: Settings,
     mappings: Vec<CompiledMapping>,
+    delivery: DeliveryConfig,
 }
 
 impl Destination {
@@ -89,6 +90,16 @@ impl Destination {
     /// Its mappings, enabled or not, in workspace order.
     pub fn mappings(&self) -> &[CompiledMapping] {
         &self.mappings
+    }
+
+    /// The mapping with this id, enabled or not.
+    pub fn mapping(&self, id: &str) -> Option<&CompiledMapping> {
+        self.mappings.iter().find(|mapping| mapping.id == id)
+    }
+
+    /// How its jobs are delivered.
+    pub fn delivery(&self) -> &DeliveryConfig {
+        &self.delivery
     }
 }
 
@@ -198,6 +209,13 @@ impl Snapshot {
     /// Every destination, in workspace order.
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations
+    }
+
+    /// The destination with this id, enabled or not.
+    pub fn destination(&self, id: &str) -> Option<&Destination> {
+        self.destinations
+            .iter()
+            .find(|destination| destination.id == id)
     }
 
     /// The enabled destinations connected to `source`, in workspace order.
@@ -396,6 +414,7 @@ fn compile_destination(
             return None;
         }
     };
+    check_delivery(&config.delivery, at, problems);
     let settings = match definition.validate_settings(&config.settings) {
         Ok(settings) => Some(settings),
         Err(err) => {
@@ -429,7 +448,37 @@ fn compile_destination(
         definition,
         settings: settings?,
         mappings,
+        delivery: config.delivery,
     })
+}
+
+fn check_delivery(delivery: &DeliveryConfig, at: &Place, problems: &mut Vec<Problem>) {
+    if !(1..=DeliveryConfig::MAX_CONCURRENCY).contains(&delivery.max_concurrency) {
+        problems.push(at.problem(
+            "delivery.max_concurrency",
+            ProblemKind::OutOfRange {
+                expected: format!("from 1 to {}", DeliveryConfig::MAX_CONCURRENCY),
+            },
+        ));
+    }
+    if let Some(rate) = delivery.rate_limit
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        problems.push(at.problem(
+            "delivery.rate_limit",
+            ProblemKind::OutOfRange {
+                expected: "a number of requests per second above 0".to_owned(),
+            },
+        ));
+    }
+    if delivery.retry_window_secs == 0 {
+        problems.push(at.problem(
+            "delivery.retry_window_secs",
+            ProblemKind::OutOfRange {
+                expected: "at least 1 second".to_owned(),
+            },
+        ));
+    }
 }
 
 fn subscription_config(mapping: &MappingConfig) -> SubscriptionConfig {

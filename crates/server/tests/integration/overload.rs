@@ -87,6 +87,7 @@ async fn shutdown_answers_requests_in_flight_then_stops() {
     // New connections are refused once the server stopped accepting.
     let mut refused = false;
     for _ in 0..200 {
+        junction_delivery::install_crypto_provider();
         let client = reqwest::Client::new();
         let attempt = client
             .post(format!("{}/v1/track", server.url))

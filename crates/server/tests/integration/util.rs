@@ -90,6 +90,7 @@ impl TestServer {
                 let _ = signal.await;
             },
         ));
+        junction_delivery::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

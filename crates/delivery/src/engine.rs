@@ -1,0 +1,699 @@
+//! The delivery engine: a dispatcher that watches the store's lanes, one task per lane that claims
+//! that lane's due jobs and starts attempts within its flow control, and a completer that records
+//! outcomes in batches.
+//!
+//! ```text
+//!  store.job_signal / timer ─▶ dispatcher ── lanes() ──▶ wake lane tasks whose jobs are due
+//!  lane task: claim_jobs(lane) ─▶ buffer ─▶ LaneControl::room ─▶ spawn attempt ─▶ HttpSender
+//!  attempt: classify ─▶ Completion ─▶ completer ── complete_jobs(batch) ─▶ store
+//! ```
+//!
+//! A lane only ever waits on its own endpoint, its own buffer and its own limits, so a failing or
+//! slow endpoint delays nobody else. Memory is bounded by the lane buffers: backlogs stay in the
+//! store.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use junction_store::{
+    AttemptRecord, Completion, DueJob, JobId, JobState, Store, StoreError, UnixMillis,
+};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::backoff::Backoff;
+use crate::classify::{AttemptResult, Verdict, classify};
+use crate::client::{ClientOptions, HttpSender};
+use crate::error::DeliveryError;
+use crate::lane::{LaneControl, LaneLimits, Slot};
+
+/// Per-destination delivery settings the engine needs, read at each claim so that a
+/// configuration change applies to running lanes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LanePolicy {
+    /// Flow-control limits of each of the destination's lanes.
+    pub limits: LaneLimits,
+    /// How long after its creation a job is retried; then it expires into the dead letter.
+    pub retry_window: Duration,
+}
+
+impl Default for LanePolicy {
+    fn default() -> Self {
+        LanePolicy {
+            limits: LaneLimits::default(),
+            retry_window: Duration::from_secs(4 * 60 * 60),
+        }
+    }
+}
+
+/// Where the engine reads each destination's [`LanePolicy`] (the serving binary reads its current
+/// configuration snapshot). Must be cheap: it is called at every claim.
+pub trait PolicySource: Send + Sync + 'static {
+    /// The policy of `destination_id`; a destination no longer configured gets the defaults, so
+    /// that its remaining jobs are still delivered or expire.
+    fn policy(&self, destination_id: &str) -> LanePolicy;
+}
+
+/// Engine tuning. The defaults suit one node on a small machine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How long a claimed job stays leased: if this process dies, the job is due again after it.
+    /// Must exceed the time a job can wait in a lane buffer plus the request timeout.
+    pub lease: Duration,
+    /// The longest the dispatcher sleeps without a signal (retries and ended leases are found at
+    /// the latest after this).
+    pub idle_poll: Duration,
+    /// Retry delays.
+    pub backoff: Backoff,
+    /// The shared HTTP client's options.
+    pub client: ClientOptions,
+    /// The most completions recorded in one store write.
+    pub completion_batch: usize,
+    /// The most jobs a lane holds claimed but not started.
+    pub max_lane_buffer: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lease: Duration::from_secs(5 * 60),
+            idle_poll: Duration::from_secs(1),
+            backoff: Backoff::default(),
+            client: ClientOptions::default(),
+            completion_batch: 1_000,
+            max_lane_buffer: 1_000,
+        }
+    }
+}
+
+/// A running delivery engine. Dropping it without [`Engine::shutdown`] aborts nothing: its tasks
+/// stop when the runtime does, and leases bring unfinished jobs back.
+pub struct Engine {
+    stop: watch::Sender<bool>,
+    dispatcher: JoinHandle<()>,
+    completer: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+/// What every task of the engine shares.
+struct Shared {
+    store: Arc<dyn Store>,
+    policies: Arc<dyn PolicySource>,
+    sender: HttpSender,
+    options: EngineOptions,
+    completions: mpsc::UnboundedSender<Completion>,
+    stop: watch::Receiver<bool>,
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+}
+
+/// One lane's shared state (its task owns the buffer).
+struct Lane {
+    endpoint: String,
+    destination_id: String,
+    /// Woken by the dispatcher (jobs due) and by finishing attempts (room).
+    wake: Notify,
+    /// Set by the dispatcher with its wake: the lane has due jobs to claim.
+    due: AtomicBool,
+    control: Mutex<LaneControl>,
+    /// Jobs claimed and not finished (buffered or in flight): a job claimed again after its
+    /// lease ended while it waited is not started twice.
+    held: Mutex<HashSet<JobId>>,
+}
+
+/// A snapshot of one lane, for metrics and the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneStats {
+    /// The lane key.
+    pub endpoint: String,
+    /// Attempts in flight.
+    pub in_flight: u32,
+    /// The current adaptive concurrency limit.
+    pub limit: u32,
+    /// Jobs claimed and not finished.
+    pub held: usize,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        policies: Arc<dyn PolicySource>,
+        options: EngineOptions,
+    ) -> Result<Engine, DeliveryError> {
+        let sender = HttpSender::new(options.client.clone())?;
+        let (stop_sender, stop) = watch::channel(false);
+        let (completions, completion_queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            store,
+            policies,
+            sender,
+            options,
+            completions,
+            stop,
+            lanes: Mutex::new(HashMap::new()),
+        });
+        let completer = tokio::spawn(record_completions(
+            Arc::clone(&shared.store),
+            completion_queue,
+            shared.options.completion_batch.max(1),
+        ));
+        let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared)));
+        Ok(Engine {
+            stop: stop_sender,
+            dispatcher,
+            completer,
+            shared,
+        })
+    }
+
+    /// The shared HTTP client, for test requests that must go out the way deliveries do.
+    pub fn sender(&self) -> &HttpSender {
+        &self.shared.sender
+    }
+
+    /// Every lane this engine has started, by endpoint.
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        let lanes = self
+            .shared
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut stats: Vec<LaneStats> = lanes
+            .values()
+            .map(|lane| {
+                let control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+                LaneStats {
+                    endpoint: lane.endpoint.clone(),
+                    in_flight: control.in_flight(),
+                    limit: control.limit(),
+                    held: lane
+                        .held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .len(),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        stats
+    }
+
+    /// Stops claiming, lets attempts in flight finish for up to `grace`, and records every
+    /// outcome known by then. Jobs still in flight or buffered keep their lease and are delivered
+    /// again after it ends (at-least-once).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let _ = self.dispatcher.await;
+        let lanes: Vec<Arc<Lane>> = self
+            .shared
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for lane in &lanes {
+            lane.wake.notify_one();
+        }
+        // The completer ends when every sender is gone: the lane tasks, the attempts, and ours.
+        drop(self.shared);
+        let mut completer = self.completer;
+        if tokio::time::timeout(grace, &mut completer).await.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "delivery attempts still running at shutdown; their jobs will be retried after \
+                 their lease"
+            );
+            completer.abort();
+        }
+    }
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The dispatcher: on every job signal, and at the latest when the earliest known job is due (or
+/// after `idle_poll`), lists the lanes and wakes those with due jobs.
+async fn dispatch(shared: Arc<Shared>) {
+    let signal = shared.store.job_signal();
+    let mut stop = shared.stop.clone();
+    let idle = millis(shared.options.idle_poll).max(1);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = now_ms();
+        let mut next = now.saturating_add(idle);
+        match shared.store.lanes().await {
+            Ok(lanes) => {
+                for due in lanes {
+                    if due.next_at <= now {
+                        let lane = lane(&shared, &due.endpoint);
+                        lane.due.store(true, Ordering::Release);
+                        lane.wake.notify_one();
+                    } else {
+                        next = next.min(due.next_at);
+                    }
+                }
+            }
+            Err(StoreError::Closed) => break,
+            Err(err) => tracing::warn!(error = %err, "cannot list delivery lanes"),
+        }
+        let sleep = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The lane of `endpoint`, started on first use.
+fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
+    let mut lanes = shared.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lane) = lanes.get(endpoint) {
+        return Arc::clone(lane);
+    }
+    // The lane key is `destination id|host`; the id is what the policy is looked up by.
+    let destination_id = endpoint
+        .split_once('|')
+        .map_or(endpoint, |(id, _)| id)
+        .to_owned();
+    let policy = shared.policies.policy(&destination_id);
+    let lane = Arc::new(Lane {
+        endpoint: endpoint.to_owned(),
+        destination_id,
+        wake: Notify::new(),
+        due: AtomicBool::new(true),
+        control: Mutex::new(LaneControl::new(policy.limits, Instant::now())),
+        held: Mutex::new(HashSet::new()),
+    });
+    lanes.insert(endpoint.to_owned(), Arc::clone(&lane));
+    tokio::spawn(run_lane(Arc::clone(shared), Arc::clone(&lane)));
+    lane
+}
+
+/// One lane's loop: keep a small buffer of claimed jobs, start attempts while the lane's flow
+/// control has room, sleep until woken (due jobs, a finished attempt) or until the pause or rate
+/// limit allows the next start.
+async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
+    let mut buffer: VecDeque<DueJob> = VecDeque::new();
+    // Set when a claim found fewer jobs than asked: claim again only once woken.
+    let mut drained = false;
+    let mut stop = shared.stop.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let policy = shared.policies.policy(&lane.destination_id);
+        let limit = {
+            let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+            if control.limits() != policy.limits {
+                control.set_limits(policy.limits);
+            }
+            control.limit()
+        };
+        // Enough to keep the lane busy between claims, small enough that a job rarely waits
+        // long enough for its lease to end.
+        let target = (limit as usize * 8).clamp(32, shared.options.max_lane_buffer.max(1));
+        if !drained && buffer.len() < target / 2 {
+            let now = now_ms();
+            let lease_until = now.saturating_add(millis(shared.options.lease));
+            let want = target - buffer.len();
+            match shared
+                .store
+                .claim_jobs(&lane.endpoint, now, lease_until, want)
+                .await
+            {
+                Ok(claimed) => {
+                    drained = claimed.len() < want;
+                    let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
+                    buffer.extend(claimed.into_iter().filter(|due| held.insert(due.job.id)));
+                }
+                Err(StoreError::Closed) => break,
+                Err(err) => {
+                    tracing::warn!(lane = %lane.endpoint, error = %err, "cannot claim jobs");
+                    drained = true;
+                }
+            }
+        }
+
+        let wake_at = start_attempts(&shared, &lane, &policy, &mut buffer);
+        if buffer.is_empty() && !drained {
+            // The last claim was full: there may be more due right now.
+            continue;
+        }
+        let sleep = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            () = lane.wake.notified() => {}
+            () = sleep_or_forever(sleep) => {}
+            _ = stop.changed() => {}
+        }
+        // Only the dispatcher's wake means new jobs may be due; a finished attempt only means
+        // room, and must not cost a claim (a write) each time.
+        if lane.due.swap(false, Ordering::AcqRel) {
+            drained = false;
+        }
+    }
+    // Unstarted jobs keep their lease and come back after it; forget them here.
+    let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
+    for due in buffer {
+        held.remove(&due.job.id);
+    }
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts as many buffered jobs as the lane allows now; returns when to look again if time (a
+/// pause, the rate limit) is what stops it.
+fn start_attempts(
+    shared: &Arc<Shared>,
+    lane: &Arc<Lane>,
+    policy: &LanePolicy,
+    buffer: &mut VecDeque<DueJob>,
+) -> Option<Instant> {
+    loop {
+        if buffer.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let slot = {
+            let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = control.room(now);
+            if room.available == 0 {
+                return room.wake_at;
+            }
+            control.start(now)
+        };
+        let Some(due) = buffer.pop_front() else {
+            // Unreachable (checked above); hand the slot back unused.
+            finish(lane, slot, &Verdict::Delivered);
+            return None;
+        };
+        let deadline = due
+            .job
+            .created_at
+            .saturating_add(millis(policy.retry_window));
+        if now_ms() >= deadline {
+            // Its window ended while it waited (e.g. the process was down): no attempt.
+            finish(lane, slot, &Verdict::Discard);
+            forget(lane, due.job.id);
+            let _ = shared.completions.send(Completion {
+                job_id: due.job.id,
+                attempt: None,
+                state: JobState::Expired,
+                next_at: 0,
+                detail: Some(format!(
+                    "retry window of {} ended before attempt {}",
+                    human(policy.retry_window),
+                    due.attempt + 1
+                )),
+            });
+            continue;
+        }
+        tokio::spawn(attempt(
+            Arc::clone(shared),
+            Arc::clone(lane),
+            due,
+            slot,
+            deadline,
+        ));
+    }
+}
+
+fn finish(lane: &Lane, slot: Slot, verdict: &Verdict) {
+    lane.control
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish(slot, verdict, Instant::now());
+}
+
+fn forget(lane: &Lane, job_id: JobId) {
+    lane.held
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&job_id);
+}
+
+/// One attempt: send, classify, decide the job's next state, record it.
+async fn attempt(
+    shared: Arc<Shared>,
+    lane: Arc<Lane>,
+    due: DueJob,
+    slot: Slot,
+    deadline: UnixMillis,
+) {
+    let job = &due.job;
+    let number = due.attempt + 1;
+    let result = shared
+        .sender
+        .send(&job.method, &job.url, &job.headers, job.body.clone())
+        .await;
+    let verdict = classify(&result, SystemTime::now());
+    finish(&lane, slot, &verdict);
+    let completion = decide(
+        &shared.options.backoff,
+        &due,
+        number,
+        &result,
+        verdict,
+        deadline,
+    );
+    forget(&lane, job.id);
+    let _ = shared.completions.send(completion);
+    // Room for the next attempt.
+    lane.wake.notify_one();
+}
+
+/// The job's next state after attempt `number` ended with `verdict`.
+fn decide(
+    backoff: &Backoff,
+    due: &DueJob,
+    number: u32,
+    result: &AttemptResult,
+    verdict: Verdict,
+    deadline: UnixMillis,
+) -> Completion {
+    let error = result.error.as_ref();
+    let record = AttemptRecord {
+        attempt: number,
+        started_at: result.started_at,
+        duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        status: result.status,
+        error_class: error.map(|e| e.class.as_str().to_owned()),
+        response_headers: result.response_headers.clone(),
+        response_excerpt: result.body_excerpt.clone(),
+    };
+    let detail = error.map(|e| e.message.clone());
+    let (state, next_at, detail) = match verdict {
+        Verdict::Delivered => (JobState::Succeeded, 0, None),
+        Verdict::Discard => (JobState::Discarded, 0, detail),
+        Verdict::Retry { retry_after, .. } => {
+            let delay = backoff.next_retry(number, retry_after, fastrand::f64());
+            let next_at = now_ms().saturating_add(millis(delay));
+            if next_at >= deadline {
+                let why = detail.unwrap_or_else(|| "failed".to_owned());
+                let detail = format!(
+                    "retry window ended after {number} attempt{}: {why}",
+                    if number == 1 { "" } else { "s" }
+                );
+                (JobState::Expired, 0, Some(detail))
+            } else {
+                (JobState::AwaitingRetry, next_at, detail)
+            }
+        }
+    };
+    Completion {
+        job_id: due.job.id,
+        attempt: Some(record),
+        state,
+        next_at,
+        detail,
+    }
+}
+
+/// A duration for a person: `4 h`, `90 s`, `15 min`.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// Records completions in batches: whatever is waiting (up to `batch`) goes in one store write,
+/// so that a busy engine costs few transactions. Ends when every sender is gone.
+async fn record_completions(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::UnboundedReceiver<Completion>,
+    batch: usize,
+) {
+    let mut pending = Vec::with_capacity(batch);
+    while queue.recv_many(&mut pending, batch).await > 0 {
+        let completions = std::mem::take(&mut pending);
+        let mut delay = Duration::from_millis(50);
+        let mut completions = Some(completions);
+        while let Some(batch) = completions.take() {
+            match store.complete_jobs(batch.clone()).await {
+                Ok(()) => {}
+                // Closed: the outcomes are lost with the process, and the leases bring the jobs
+                // back (delivered twice at worst, never lost).
+                Err(StoreError::Closed) => return,
+                Err(err) if err.is_retryable() => {
+                    tracing::warn!(error = %err, "cannot record delivery outcomes; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    completions = Some(batch);
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = %err,
+                        jobs = batch.len(),
+                        "cannot record delivery outcomes; the jobs will be retried after their lease"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{AttemptError, ErrorClass};
+    use junction_store::{EventId, Job};
+
+    fn due(created_at: UnixMillis, attempt: u32) -> DueJob {
+        DueJob {
+            job: Job {
+                id: JobId(7),
+                event_id: EventId(1),
+                destination_id: "d".to_owned(),
+                subscription_id: "m".to_owned(),
+                endpoint: "d|h".to_owned(),
+                method: "POST".to_owned(),
+                url: "http://h/".to_owned(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                created_at,
+                replay_of: None,
+            },
+            next_at: created_at,
+            attempt,
+        }
+    }
+
+    fn failed(status: u16) -> AttemptResult {
+        AttemptResult {
+            started_at: 5,
+            duration: Duration::from_millis(12),
+            status: Some(status),
+            response_headers: vec![("x".to_owned(), "y".to_owned())],
+            body_excerpt: b"no".to_vec(),
+            error: Some(AttemptError {
+                class: ErrorClass::Status,
+                message: format!("{status} Internal Server Error"),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_retry_inside_the_window_awaits_and_records_the_attempt() {
+        let now = now_ms();
+        let verdict = Verdict::Retry {
+            retry_after: Some(Duration::from_secs(2)),
+            overload: false,
+        };
+        let completion = decide(
+            &Backoff::default(),
+            &due(now, 0),
+            1,
+            &failed(500),
+            verdict,
+            now + 3_600_000,
+        );
+        assert_eq!(completion.state, JobState::AwaitingRetry);
+        assert!(completion.next_at >= now + 2_000, "Retry-After honoured");
+        let record = completion.attempt.unwrap();
+        assert_eq!(record.attempt, 1);
+        assert_eq!(record.status, Some(500));
+        assert_eq!(record.error_class.as_deref(), Some("http_status"));
+        assert_eq!(record.duration_ms, 12);
+        assert_eq!(
+            completion.detail.as_deref(),
+            Some("500 Internal Server Error")
+        );
+    }
+
+    #[test]
+    fn a_retry_past_the_window_expires() {
+        let now = now_ms();
+        let verdict = Verdict::Retry {
+            retry_after: Some(Duration::from_secs(60)),
+            overload: true,
+        };
+        let completion = decide(
+            &Backoff::default(),
+            &due(now, 2),
+            3,
+            &failed(503),
+            verdict,
+            now + 1_000,
+        );
+        assert_eq!(completion.state, JobState::Expired);
+        assert_eq!(
+            completion.detail.as_deref(),
+            Some("retry window ended after 3 attempts: 503 Internal Server Error")
+        );
+    }
+
+    #[test]
+    fn delivered_and_discarded_are_terminal() {
+        let now = now_ms();
+        let ok = decide(
+            &Backoff::default(),
+            &due(now, 0),
+            1,
+            &failed(200),
+            Verdict::Delivered,
+            now,
+        );
+        assert_eq!((ok.state, ok.detail), (JobState::Succeeded, None));
+        let gone = decide(
+            &Backoff::default(),
+            &due(now, 0),
+            1,
+            &failed(404),
+            Verdict::Discard,
+            now,
+        );
+        assert_eq!(gone.state, JobState::Discarded);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(4 * 3600)), "4 h");
+        assert_eq!(human(Duration::from_secs(900)), "15 min");
+        assert_eq!(human(Duration::from_secs(90)), "90 s");
+    }
+}
