@@ -29,10 +29,10 @@ pub struct ServeArgs {
     /// Address of the Tracking API listener [default: 127.0.0.1:8080].
     #[arg(long, env = "JUNCTION_TRACKING_ADDR", value_name = "ADDR")]
     pub tracking_addr: Option<SocketAddr>,
-    /// Address reserved for the admin API (not served yet) [default: 127.0.0.1:8081].
+    /// Address of the admin API listener; loopback only without a token [default: 127.0.0.1:8081].
     #[arg(long, env = "JUNCTION_ADMIN_ADDR", value_name = "ADDR")]
     pub admin_addr: Option<SocketAddr>,
-    /// Token the admin API will require (not served yet).
+    /// Bearer token the admin API requires.
     #[arg(
         long,
         env = "JUNCTION_ADMIN_TOKEN",

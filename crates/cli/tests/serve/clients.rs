@@ -381,12 +381,13 @@ fn check_routing(record: &EventRecord, call: &Value, context: &str) {
                 body.to_string(),
                 "{context}"
             );
-            let states: Vec<(u32, JobState, u32)> = job
-                .transitions
-                .iter()
-                .map(|t| (t.seq, t.state, t.attempt))
-                .collect();
-            assert_eq!(states, [(0, JobState::Pending, 0)], "{context}");
+            // Created pending; the engine may already have tried the (unreachable) webhook.
+            let first = &job.transitions[0];
+            assert_eq!(
+                (first.seq, first.state, first.attempt),
+                (0, JobState::Pending, 0),
+                "{context}"
+            );
         }
     }
 }

@@ -135,7 +135,7 @@ fn round(data: &std::path::Path, round: usize, kill_after: Duration) -> usize {
         assert_eq!(job.job.subscription_id, "send-contact", "{context}");
         let body: serde_json::Value = serde_json::from_slice(&job.job.body).unwrap();
         assert_eq!(body["message_id"], id.as_str(), "{context}");
-        assert_eq!(job.transitions.len(), 1, "{context}");
+        // Created pending; delivery attempts (to an unreachable webhook) may follow.
         assert_eq!(job.transitions[0].state, JobState::Pending, "{context}");
         assert_eq!(record.discards.len(), 1, "{context}");
         assert_eq!(

@@ -17,10 +17,13 @@ pub const SAMPLE_SOURCE: &str = "sample-app";
 /// See [`SAMPLE_SOURCE`].
 pub const SAMPLE_WRITE_KEY: &str = "junction-sample-write-key";
 
-/// A running `junction serve` and the Tracking API address it printed.
+/// A running `junction serve` and the addresses it printed.
 pub struct Running {
     pub child: Child,
+    /// The Tracking API's `host:port`.
     pub address: String,
+    /// The admin API's `host:port`.
+    pub admin_address: String,
     pub banner: Vec<String>,
 }
 
@@ -31,6 +34,7 @@ pub fn start(data_dir: &Path, args: &[&str]) -> Running {
         .args(args)
         .env("JUNCTION_DATA_DIR", data_dir)
         .env("JUNCTION_TRACKING_ADDR", "127.0.0.1:0")
+        .env("JUNCTION_ADMIN_ADDR", "127.0.0.1:0")
         .env("JUNCTION_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,9 +62,16 @@ pub fn start(data_dir: &Path, args: &[&str]) -> Running {
             while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(300)) {
                 banner.push(line);
             }
+            let admin_address = banner
+                .iter()
+                .find_map(|line| line.trim().strip_prefix("Admin API:    http://"))
+                .and_then(|rest| rest.split('/').next())
+                .expect("the banner names the admin API")
+                .to_owned();
             return Running {
                 child,
                 address,
+                admin_address,
                 banner,
             };
         }
