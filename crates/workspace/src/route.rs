@@ -388,4 +388,34 @@ mod tests {
         );
         assert_eq!(endpoint_key("cm", "https://h.example"), "cm|h.example");
     }
+
+    #[test]
+    fn remap_runs_the_mapping_as_it_is_now_without_the_trigger() {
+        let snapshot = snapshot_with(|config| {
+            config["destinations"][0]["mappings"][0]["mapping"] =
+                json!({"custom_attributes": {"plan": {"@literal": "fixed"}}});
+            config["destinations"][0]["mappings"][0]["enabled"] = json!(false);
+        });
+        // A group event through the contact mapping: the trigger is not consulted.
+        let job = remap(&snapshot, "chartmogul", "contacts", &identify()).unwrap();
+        assert_eq!(job.mapping_id, "contacts");
+        assert_eq!(job.endpoint, "chartmogul|chartmogul.example");
+        assert_eq!(
+            job.request.body["custom_attributes"],
+            json!({"plan": "fixed"})
+        );
+
+        let gone = remap(&snapshot, "nope", "contacts", &identify()).unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            "destination \"nope\" is no longer configured"
+        );
+        let gone = remap(&snapshot, "chartmogul", "nope", &identify()).unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            "mapping \"nope\" of destination \"chartmogul\" is no longer configured"
+        );
+        let failing = remap(&snapshot, "chartmogul", "customers", &identify()).unwrap_err();
+        assert!(matches!(failing, RemapError::Action(_)), "{failing}");
+    }
 }

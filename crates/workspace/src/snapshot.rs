@@ -660,4 +660,51 @@ mod tests {
              source needs at least one write key"
         );
     }
+
+    #[test]
+    fn delivery_settings_default_and_are_checked() {
+        let base = json!({
+            "sources": [{"id": "web", "write_keys": ["wk"]}],
+            "destinations": [{
+                "id": "cm", "type": "actions-chartmogul",
+                "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+                "sources": ["web"]
+            }]
+        });
+        let snapshot = compile(base.clone()).unwrap();
+        let delivery = snapshot.destination("cm").unwrap().delivery();
+        assert_eq!(*delivery, DeliveryConfig::default());
+        assert_eq!(delivery.max_concurrency, 20);
+        assert_eq!(delivery.retry_window_secs, 14_400);
+        assert!(snapshot.destination("other").is_none());
+
+        let mut custom = base.clone();
+        custom["destinations"][0]["delivery"] =
+            json!({"max_concurrency": 5, "rate_limit": 2.5, "retry_window_secs": 60});
+        let snapshot = compile(custom).unwrap();
+        let delivery = snapshot.destination("cm").unwrap().delivery();
+        assert_eq!(
+            (
+                delivery.max_concurrency,
+                delivery.rate_limit,
+                delivery.retry_window_secs
+            ),
+            (5, Some(2.5), 60)
+        );
+
+        let mut wrong = base;
+        wrong["destinations"][0]["delivery"] =
+            json!({"max_concurrency": 0, "rate_limit": -1, "retry_window_secs": 0});
+        assert_eq!(
+            problems(wrong),
+            [
+                "destination \"cm\" (destinations[0].delivery.max_concurrency): out of range: \
+                 expected from 1 to 1000",
+                "destination \"cm\" (destinations[0].delivery.rate_limit): out of range: \
+                 expected a number of requests per second above 0",
+                "destination \"cm\" (destinations[0].delivery.retry_window_secs): out of range: \
+                 expected at least 1 second",
+            ]
+        );
+    }
 }
