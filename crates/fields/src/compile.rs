@@ -125,6 +125,18 @@ impl Properties {
             .get(key, |i| self.entries.get(i).map(|(k, _)| k.as_str()))
     }
 
+    /// [`Properties::position`], trying first the property after `previous`: payloads built
+    /// from the fields by a mapping list their keys in the schema's order, and one comparison
+    /// is cheaper than hashing the key.
+    pub(crate) fn position_after(&self, key: &str, previous: Option<usize>) -> Option<usize> {
+        let next = previous.map_or(0, |p| p + 1);
+        // The names come from one JSON object, so they are unique.
+        match self.entries.get(next) {
+            Some((name, _)) if name == key => Some(next),
+            _ => self.position(key),
+        }
+    }
+
     pub(crate) fn node(&self, i: usize) -> Option<&Node> {
         self.entries.get(i).map(|(_, node)| node)
     }
@@ -616,5 +628,34 @@ impl Compiler<'_> {
                 _ => self.invalid("dependencies", path),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn position_after_agrees_with_the_index_in_any_key_order() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "string"}, "b": {"type": "string"}, "1": {"type": "string"}, "c": {}
+        }});
+        let (Node::Schema(s), errors) = compile(&schema, &ValidatorOptions::RUNTIME) else {
+            panic!("not a schema object");
+        };
+        assert!(errors.is_empty());
+        // `1` is an array index: Ajv's order puts it first.
+        let names = ["1", "a", "b", "c", "x", ""];
+        for key in names {
+            for previous in [None, Some(0), Some(1), Some(2), Some(3), Some(9)] {
+                assert_eq!(
+                    s.properties.position_after(key, previous),
+                    s.properties.position(key),
+                    "{key} after {previous:?}"
+                );
+            }
+        }
+        assert_eq!(s.properties.position_after("a", Some(0)), Some(1));
     }
 }

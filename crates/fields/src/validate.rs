@@ -999,8 +999,10 @@ fn object_keywords(
     let mut positions = [NO_POSITION; KEY_CACHE];
     let mut present = Presence::new(s.properties.entries.len());
     let mut has_additional = false;
+    let mut previous = None;
     for (i, key) in map.keys().enumerate() {
-        let position = s.properties.position(key);
+        let position = s.properties.position_after(key, previous);
+        previous = position.or(previous);
         match position {
             Some(p) => present.insert(p),
             None => has_additional = has_additional || !matches_pattern_property(s, key),

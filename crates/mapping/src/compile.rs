@@ -24,9 +24,71 @@ pub(crate) enum Node {
     /// An array whose elements are resolved.
     Array(Vec<Node>),
     /// An object whose members are resolved.
-    Object(Vec<(String, Node)>),
+    Object(ObjectNode),
     /// A directive.
     Directive(Box<Directive>),
+}
+
+/// An object of the mapping with at least one member to resolve.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectNode {
+    /// The members, in the mapping's order (keys are unique).
+    pub(crate) members: Vec<Member>,
+    /// The output object with every member's key and `null` values. Cloning it copies the key
+    /// index, where building the object afresh hashes every key with serde_json's SipHash on
+    /// every event.
+    pub(crate) template: Map<String, Value>,
+}
+
+/// One member of an [`ObjectNode`].
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub(crate) key: String,
+    pub(crate) node: Node,
+    /// The member is a static `@path` with the same parent path as the previous static `@path`
+    /// member, so the walk to that parent can be reused (`$.traits.name` after
+    /// `$.traits.email`).
+    pub(crate) same_parent: bool,
+}
+
+impl Member {
+    /// The path when the member is a static `@path`.
+    pub(crate) fn static_path(&self) -> Option<&PathSpec> {
+        match &self.node {
+            Node::Directive(directive) => match &**directive {
+                Directive::Path(PathArg::Static(spec)) => Some(spec),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Pairs each member with whether it shares its parent path with the previous static `@path`.
+fn object_node(members: Vec<(String, Node)>) -> ObjectNode {
+    let template = members
+        .iter()
+        .map(|(key, _)| (key.clone(), Value::Null))
+        .collect();
+    let mut previous_parent: Option<Box<[path::Seg]>> = None;
+    let members = members
+        .into_iter()
+        .map(|(key, node)| {
+            let mut member = Member {
+                key,
+                node,
+                same_parent: false,
+            };
+            if let Some(spec) = member.static_path() {
+                let parent = path::parent_segs(spec);
+                let same_parent = parent.is_some() && parent == previous_parent.as_deref();
+                previous_parent = parent.map(Box::from);
+                member.same_parent = same_parent;
+            }
+            member
+        })
+        .collect();
+    ObjectNode { members, template }
 }
 
 /// A compiled directive.
@@ -245,7 +307,7 @@ pub(crate) fn compile_node(value: &Value) -> Result<Node, MappingError> {
             if members.iter().all(|(_, n)| matches!(n, Node::Raw(_))) {
                 return Ok(Node::Raw(value.clone()));
             }
-            Ok(Node::Object(members))
+            Ok(Node::Object(object_node(members)))
         }
         scalar => Ok(Node::Raw(scalar.clone())),
     }

@@ -62,8 +62,7 @@ impl Mapping {
                 message: format!("data must be an object, got {}", js::real_type(data)),
             });
         }
-        let resolved: Out<'_> = resolve::resolve(&self.root, Payload::Json(data))?;
-        Ok(out::materialize(resolved))
+        resolve::resolve_json(&self.root, Payload::Json(data))
     }
 }
 

@@ -45,8 +45,8 @@ pub(crate) enum Found<'a> {
     Json(&'a Value),
     /// A resolved array or object.
     Out(&'a Out<'a>),
-    /// A computed value.
-    Own(Value),
+    /// A computed value (boxed: lookups pass `Found`s around, and a computed result is rare).
+    Own(Box<Value>),
 }
 
 impl<'a> Out<'a> {
@@ -195,7 +195,27 @@ impl<'a> Found<'a> {
             Found::Absent => Out::Absent,
             Found::Json(v) => Out::Ref(v),
             Found::Out(o) => o.clone(),
-            Found::Own(v) => Out::Own(v),
+            Found::Own(v) => Out::Own(*v),
+        }
+    }
+
+    /// The borrowed value as a payload; `None` for a computed one.
+    pub(crate) fn as_payload(&self) -> Option<Payload<'a>> {
+        match self {
+            Found::Absent => Some(Payload::Absent),
+            Found::Json(v) => Some(Payload::Json(v)),
+            Found::Out(o) => Some(Payload::Out(o)),
+            Found::Own(_) => None,
+        }
+    }
+
+    /// Converts into plain JSON (`None` when absent; absent array slots become `null`).
+    pub(crate) fn into_value(self) -> Option<Value> {
+        match self {
+            Found::Absent => None,
+            Found::Json(v) => Some(v.clone()),
+            Found::Own(v) => Some(*v),
+            Found::Out(o) => materialize(o.clone()),
         }
     }
 
@@ -204,7 +224,7 @@ impl<'a> Found<'a> {
         match self {
             Found::Absent => None,
             Found::Json(v) => Some((*v).clone()),
-            Found::Own(v) => Some(v.clone()),
+            Found::Own(v) => Some((**v).clone()),
             Found::Out(o) => materialize((*o).clone()),
         }
     }

@@ -113,18 +113,84 @@ pub(crate) fn parse_path(path: &str) -> PathSpec {
 /// Looks `spec` up from `root`. A falsy value met on the way is the result (`{x:0}` + `x.y`
 /// gives `0`), as in the reference.
 pub(crate) fn lookup<'a>(root: Payload<'a>, spec: &PathSpec) -> Found<'a> {
-    let segs = match spec {
-        PathSpec::Root => return Found::from(root),
-        PathSpec::Segs(segs) => segs,
+    match spec {
+        PathSpec::Root => Found::from(root),
+        PathSpec::Segs(segs) => walk(Found::from(root), segs),
+    }
+}
+
+/// The walk of [`lookup`] from `current`. A falsy value stops it and stays the result of any
+/// longer walk, so walking a path in two parts gives what walking it whole gives.
+fn walk<'a>(current: Found<'a>, segs: &[Seg]) -> Found<'a> {
+    // Through objects of the event, the common case, without moving `Found`s around: an
+    // object is truthy and a step into it is a member lookup.
+    let (mut current, mut rest) = match current {
+        Found::Json(mut value) => {
+            let mut rest = segs;
+            while let (Value::Object(map), Some((seg, tail))) = (value, rest.split_first()) {
+                match member(map, &seg.key) {
+                    Some(child) => value = child,
+                    None => return Found::Absent,
+                }
+                rest = tail;
+            }
+            (Found::Json(value), rest)
+        }
+        other => (other, segs),
     };
-    let mut current = Found::from(root);
-    for seg in segs.iter() {
+    while let Some((seg, tail)) = rest.split_first() {
         if !current.is_truthy() {
             return current;
         }
         current = step(current, seg);
+        rest = tail;
     }
     current
+}
+
+/// All segments but the last, for a path of at least one segment.
+pub(crate) fn parent_segs(spec: &PathSpec) -> Option<&[Seg]> {
+    match spec {
+        PathSpec::Root => None,
+        PathSpec::Segs(segs) => segs.split_last().map(|(_, parent)| parent),
+    }
+}
+
+/// Lookups of the static `@path` members of one object against one payload, remembering the
+/// parent of the last one: members under the same parent (`$.traits.email`, `$.traits.name`)
+/// then walk to it once per event instead of once per member.
+#[derive(Debug, Default)]
+pub(crate) struct Siblings<'a> {
+    /// The last parent found, unless it was computed (such values are not kept).
+    parent: Option<Payload<'a>>,
+}
+
+impl<'a> Siblings<'a> {
+    /// [`lookup`] of `spec` from `root`, which must be the payload of every earlier call;
+    /// `same_parent` says that `spec` has the parent path of the previous call's `spec`.
+    pub(crate) fn lookup(
+        &mut self,
+        root: Payload<'a>,
+        spec: &PathSpec,
+        same_parent: bool,
+    ) -> Found<'a> {
+        let Some((last, parent_segs)) = (match spec {
+            PathSpec::Root => None,
+            PathSpec::Segs(segs) => segs.split_last(),
+        }) else {
+            self.parent = None;
+            return lookup(root, spec);
+        };
+        let parent = match self.parent {
+            Some(parent) if same_parent => Found::from(parent),
+            _ => {
+                let parent = walk(Found::from(root), parent_segs);
+                self.parent = parent.as_payload();
+                parent
+            }
+        };
+        walk(parent, std::slice::from_ref(last))
+    }
 }
 
 fn step<'a>(current: Found<'a>, seg: &Seg) -> Found<'a> {
@@ -132,14 +198,14 @@ fn step<'a>(current: Found<'a>, seg: &Seg) -> Found<'a> {
         Found::Absent => Found::Absent,
         Found::Json(v) => step_json(v, seg),
         Found::Own(v) => match step_json(&v, seg) {
-            Found::Json(child) => Found::Own(child.clone()),
+            Found::Json(child) => Found::Own(Box::new(child.clone())),
             Found::Own(child) => Found::Own(child),
             _ => Found::Absent,
         },
         Found::Out(out) => match out {
             Out::Arr(items) => {
                 if &*seg.key == "length" {
-                    return Found::Own(Value::from(items.len()));
+                    return Found::Own(Box::new(Value::from(items.len())));
                 }
                 match seg.index.and_then(|i| items.get(i)) {
                     Some(item) => Found::from_out(item),
@@ -166,8 +232,16 @@ fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
         return map.get(key);
     }
     map.iter()
-        .find(|(candidate, _)| candidate.as_str() == key)
+        .find(|(candidate, _)| same_key(candidate, key))
         .map(|(_, value)| value)
+}
+
+/// String equality that settles most mismatches of equal length on the first byte, without the
+/// call to `memcmp` that `==` makes whenever the lengths agree.
+fn same_key(candidate: &str, key: &str) -> bool {
+    candidate.len() == key.len()
+        && candidate.as_bytes().first() == key.as_bytes().first()
+        && candidate == key
 }
 
 fn step_json<'a>(value: &'a Value, seg: &Seg) -> Found<'a> {
@@ -175,7 +249,7 @@ fn step_json<'a>(value: &'a Value, seg: &Seg) -> Found<'a> {
         Value::Object(map) => member(map, &seg.key).map_or(Found::Absent, Found::Json),
         Value::Array(items) => {
             if &*seg.key == "length" {
-                return Found::Own(Value::from(items.len()));
+                return Found::Own(Box::new(Value::from(items.len())));
             }
             seg.index
                 .and_then(|i| items.get(i))
@@ -183,11 +257,13 @@ fn step_json<'a>(value: &'a Value, seg: &Seg) -> Found<'a> {
         }
         Value::String(s) => {
             if &*seg.key == "length" {
-                return Found::Own(Value::from(junction_js::utf16_len(s)));
+                return Found::Own(Box::new(Value::from(junction_js::utf16_len(s))));
             }
             seg.index
                 .and_then(|i| js::utf16_unit_at(s, i))
-                .map_or(Found::Absent, |unit| Found::Own(Value::String(unit)))
+                .map_or(Found::Absent, |unit| {
+                    Found::Own(Box::new(Value::String(unit)))
+                })
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => Found::Absent,
     }

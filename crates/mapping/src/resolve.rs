@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::MappingError;
 use crate::compile::{
-    ArrayRoot, CaseOperator, Directive, JsonMode, Node, PathArg, Replace, TemplateArg,
+    ArrayRoot, CaseOperator, Directive, JsonMode, Node, ObjectNode, PathArg, Replace, TemplateArg,
 };
 use crate::flatten;
 use crate::js;
@@ -30,15 +30,79 @@ pub(crate) fn resolve<'a>(node: &'a Node, payload: Payload<'a>) -> Result<Out<'a
             .map(|item| resolve(item, payload))
             .collect::<Result<Vec<_>, _>>()
             .map(Out::Arr),
-        Node::Object(members) => {
-            let mut entries = Vec::with_capacity(members.len());
-            for (key, member) in members {
-                entries.push((Cow::Borrowed(key.as_str()), resolve(member, payload)?));
+        Node::Object(object) => {
+            let mut entries = Vec::with_capacity(object.members.len());
+            let mut siblings = path::Siblings::default();
+            for member in &object.members {
+                let value = match member.static_path() {
+                    Some(spec) => siblings
+                        .lookup(payload, spec, member.same_parent)
+                        .into_out(),
+                    None => resolve(&member.node, payload)?,
+                };
+                entries.push((Cow::Borrowed(member.key.as_str()), value));
             }
             Ok(Out::Obj(entries))
         }
         Node::Directive(directive) => run(directive, payload),
     }
+}
+
+/// `materialize(resolve(node, payload))` without the intermediate form where the mapping gives
+/// the shape: objects start from their compiled template and members are converted as they are
+/// resolved. Members are resolved in the same order, so the same error comes first.
+pub(crate) fn resolve_json(
+    node: &Node,
+    payload: Payload<'_>,
+) -> Result<Option<Value>, MappingError> {
+    match node {
+        Node::Raw(value) => Ok(Some(value.clone())),
+        Node::Array(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                values.push(resolve_json(item, payload)?.unwrap_or(Value::Null));
+            }
+            Ok(Some(Value::Array(values)))
+        }
+        Node::Object(object) => resolve_object_json(object, payload),
+        Node::Directive(directive) => run(directive, payload).map(out::materialize),
+    }
+}
+
+fn resolve_object_json(
+    object: &ObjectNode,
+    payload: Payload<'_>,
+) -> Result<Option<Value>, MappingError> {
+    let mut map = object.template.clone();
+    if map.len() != object.members.len() {
+        // Unreachable (member keys are unique), but the slots below rely on it.
+        return resolve(&Node::Object(object.clone()), payload).map(out::materialize);
+    }
+    // Absent members (JS `undefined`) are removed at the end, as `removeUndefined` does.
+    let mut absent: Vec<usize> = Vec::new();
+    let mut siblings = path::Siblings::default();
+    for (i, (member, slot)) in object.members.iter().zip(map.values_mut()).enumerate() {
+        let value = match member.static_path() {
+            Some(spec) => siblings
+                .lookup(payload, spec, member.same_parent)
+                .into_value(),
+            None => resolve_json(&member.node, payload)?,
+        };
+        match value {
+            Some(value) => *slot = value,
+            None => absent.push(i),
+        }
+    }
+    if !absent.is_empty() {
+        // `retain` visits the members in order and rebuilds the index from the stored hashes.
+        let (mut position, mut next) = (0, absent.iter().peekable());
+        map.retain(|_, _| {
+            let keep = next.next_if_eq(&&position).is_none();
+            position += 1;
+            keep
+        });
+    }
+    Ok(Some(Value::Object(map)))
 }
 
 fn resolve_opt<'a>(node: Option<&'a Node>, payload: Payload<'a>) -> Result<Out<'a>, MappingError> {
@@ -408,6 +472,93 @@ mod tests {
 
     fn run(mapping: Value, data: Value) -> Result<Option<Value>, crate::MappingError> {
         crate::transform(&mapping, &data)
+    }
+
+    /// Sibling paths, some under the same parent, against payloads where that parent is
+    /// missing, falsy, a string, an array or an object: each member must be what the public
+    /// `get` (a lookup from the root, nothing shared) finds, absent members dropped in place.
+    #[test]
+    fn sibling_paths_match_independent_lookups() {
+        let paths = [
+            ("a", "$.t.x"),
+            ("b", "$.t.y"),
+            ("c", "$.t.length"),
+            ("d", "$.t.0"),
+            ("e", "$.u"),
+            ("f", "$.t.x"),
+            ("g", "$.t.z.w"),
+            ("h", "$.t.z.v"),
+            ("i", "$."),
+            ("j", "$.t.y"),
+        ];
+        let mapping: serde_json::Map<String, Value> = paths
+            .iter()
+            .map(|(key, path)| ((*key).to_owned(), json!({"@path": path})))
+            .collect();
+        let mapping = Value::Object(mapping);
+        let compiled = crate::compile(&mapping).unwrap();
+        for t in [
+            json!(null),
+            json!(0),
+            json!(""),
+            json!("str"),
+            json!([5, 6]),
+            json!({"x": 1, "y": null, "z": {"w": false, "v": "v"}}),
+            json!({"x": 0, "z": 0}),
+            json!({"z": "ab"}),
+        ] {
+            for data in [json!({"t": t.clone(), "u": 1}), json!({"u": t.clone()})] {
+                let expected: serde_json::Map<String, Value> = paths
+                    .iter()
+                    .filter_map(|(key, path)| {
+                        let path = json!(path.replacen("$.", "", 1));
+                        crate::get(&data, &path).map(|v| ((*key).to_owned(), v))
+                    })
+                    .collect();
+                let expected = Value::Object(expected);
+                let got = compiled.apply(&data).unwrap().unwrap();
+                assert_eq!(got, expected, "{data}");
+                // Key order matters on the wire.
+                assert_eq!(got.to_string(), expected.to_string(), "{data}");
+                // The same object resolved where the intermediate form is kept.
+                let merged = json!({"@merge": {"direction": "right", "objects": [mapping]}});
+                let merged = run(merged, data.clone()).unwrap().unwrap();
+                assert_eq!(merged.to_string(), expected.to_string(), "{data}");
+            }
+        }
+    }
+
+    #[test]
+    fn absent_members_are_dropped_wherever_they_are() {
+        let mapping = json!({
+            "first": {"@path": "$.missing"},
+            "a": {"@path": "$.a"},
+            "middle": {"@path": "$.missing"},
+            "nested": {"x": {"@path": "$.missing"}, "y": {"@path": "$.a"}, "z": {"@path": "$.no"}},
+            "list": [{"@path": "$.missing"}, {"@path": "$.a"}, 3],
+            "raw": {"k": [1, 2]},
+            "last": {"@path": "$.missing"}
+        });
+        let got = run(mapping, json!({"a": "A"})).unwrap().unwrap();
+        assert_eq!(
+            got.to_string(),
+            r#"{"a":"A","nested":{"y":"A"},"list":[null,"A",3],"raw":{"k":[1,2]}}"#
+        );
+        let mapping = json!({"x": {"@path": "$.missing"}, "y": {"@path": "$.missing"}});
+        assert_eq!(run(mapping, json!({})).unwrap(), Some(json!({})));
+    }
+
+    #[test]
+    fn errors_stop_at_the_first_failing_member() {
+        let mapping = json!({
+            "a": {"@path": "$.a"},
+            "b": {"@template": {"@path": "$.a"}},
+            "c": {"@case": {"operator": "oops", "value": "x"}}
+        });
+        assert_eq!(
+            run(mapping, json!({"a": 1})).unwrap_err().to_string(),
+            "@template: expected string, got number"
+        );
     }
 
     #[test]

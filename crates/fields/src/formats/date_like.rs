@@ -26,6 +26,11 @@ static DAYJS_PARSE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 /// Whether the reference's `date-like` format accepts `s`.
 pub(crate) fn is_date_like(s: &str) -> bool {
+    // The usual ISO timestamp first: with its `-` at index 4 it is never number text, and
+    // every branch below accepts it.
+    if is_plain_iso(s.as_bytes()) {
+        return true;
+    }
     // `String(Number(s)) === s`: the text is a Unix timestamp in seconds (the 13-digit
     // millisecond branch upstream is dead code, its result is always overwritten).
     if let Some(seconds) = canonical_number(s) {
@@ -37,7 +42,7 @@ pub(crate) fn is_date_like(s: &str) -> bool {
     if !s.ends_with(['Z', 'z']) && DAYJS_PARSE.as_ref().is_some_and(|re| re.is_match(s)) {
         return true;
     }
-    is_plain_iso(s.as_bytes()) || v8_parse(s).is_some()
+    v8_parse(s).is_some()
 }
 
 /// The common ISO 8601 shapes (`2024-03-01`, `2024-03-01T12:00:00.000Z`, `…+01:00`) that V8's

@@ -232,35 +232,38 @@ const QUERY: [bool; 128] = byte_set(b"-._~!$&'()*+,;=:@/?");
 fn is_plain_url(s: &str) -> bool {
     let b = s.as_bytes();
     let at = |i: usize| b.get(i).copied();
-    let run = |mut i: usize, accept: &dyn Fn(u8) -> bool| {
-        while at(i).is_some_and(accept) {
-            i += 1;
-        }
-        i
-    };
     if !at(0).is_some_and(|c| c.is_ascii_alphabetic()) {
         return false;
     }
-    let mut i = run(1, &|c| {
+    let mut i = skip_while(b, 1, |c| {
         c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')
     });
     if b.get(i..i + 3) != Some(b"://") {
         return false;
     }
-    i = run(i + 3, &|c| in_set(&REG_NAME, c));
+    i = skip_while(b, i + 3, |c| in_set(&REG_NAME, c));
     if at(i) == Some(b':') {
-        i = run(i + 1, &|c| c.is_ascii_digit());
+        i = skip_while(b, i + 1, |c| c.is_ascii_digit());
     }
     if at(i) == Some(b'/') {
-        i = run(i, &|c| c == b'/' || in_set(&PCHAR, c));
+        i = skip_while(b, i, |c| c == b'/' || in_set(&PCHAR, c));
     }
     if at(i) == Some(b'?') {
-        i = run(i + 1, &|c| in_set(&QUERY, c));
+        i = skip_while(b, i + 1, |c| in_set(&QUERY, c));
     }
     if at(i) == Some(b'#') {
-        i = run(i + 1, &|c| in_set(&QUERY, c));
+        i = skip_while(b, i + 1, |c| in_set(&QUERY, c));
     }
     i == b.len()
+}
+
+/// The index of the first byte from `i` on that `accept` refuses (or the length). Generic, so
+/// that each character class is inlined into its loop.
+fn skip_while(b: &[u8], mut i: usize, accept: impl Fn(u8) -> bool) -> usize {
+    while b.get(i).is_some_and(|&c| accept(c)) {
+        i += 1;
+    }
+    i
 }
 
 fn in_set(set: &[bool; 128], c: u8) -> bool {
