@@ -120,6 +120,10 @@ fn complete(conn: &Connection, completions: &[Completion], now: UnixMillis) -> R
     let mut reschedule =
         conn.prepare_cached("UPDATE job_queue SET next_at = ?2, last_seq = ?3 WHERE job_id = ?1")?;
     let mut dequeue = conn.prepare_cached("DELETE FROM job_queue WHERE job_id = ?1")?;
+    let mut last_attempt = conn.prepare_cached(
+        "SELECT status, error_class FROM job_attempts WHERE job_id = ?1
+         ORDER BY attempt DESC LIMIT 1",
+    )?;
     let mut bury = conn.prepare_cached(
         "INSERT OR REPLACE INTO dead_letter (job_id, destination_id, subscription_id, state, at,
                                              attempts, status, error_class, detail)
@@ -169,14 +173,26 @@ fn complete(conn: &Connection, completions: &[Completion], now: UnixMillis) -> R
             }
             JobState::Discarded | JobState::Expired => {
                 dequeue.execute([job_id])?;
-                let last = completion.attempt.as_ref();
+                // Without an attempt (the window ended before the claim's attempt was made), the
+                // claim sent nothing: the attempts made are the claims before it, and the last
+                // one is the last recorded.
+                let (made, status, error_class) = match &completion.attempt {
+                    Some(attempt) => (attempts, attempt.status, attempt.error_class.clone()),
+                    None => {
+                        let last: Option<(Option<u16>, Option<String>)> = last_attempt
+                            .query_row([job_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                            .optional()?;
+                        let (status, error_class) = last.unwrap_or((None, None));
+                        ((attempts - 1).max(0), status, error_class)
+                    }
+                };
                 bury.execute((
                     job_id,
                     state.as_str(),
                     now,
-                    attempts,
-                    last.and_then(|a| a.status),
-                    last.and_then(|a| a.error_class.as_deref()),
+                    made,
+                    status,
+                    error_class,
                     &completion.detail,
                 ))?;
             }

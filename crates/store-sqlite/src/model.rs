@@ -129,7 +129,7 @@ pub(crate) fn attempt_from_row(row: &Row<'_>) -> Result<AttemptRecord, Error> {
         attempt: decode_u32(row.get(0)?, "attempt")?,
         started_at: row.get(1)?,
         duration_ms: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-        status: status.map(|s| decode_status(s)).transpose()?,
+        status: status.map(decode_status).transpose()?,
         error_class: row.get(4)?,
         response_headers: match headers {
             Some(text) => decode_headers(&text)?,
@@ -152,7 +152,7 @@ pub(crate) fn dead_job_from_row(row: &Row<'_>) -> Result<DeadJob, Error> {
         state: decode_state(&state)?,
         at: row.get(1)?,
         attempts: decode_u32(row.get(2)?, "attempts")?,
-        status: status.map(|s| decode_status(s)).transpose()?,
+        status: status.map(decode_status).transpose()?,
         error_class: row.get(4)?,
         detail: row.get(5)?,
         replayed_by: row.get::<_, Option<i64>>(6)?.map(JobId),

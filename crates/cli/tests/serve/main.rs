@@ -1,6 +1,7 @@
 //! The integration-test binary that runs the real `junction` binary's `serve`: its life cycle
-//! (`lifecycle`), Segment's official tracking libraries sending to it (`clients`), and SIGKILL
-//! at random moments under concurrent load (`crash`).
+//! (`lifecycle`), Segment's official tracking libraries sending to it (`clients`), SIGKILL at
+//! random moments under concurrent load (`crash`), and delivery to a programmable webhook
+//! (`webhook`): retries, pauses, timeouts, crashes, the dead letter and replay (`delivery`).
 
 // Test code: a failed expectation is a failed test, and a panic says so best. A child left
 // running by a failed test is killed with the test process's group by the harness.
@@ -13,5 +14,7 @@
 
 mod clients;
 mod crash;
+mod delivery;
 mod lifecycle;
 mod util;
+mod webhook;

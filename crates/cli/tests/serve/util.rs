@@ -1,6 +1,7 @@
 //! What every test of this binary uses: start the real `junction serve` on a free port over a
 //! data directory and read its banner, talk HTTP/1.1 to it (one-shot or keep-alive), stop it
-//! with SIGTERM or SIGKILL, and read what it stored through the store crate's API once it is gone.
+//! with SIGTERM or SIGKILL, call its admin API, and read what it stored through the store crate's
+//! API once it is gone.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -105,6 +106,45 @@ pub fn post(address: &str, path: &str, write_key: &str, body: &str) -> (u16, Str
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Sends one request without credentials on a connection of its own (the admin API needs none
+/// without a token); the status code and the body read as JSON (`null` when it is empty).
+pub fn admin(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{method} {path}: {err}: {body}"))
+    };
+    (status, json)
 }
 
 /// A keep-alive HTTP/1.1 connection, as tracking clients hold them. Every error is returned, not

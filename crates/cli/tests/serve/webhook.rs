@@ -1,0 +1,339 @@
+//! A programmable webhook for the delivery tests: an axum server on 127.0.0.1 (port 0) on a
+//! runtime of its own, which records every request it receives (when, path, headers, body, what
+//! it answered) and its concurrency, and answers as the test tells it to, changeable at run time
+//! and per path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// One answer: a status, headers and a body, sent after an optional delay.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// How long the webhook waits before answering (a slow or hanging endpoint).
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// `status` at once, with an empty JSON object as body.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: "{}".to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// 200 at once.
+    pub fn ok() -> Reply {
+        Reply::status(200)
+    }
+
+    /// The same answer with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same answer, sent after `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+/// How the webhook answers the requests of a path (or every path).
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Every request gets this answer.
+    Always(Reply),
+    /// The first `count` requests after the behaviour was set get `reply`, the others 200.
+    FailFirst { count: usize, reply: Reply },
+}
+
+/// One request the webhook received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    /// When the handler finished (answered, or was dropped because the client went away).
+    pub answered_at: Option<Instant>,
+    pub method: String,
+    pub path: String,
+    /// Names lower-case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The status the webhook chose to answer.
+    pub status: u16,
+}
+
+impl Received {
+    /// The body as JSON (every delivery is JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "webhook body is not JSON ({err}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body's `message_id`, which every ChartMogul payload carries.
+    pub fn message_id(&self) -> String {
+        self.json()["message_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message_id in {}", String::from_utf8_lossy(&self.body)))
+            .to_owned()
+    }
+
+    /// The first header called `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A behaviour with the number of requests it has answered since it was set.
+struct Active {
+    behaviour: Behaviour,
+    served: usize,
+}
+
+impl Active {
+    fn new(behaviour: Behaviour) -> Self {
+        Active {
+            behaviour,
+            served: 0,
+        }
+    }
+
+    fn next(&mut self) -> Reply {
+        self.served += 1;
+        match &self.behaviour {
+            Behaviour::Always(reply) => reply.clone(),
+            Behaviour::FailFirst { count, reply } if self.served <= *count => reply.clone(),
+            Behaviour::FailFirst { .. } => Reply::ok(),
+        }
+    }
+}
+
+struct Shared {
+    default: Active,
+    by_path: HashMap<String, Active>,
+    requests: Vec<Received>,
+    in_flight: usize,
+    peak: usize,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+fn lock(state: &SharedState) -> MutexGuard<'_, Shared> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running webhook server. Dropping it stops it at once (hanging answers are abandoned).
+pub struct Webhook {
+    address: SocketAddr,
+    state: SharedState,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Webhook {
+    /// Starts a webhook answering 200 to everything.
+    pub fn start() -> Webhook {
+        let state = Arc::new(Mutex::new(Shared {
+            default: Active::new(Behaviour::Always(Reply::ok())),
+            by_path: HashMap::new(),
+            requests: Vec::new(),
+            in_flight: 0,
+            peak: 0,
+        }));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("webhook")
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+        Webhook {
+            address,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Answers every path without a behaviour of its own like this from now on; the number of
+    /// requests received before (the index of the first request answered so).
+    pub fn set(&self, behaviour: Behaviour) -> usize {
+        let mut state = lock(&self.state);
+        state.default = Active::new(behaviour);
+        state.requests.len()
+    }
+
+    /// Answers requests to `path` like this from now on.
+    pub fn set_path(&self, path: &str, behaviour: Behaviour) {
+        lock(&self.state)
+            .by_path
+            .insert(path.to_owned(), Active::new(behaviour));
+    }
+
+    /// Forgets every per-path behaviour.
+    pub fn clear_paths(&self) {
+        lock(&self.state).by_path.clear();
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Received> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// How many requests were received so far.
+    pub fn count(&self) -> usize {
+        lock(&self.state).requests.len()
+    }
+
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.state).in_flight
+    }
+
+    /// The most requests handled at once so far.
+    pub fn peak(&self) -> usize {
+        lock(&self.state).peak
+    }
+
+    /// Polls the recorded requests until `done` holds, for at most `timeout`; the requests then.
+    /// Panics with `what` and the last count when the deadline passes.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let state = lock(&self.state);
+                if done(&state.requests) {
+                    return state.requests.clone();
+                }
+                if Instant::now() > deadline {
+                    panic!(
+                        "webhook: {what} did not happen within {timeout:?} ({} requests received, \
+                         {} in flight)",
+                        state.requests.len(),
+                        state.in_flight
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Counts a request out of flight when its handler ends, however it ends (a client that times
+/// out drops the connection and, with it, the handler).
+struct InFlight {
+    state: SharedState,
+    index: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.in_flight -= 1;
+        state.requests[self.index].answered_at = Some(Instant::now());
+    }
+}
+
+async fn handle(
+    State(state): State<SharedState>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let at = Instant::now();
+    let path = uri.path().to_owned();
+    let (reply, guard) = {
+        let mut shared = lock(&state);
+        let reply = match shared.by_path.get_mut(&path) {
+            Some(active) => active.next(),
+            None => shared.default.next(),
+        };
+        shared.in_flight += 1;
+        shared.peak = shared.peak.max(shared.in_flight);
+        let index = shared.requests.len();
+        shared.requests.push(Received {
+            at,
+            answered_at: None,
+            method: method.to_string(),
+            path,
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_owned(), value)
+                })
+                .collect(),
+            body: body.to_vec(),
+            status: reply.status,
+        });
+        (
+            reply,
+            InFlight {
+                state: Arc::clone(&state),
+                index,
+            },
+        )
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let status = StatusCode::from_u16(reply.status).unwrap();
+    let mut response = (status, reply.body).into_response();
+    for (name, value) in &reply.headers {
+        response.headers_mut().append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    drop(guard);
+    response
+}

@@ -1,0 +1,141 @@
+//! The dead letter: list discarded and expired jobs with filters, and replay a selection as-is or
+//! re-mapped.
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use junction_delivery::{ReplayMode, replay};
+use junction_store::{DeadJob, DeadLetterFilter, JobId, JobState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::story::job_view;
+use super::{AdminError, AdminState};
+
+/// The most dead-letter jobs listed or replayed in one request.
+const MAX_PAGE: usize = 1_000;
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/api/v1/dead-letter", get(list_dead_letter))
+        .route("/api/v1/dead-letter/replay", post(replay_dead_letter))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterQuery {
+    destination_id: Option<String>,
+    mapping_id: Option<String>,
+    state: Option<String>,
+    error_class: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    #[serde(default)]
+    include_replayed: bool,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+impl DeadLetterQuery {
+    fn filter(self, job_ids: Vec<JobId>) -> Result<DeadLetterFilter, AdminError> {
+        let state = match self.state.as_deref() {
+            None => None,
+            Some("discarded") => Some(JobState::Discarded),
+            Some("expired") => Some(JobState::Expired),
+            Some(other) => {
+                return Err(AdminError::invalid(
+                    "state",
+                    format!("unknown state \"{other}\": expected discarded or expired"),
+                ));
+            }
+        };
+        let limit = self.limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(AdminError::invalid(
+                "limit",
+                format!("limit must be from 1 to {MAX_PAGE}"),
+            ));
+        }
+        Ok(DeadLetterFilter {
+            job_ids,
+            destination_id: self.destination_id,
+            subscription_id: self.mapping_id,
+            state,
+            error_class: self.error_class,
+            since: self.since,
+            until: self.until,
+            include_replayed: self.include_replayed,
+            after: self.after.map(JobId),
+            limit,
+        })
+    }
+}
+
+fn dead_view(dead: &DeadJob) -> Value {
+    let mut view = job_view(&dead.job);
+    if let Some(object) = view.as_object_mut() {
+        for (key, value) in [
+            ("state", json!(dead.state)),
+            ("dead_at", json!(dead.at)),
+            ("attempts", json!(dead.attempts)),
+            ("status", json!(dead.status)),
+            ("error_class", json!(dead.error_class)),
+            ("detail", json!(dead.detail)),
+            ("replayed_by", json!(dead.replayed_by)),
+        ] {
+            object.insert(key.to_owned(), value);
+        }
+    }
+    view
+}
+
+/// Lists dead-letter jobs, filtered, by job id; `next` is the cursor of the following page.
+async fn list_dead_letter(
+    State(state): State<AdminState>,
+    Query(query): Query<DeadLetterQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let filter = query.filter(Vec::new())?;
+    let limit = filter.limit;
+    let jobs = state.app.store().dead_letter(filter).await?;
+    let next = (jobs.len() == limit)
+        .then(|| jobs.last().map(|dead| dead.job.id))
+        .flatten();
+    Ok(Json(json!({
+        "data": jobs.iter().map(dead_view).collect::<Vec<_>>(),
+        "pagination": {"next": next},
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    /// The jobs to replay; or, without it, those `filter` selects.
+    #[serde(default)]
+    job_ids: Vec<i64>,
+    #[serde(default)]
+    filter: Option<DeadLetterQuery>,
+    mode: ReplayMode,
+}
+
+/// Replays a selection of the dead letter, as-is or re-mapped.
+async fn replay_dead_letter(
+    State(state): State<AdminState>,
+    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Json(request) = body.map_err(|err| AdminError::invalid("body", err.body_text()))?;
+    if request.job_ids.is_empty() && request.filter.is_none() {
+        return Err(AdminError::invalid(
+            "job_ids",
+            "give job_ids, or a filter selecting the jobs to replay",
+        ));
+    }
+    let mut query = request.filter.unwrap_or_default();
+    if !request.job_ids.is_empty() {
+        query.limit = Some(query.limit.unwrap_or(request.job_ids.len().min(MAX_PAGE)));
+    }
+    let filter = query.filter(request.job_ids.into_iter().map(JobId).collect())?;
+    let snapshot = state.app.snapshot();
+    let report = replay(&**state.app.store(), &snapshot, filter, request.mode).await?;
+    Ok(Json(json!({"data": report})))
+}

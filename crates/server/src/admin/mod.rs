@@ -1,0 +1,149 @@
+//! The admin API (on its own listener, under `/api/v1`): configuration, testing, observing and
+//! repairing Junction while it runs. Responses are wrapped in `{"data": …}`; errors are
+//! `{"errors": [{"type", "message", "field"?}]}`, as Segment's Public API shapes them.
+//!
+//! Every route requires `Authorization: Bearer <token>` when a token is configured; a wrong or
+//! missing token gets a bare 401 that reveals nothing about what exists. Webhook URLs carry a
+//! secret token in their path and query, so every URL shown is masked.
+//!
+//! One module per area: `story` (event lookup), `dead_letter` (list, replay), `testers` (test
+//! authentication). Each contributes its routes to [`admin_app`].
+
+mod dead_letter;
+mod story;
+mod testers;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use junction_delivery::HttpSender;
+use junction_store::StoreError;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// What the admin routes share.
+#[derive(Clone)]
+pub struct AdminState {
+    app: AppState,
+    sender: Arc<HttpSender>,
+    token: Option<Arc<str>>,
+}
+
+impl AdminState {
+    /// Admin routes over `app`'s store and snapshot; `sender` makes test requests the way
+    /// deliveries go out; `token`, when set, is required as a bearer token.
+    pub fn new(app: AppState, sender: Arc<HttpSender>, token: Option<String>) -> Self {
+        Self {
+            app,
+            sender,
+            token: token.map(Arc::from),
+        }
+    }
+}
+
+/// The admin router.
+pub fn admin_app(state: AdminState) -> Router {
+    Router::new()
+        .merge(story::routes())
+        .merge(dead_letter::routes())
+        .merge(testers::routes())
+        .fallback(|| async { AdminError::not_found("no such admin route") })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
+            return AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference, so that timing tells nothing of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An admin error: status and one `{"type", "message", "field"?}`.
+#[derive(Debug)]
+pub(crate) struct AdminError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl AdminError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "validation", message)
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { what } => Self::not_found(format!("{what} not found")),
+            err if err.is_retryable() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                err.to_string(),
+            ),
+            err => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                err.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"type": self.kind, "message": self.message});
+        if let (Some(field), Some(object)) = (self.field, error.as_object_mut()) {
+            object.insert("field".to_owned(), Value::from(field));
+        }
+        (self.status, Json(json!({"errors": [error]}))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

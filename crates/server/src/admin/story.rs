@@ -1,0 +1,171 @@
+//! Event lookup: the whole story of a `messageId` (received, routed, each attempt, final state),
+//! and the JSON views of jobs and attempts other admin modules reuse.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use junction_store::{AttemptRecord, EventRecord, Job, JobRecord, JobState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AdminError, AdminState};
+
+/// The routes of this module.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new().route("/api/v1/events/{message_id}", get(lookup))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupQuery {
+    source: Option<String>,
+}
+
+/// The whole story of a `messageId`: each stored event with that id (per source), its duplicates,
+/// routing outcomes, jobs with their transitions and attempts.
+async fn lookup(
+    State(state): State<AdminState>,
+    Path(message_id): Path<String>,
+    Query(query): Query<LookupQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let snapshot = state.app.snapshot();
+    let sources: Vec<String> = match query.source {
+        Some(source) => vec![source],
+        None => snapshot
+            .sources()
+            .iter()
+            .map(|s| s.id().to_owned())
+            .collect(),
+    };
+    let mut events = Vec::new();
+    for source in sources {
+        let records = state
+            .app
+            .store()
+            .events_by_message_id(&source, &message_id)
+            .await?;
+        events.extend(records.iter().map(event_view));
+    }
+    if events.is_empty() {
+        return Err(AdminError::not_found(format!(
+            "no event with messageId \"{message_id}\""
+        )));
+    }
+    Ok(Json(
+        json!({"data": {"message_id": message_id, "events": events}}),
+    ))
+}
+
+fn event_view(record: &EventRecord) -> Value {
+    let payload: Value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
+    json!({
+        "id": record.id,
+        "source_id": record.source_id,
+        "received_at": record.received_at,
+        "event": payload,
+        "duplicates": record.duplicates,
+        "discards": record.discards.iter().map(|discard| json!({
+            "destination_id": discard.destination_id,
+            "mapping_id": discard.subscription_id,
+            "reason": discard.reason,
+            "message": discard.message,
+        })).collect::<Vec<_>>(),
+        "jobs": record.jobs.iter().map(job_story).collect::<Vec<_>>(),
+    })
+}
+
+fn job_story(record: &JobRecord) -> Value {
+    let state = record
+        .transitions
+        .last()
+        .map_or(JobState::Pending, |transition| transition.state);
+    let mut view = job_view(&record.job);
+    if let Some(object) = view.as_object_mut() {
+        object.insert("state".to_owned(), json!(state));
+        object.insert(
+            "transitions".to_owned(),
+            record
+                .transitions
+                .iter()
+                .map(|t| {
+                    json!({"seq": t.seq, "state": t.state, "at": t.at, "next_at": t.next_at,
+                           "attempt": t.attempt, "detail": t.detail})
+                })
+                .collect(),
+        );
+        object.insert(
+            "attempts".to_owned(),
+            record.attempts.iter().map(attempt_view).collect(),
+        );
+    }
+    view
+}
+
+pub(super) fn job_view(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "event_id": job.event_id,
+        "destination_id": job.destination_id,
+        "mapping_id": job.subscription_id,
+        "endpoint": job.endpoint,
+        "created_at": job.created_at,
+        "replay_of": job.replay_of,
+        "request": {
+            "method": job.method,
+            "url": mask_url(&job.url),
+            "headers": job.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "body": body_view(&job.body),
+        },
+    })
+}
+
+fn attempt_view(attempt: &AttemptRecord) -> Value {
+    json!({
+        "attempt": attempt.attempt,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status": attempt.status,
+        "error_class": attempt.error_class,
+        "response_headers": attempt.response_headers.iter().map(|(k, v)| json!([k, v]))
+            .collect::<Vec<_>>(),
+        "response_excerpt": String::from_utf8_lossy(&attempt.response_excerpt),
+    })
+}
+
+/// A body shown as JSON when it is, else as text.
+fn body_view(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+/// `scheme://host/…`: the path and query of a webhook URL carry its secret token.
+pub(crate) fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if rest.len() > authority.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// Dead-letter filters, as query parameters or inside a replay request.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_masked_after_the_host() {
+        assert_eq!(
+            mask_url("https://user:pw@hooks.example/v1/segment/secret?x=1"),
+            "https://hooks.example/…"
+        );
+        assert_eq!(mask_url("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+        assert_eq!(mask_url("nonsense"), "…");
+    }
+}
