@@ -10,13 +10,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use junction_bench::{
+    BatchRequest, ResponseReader, connect, counter_placeholder, identify_event, round3,
+    self_cpu_ticks,
+};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-
-/// Width of the per-connection counter in every `messageId`: patched in place per request, so
-/// every event is new to the server (duplicates take a cheaper path and would flatter it).
-const COUNTER_DIGITS: usize = 12;
+use tokio::io::AsyncWriteExt as _;
 
 /// What to run, from the command line.
 #[derive(Clone, Debug)]
@@ -185,10 +184,6 @@ async fn run(options: Options) -> Result<Value, String> {
     }))
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// One keep-alive connection sending requests until `until` (or `max_requests`).
 async fn drive(
     connection: usize,
@@ -197,7 +192,7 @@ async fn drive(
     measure_from: Instant,
     until: Instant,
 ) -> Result<Tally, String> {
-    let mut request = BatchRequest::new(connection, options);
+    let mut request = batch_request(connection, options)?;
     let mut stream = connect(options.addr).await?;
     let mut reader = ResponseReader::default();
     let mut tally = Tally::default();
@@ -247,212 +242,20 @@ async fn drive(
     Ok(tally)
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|err| format!("cannot set TCP_NODELAY: {err}"))?;
-    Ok(stream)
-}
-
-/// A pre-serialised `POST /v1/batch` (headers and body) whose message ids are patched in place
-/// before each send.
-struct BatchRequest {
-    bytes: Vec<u8>,
-    /// Where each event's counter digits start in `bytes`.
-    counter_at: Vec<usize>,
-    counter: u64,
-}
-
-impl BatchRequest {
-    fn new(connection: usize, options: &Options) -> Self {
-        let placeholder = "0".repeat(COUNTER_DIGITS);
-        let batch: Vec<Value> = (0..options.events_per_request)
-            .map(|i| identify_event(connection, i, &placeholder))
-            .collect();
-        let body = json!({
-            "batch": batch,
-            "sentAt": "2024-03-01T12:00:01.000Z",
-            "writeKey": options.write_key,
-        });
-        let body = body.to_string();
-        let credentials = base64(&format!("{}:", options.write_key));
-        let head = format!(
-            "POST /v1/batch HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {credentials}\r\n\
-             Content-Type: application/json\r\nUser-Agent: junction-ingest-load\r\n\
-             Content-Length: {}\r\n\r\n",
-            options.addr,
-            body.len()
-        );
-        let mut bytes = head.into_bytes();
-        let body_at = bytes.len();
-        bytes.extend_from_slice(body.as_bytes());
-        let marker = format!("-{placeholder}\"");
-        let counter_at = find_all(&bytes[body_at..], marker.as_bytes())
-            .map(|at| body_at + at + 1)
-            .collect();
-        Self {
-            bytes,
-            counter_at,
-            counter: 0,
-        }
-    }
-
-    /// Gives every event of the request a message id never sent before.
-    fn next_ids(&mut self) {
-        for at in &self.counter_at {
-            self.counter += 1;
-            let mut n = self.counter;
-            for digit in self.bytes[*at..*at + COUNTER_DIGITS].iter_mut().rev() {
-                *digit = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(move |(_, window)| *window == needle)
-        .map(|(at, _)| at)
-}
-
-/// A realistic identify call as the official clients send it: context, integrations, 20 traits
-/// with a nested company (about 1 KB). The message id ends with the counter placeholder.
-fn identify_event(connection: usize, i: usize, placeholder: &str) -> Value {
-    let user = connection * 1_000 + i;
-    json!({
-        "type": "identify",
-        "messageId": format!("bench-{connection:03}-{i:03}-{placeholder}"),
-        "userId": format!("user-{user}"),
-        "anonymousId": format!("6f1c9a4e-2b7d-4e3f-8a5c-{user:012}"),
-        "timestamp": "2024-03-01T12:00:00.000Z",
-        "context": {
-            "ip": "203.0.113.9",
-            "library": {"name": "analytics-node-next", "version": "3.1.0"},
-            "locale": "en-US",
-            "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_3) AppleWebKit/605.1.15"
-        },
-        "integrations": {},
-        "traits": {
-            "email": format!("user{user}@example.com"),
-            "first_name": "Jane",
-            "last_name": "Doe",
-            "name": "Jane Doe",
-            "title": "CTO",
-            "phone": "+1 555 0100",
-            "linkedIn": "https://www.linkedin.com/in/janedoe",
-            "twitter": "@janedoe",
-            "company": {"id": format!("acme-{}", user % 97), "name": "Acme Inc.", "industry": "Software", "employees": 120},
-            "plan": "enterprise",
-            "createdAt": "2023-06-15T08:30:00.000Z",
-            "logins": 342,
-            "verified": true,
-            "city": "Berlin",
-            "country": "DE",
-            "language": "de",
-            "timezone": "Europe/Berlin",
-            "referrer": "newsletter",
-            "avatar": "https://cdn.example.com/a/4217.png",
-            "role": "admin"
-        }
-    })
-}
-
-/// Reads HTTP/1.1 responses with a `Content-Length` body off a keep-alive connection.
-#[derive(Default)]
-struct ResponseReader {
-    buffer: Vec<u8>,
-}
-
-impl ResponseReader {
-    /// Reads one whole response and returns its status.
-    async fn read(&mut self, stream: &mut TcpStream) -> Result<u16, String> {
-        loop {
-            if let Some((status, length)) = self.complete()? {
-                self.buffer.drain(..length);
-                return Ok(status);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|err| format!("cannot read the answer: {err}"))?;
-            if n == 0 {
-                return Err("the server closed the connection".to_owned());
-            }
-            self.buffer.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// The status and total length of the response at the front of the buffer, once whole.
-    fn complete(&self) -> Result<Option<(u16, usize)>, String> {
-        let Some(end) = find_all(&self.buffer, b"\r\n\r\n").next() else {
-            return Ok(None);
-        };
-        let head = std::str::from_utf8(&self.buffer[..end])
-            .map_err(|_| "the answer's head is not UTF-8".to_owned())?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| format!("not an HTTP answer: {head}"))?;
-        let length: usize = head
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, value)| value.trim().parse().ok())
-            .ok_or_else(|| format!("an answer without Content-Length: {head}"))?;
-        let total = end + 4 + length;
-        Ok((self.buffer.len() >= total).then_some((status, total)))
-    }
-}
-
-/// Standard base64 with padding (enough for HTTP Basic credentials).
-fn base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in text.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// This process's user + system CPU time in clock ticks (100 per second on Linux), from
-/// `/proc/self/stat`; 0 where that cannot be read.
-fn self_cpu_ticks() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
-    };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    tick(11) + tick(12)
+/// The connection's pre-serialised batch: realistic identify events whose message ids end with
+/// the counter placeholder, patched before each send so that every event is new to the server.
+fn batch_request(connection: usize, options: &Options) -> Result<BatchRequest, String> {
+    let placeholder = counter_placeholder();
+    let events = (0..options.events_per_request)
+        .map(|i| {
+            let message_id = format!("bench-{connection:03}-{i:03}-{placeholder}");
+            identify_event(&message_id, connection * 1_000 + i)
+        })
+        .collect();
+    BatchRequest::new(
+        &options.addr.to_string(),
+        &options.write_key,
+        "junction-ingest-load",
+        events,
+    )
 }
