@@ -13,6 +13,8 @@
 //! store.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,7 +62,8 @@ pub trait PolicySource: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// How long a claimed job stays leased: if this process dies, the job is due again after it.
-    /// Must exceed the time a job can wait in a lane buffer plus the request timeout.
+    /// A buffered job is started only while at least the request timeout of it is left, and
+    /// given back otherwise.
     pub lease: Duration,
     /// The longest the dispatcher sleeps without a signal (retries and ended leases are found at
     /// the latest after this).
@@ -73,6 +76,8 @@ pub struct EngineOptions {
     pub completion_batch: usize,
     /// The most jobs a lane holds claimed but not started.
     pub max_lane_buffer: usize,
+    /// Where each job's outcome is counted (the server's Prometheus metrics); none counts nothing.
+    pub metrics: Option<Arc<dyn DeliveryMetrics>>,
 }
 
 impl Default for EngineOptions {
@@ -84,7 +89,104 @@ impl Default for EngineOptions {
             client: ClientOptions::default(),
             completion_batch: 1_000,
             max_lane_buffer: 1_000,
+            metrics: None,
         }
+    }
+}
+
+/// What became of a job after an attempt (or without one, when its retry window ended while it
+/// waited), as metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryOutcome {
+    /// Delivered (a 2xx answer).
+    Succeeded,
+    /// Failed in a retryable way; the job awaits its next attempt.
+    Retried,
+    /// Failed for good (a non-retryable answer); in the dead letter.
+    Discarded,
+    /// Its retry window ended; in the dead letter.
+    Expired,
+}
+
+impl DeliveryOutcome {
+    /// Every outcome, in declaration order (for tests and metric labels).
+    pub const ALL: [DeliveryOutcome; 4] = [
+        DeliveryOutcome::Succeeded,
+        DeliveryOutcome::Retried,
+        DeliveryOutcome::Discarded,
+        DeliveryOutcome::Expired,
+    ];
+
+    /// The stable name used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Succeeded => "succeeded",
+            DeliveryOutcome::Retried => "retried",
+            DeliveryOutcome::Discarded => "discarded",
+            DeliveryOutcome::Expired => "expired",
+        }
+    }
+
+    fn of(state: JobState) -> DeliveryOutcome {
+        match state {
+            JobState::Succeeded => DeliveryOutcome::Succeeded,
+            JobState::Discarded => DeliveryOutcome::Discarded,
+            JobState::Expired => DeliveryOutcome::Expired,
+            // Only the three above and `AwaitingRetry` come out of an attempt.
+            _ => DeliveryOutcome::Retried,
+        }
+    }
+}
+
+/// Receives the engine's measurements (the server implements it over its Prometheus registry).
+pub trait DeliveryMetrics: std::fmt::Debug + Send + Sync + 'static {
+    /// The recorder of one lane, asked once when the lane starts, so that label sets are resolved
+    /// once per lane rather than once per attempt.
+    fn lane(&self, destination_id: &str, endpoint: &str) -> Arc<dyn LaneMetrics>;
+}
+
+/// Counts one lane's job outcomes; called once per attempt, so it must be cheap (atomics).
+pub trait LaneMetrics: Send + Sync {
+    /// One job's outcome: the attempt's HTTP status (none after a network error or without an
+    /// attempt) and how long the attempt took (none without an attempt).
+    fn outcome(&self, outcome: DeliveryOutcome, status: Option<u16>, duration: Option<Duration>);
+}
+
+/// Reads the engine's lanes for metrics without keeping the engine alive: it holds the lanes'
+/// shared state only, not the completion channel whose closing [`Engine::shutdown`] waits for.
+#[derive(Clone)]
+pub struct LaneStatsHandle {
+    lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
+}
+
+impl std::fmt::Debug for LaneStatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneStatsHandle").finish_non_exhaustive()
+    }
+}
+
+impl LaneStatsHandle {
+    /// Every lane the engine has started, by endpoint.
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stats: Vec<LaneStats> = lanes
+            .values()
+            .map(|lane| {
+                let control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+                LaneStats {
+                    endpoint: lane.endpoint.clone(),
+                    in_flight: control.in_flight(),
+                    limit: control.limit(),
+                    held: lane
+                        .held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .len(),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        stats
     }
 }
 
@@ -105,7 +207,8 @@ struct Shared {
     options: EngineOptions,
     completions: mpsc::UnboundedSender<Completion>,
     stop: watch::Receiver<bool>,
-    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Shared with [`LaneStatsHandle`]s, which must not hold the rest of this.
+    lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
 }
 
 /// One lane's shared state (its task owns the buffer).
@@ -120,6 +223,8 @@ struct Lane {
     /// Jobs claimed and not finished (buffered or in flight): a job claimed again after its
     /// lease ended while it waited is not started twice.
     held: Mutex<HashSet<JobId>>,
+    /// Where this lane's job outcomes are counted.
+    metrics: Option<Arc<dyn LaneMetrics>>,
 }
 
 /// A snapshot of one lane, for metrics and the admin API.
@@ -152,7 +257,7 @@ impl Engine {
             options,
             completions,
             stop,
-            lanes: Mutex::new(HashMap::new()),
+            lanes: Arc::new(Mutex::new(HashMap::new())),
         });
         let completer = tokio::spawn(record_completions(
             Arc::clone(&shared.store),
@@ -175,34 +280,20 @@ impl Engine {
 
     /// Every lane this engine has started, by endpoint.
     pub fn lane_stats(&self) -> Vec<LaneStats> {
-        let lanes = self
-            .shared
-            .lanes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut stats: Vec<LaneStats> = lanes
-            .values()
-            .map(|lane| {
-                let control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
-                LaneStats {
-                    endpoint: lane.endpoint.clone(),
-                    in_flight: control.in_flight(),
-                    limit: control.limit(),
-                    held: lane
-                        .held
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .len(),
-                }
-            })
-            .collect();
-        stats.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
-        stats
+        self.lane_stats_handle().lane_stats()
     }
 
-    /// Stops claiming, lets attempts in flight finish for up to `grace`, and records every
-    /// outcome known by then. Jobs still in flight or buffered keep their lease and are delivered
-    /// again after it ends (at-least-once).
+    /// A handle that reads the lanes after this engine has moved (e.g. into its shutdown); it
+    /// does not delay [`Engine::shutdown`].
+    pub fn lane_stats_handle(&self) -> LaneStatsHandle {
+        LaneStatsHandle {
+            lanes: Arc::clone(&self.shared.lanes),
+        }
+    }
+
+    /// Stops claiming, gives back the jobs claimed but not started, lets attempts in flight
+    /// finish for up to `grace`, and records every outcome known by then. Jobs still in flight
+    /// at the end keep their lease and are delivered again after it ends (at-least-once).
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         let _ = self.dispatcher.await;
@@ -292,6 +383,11 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
         .map_or(endpoint, |(id, _)| id)
         .to_owned();
     let policy = shared.policies.policy(&destination_id);
+    let metrics = shared
+        .options
+        .metrics
+        .as_ref()
+        .map(|metrics| metrics.lane(&destination_id, endpoint));
     let lane = Arc::new(Lane {
         endpoint: endpoint.to_owned(),
         destination_id,
@@ -299,6 +395,7 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
         due: AtomicBool::new(true),
         control: Mutex::new(LaneControl::new(policy.limits, Instant::now())),
         held: Mutex::new(HashSet::new()),
+        metrics,
     });
     lanes.insert(endpoint.to_owned(), Arc::clone(&lane));
     tokio::spawn(run_lane(Arc::clone(shared), Arc::clone(&lane)));
@@ -309,9 +406,17 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
 /// control has room, sleep until woken (due jobs, a finished attempt) or until the pause or rate
 /// limit allows the next start.
 async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
-    let mut buffer: VecDeque<DueJob> = VecDeque::new();
+    let mut buffer: VecDeque<Buffered> = VecDeque::new();
+    // A buffered job is started only while enough of its lease is left for the request to end
+    // inside it; past that it is given back (another claim, here or on another node, takes it).
+    let usable = shared
+        .options
+        .lease
+        .saturating_sub(shared.options.client.timeout)
+        .max(Duration::from_secs(1));
     // Set when a claim found fewer jobs than asked: claim again only once woken.
     let mut drained = false;
+    let mut claiming: Option<Claim> = None;
     let mut stop = shared.stop.clone();
     loop {
         if *stop.borrow() {
@@ -325,38 +430,65 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
             }
             control.limit()
         };
-        // Enough to keep the lane busy between claims, small enough that a job rarely waits
-        // long enough for its lease to end.
-        let target = (limit as usize * 8).clamp(32, shared.options.max_lane_buffer.max(1));
-        if !drained && buffer.len() < target / 2 {
+        // Enough to keep the lane busy while the next claim is on its way (a claim is a write,
+        // queued behind ingestion's group commits), small enough that a backed-off lane does not
+        // make due retries wait behind many unstarted jobs.
+        let target = (limit as usize * 32).clamp(8, shared.options.max_lane_buffer.max(8));
+        if claiming.is_none() && !drained && buffer.len() < target / 2 {
+            // Claimed in the background: the lane goes on starting what it holds meanwhile.
             let now = now_ms();
             let lease_until = now.saturating_add(millis(shared.options.lease));
             let want = target - buffer.len();
-            match shared
-                .store
-                .claim_jobs(&lane.endpoint, now, lease_until, want)
-                .await
-            {
-                Ok(claimed) => {
-                    drained = claimed.len() < want;
-                    let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
-                    buffer.extend(claimed.into_iter().filter(|due| held.insert(due.job.id)));
-                }
-                Err(StoreError::Closed) => break,
-                Err(err) => {
-                    tracing::warn!(lane = %lane.endpoint, error = %err, "cannot claim jobs");
-                    drained = true;
-                }
-            }
+            let store = Arc::clone(&shared.store);
+            let endpoint = lane.endpoint.clone();
+            claiming = Some(Box::pin(async move {
+                let claimed = store.claim_jobs(&endpoint, now, lease_until, want).await;
+                (want, claimed)
+            }));
         }
 
-        let wake_at = start_attempts(&shared, &lane, &policy, &mut buffer);
-        if buffer.is_empty() && !drained {
+        // After the limit fell (timeouts, 429s), more is held than the lane can start soon:
+        // give the rest back so it waits in the store, not behind this lane's slow requests.
+        let mut give_back: Vec<JobId> = if buffer.len() > target {
+            buffer
+                .split_off(target)
+                .into_iter()
+                .map(|b| b.due.job.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let wake_at = start_attempts(&shared, &lane, &policy, &mut buffer, &mut give_back);
+        if !give_back.is_empty() {
+            release(&shared, &lane, give_back).await;
+        }
+        if buffer.is_empty() && !drained && claiming.is_none() {
             // The last claim was full: there may be more due right now.
             continue;
         }
         let sleep = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
         tokio::select! {
+            (want, claimed) = next_claim(&mut claiming) => {
+                claiming = None;
+                match claimed {
+                    Ok(claimed) => {
+                        drained = claimed.len() < want;
+                        let usable_until = Instant::now() + usable;
+                        let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
+                        buffer.extend(
+                            claimed
+                                .into_iter()
+                                .filter(|due| held.insert(due.job.id))
+                                .map(|due| Buffered { due, usable_until }),
+                        );
+                    }
+                    Err(StoreError::Closed) => break,
+                    Err(err) => {
+                        tracing::warn!(lane = %lane.endpoint, error = %err, "cannot claim jobs");
+                        drained = true;
+                    }
+                }
+            }
             () = lane.wake.notified() => {}
             () = sleep_or_forever(sleep) => {}
             _ = stop.changed() => {}
@@ -367,10 +499,52 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
             drained = false;
         }
     }
-    // Unstarted jobs keep their lease and come back after it; forget them here.
-    let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
-    for due in buffer {
-        held.remove(&due.job.id);
+    // Unstarted jobs are given back, so that a restart delivers them at once rather than after
+    // their lease; a claim still on its way is awaited, so its jobs are given back too.
+    let mut unstarted: Vec<JobId> = buffer.into_iter().map(|b| b.due.job.id).collect();
+    if let Some(claim) = claiming
+        && let (_, Ok(claimed)) = claim.await
+    {
+        unstarted.extend(claimed.into_iter().map(|due| due.job.id));
+    }
+    release(&shared, &lane, unstarted).await;
+}
+
+/// A claim on its way, answering with how many jobs were asked for.
+type Claim = Pin<Box<dyn Future<Output = (usize, Result<Vec<DueJob>, StoreError>)> + Send>>;
+
+/// The claim on its way, or never (so that `select!` can always poll it).
+async fn next_claim(claiming: &mut Option<Claim>) -> (usize, Result<Vec<DueJob>, StoreError>) {
+    match claiming {
+        Some(claim) => claim.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A claimed job waiting in a lane's buffer.
+struct Buffered {
+    due: DueJob,
+    /// Past this, too little of the lease is left to start it.
+    usable_until: Instant,
+}
+
+/// Gives claimed, unstarted jobs back to the store and forgets them. If the store refuses, their
+/// lease brings them back later: nothing is lost either way.
+async fn release(shared: &Shared, lane: &Lane, ids: Vec<JobId>) {
+    if ids.is_empty() {
+        return;
+    }
+    {
+        let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in &ids {
+            held.remove(id);
+        }
+    }
+    match shared.store.release_jobs(ids).await {
+        Ok(()) | Err(StoreError::Closed) => {}
+        Err(err) => {
+            tracing::warn!(lane = %lane.endpoint, error = %err, "cannot give back claimed jobs");
+        }
     }
 }
 
@@ -387,13 +561,19 @@ fn start_attempts(
     shared: &Arc<Shared>,
     lane: &Arc<Lane>,
     policy: &LanePolicy,
-    buffer: &mut VecDeque<DueJob>,
+    buffer: &mut VecDeque<Buffered>,
+    give_back: &mut Vec<JobId>,
 ) -> Option<Instant> {
     loop {
+        let now = Instant::now();
+        while buffer.front().is_some_and(|b| b.usable_until <= now) {
+            if let Some(stale) = buffer.pop_front() {
+                give_back.push(stale.due.job.id);
+            }
+        }
         if buffer.is_empty() {
             return None;
         }
-        let now = Instant::now();
         let slot = {
             let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
             let room = control.room(now);
@@ -402,7 +582,7 @@ fn start_attempts(
             }
             control.start(now)
         };
-        let Some(due) = buffer.pop_front() else {
+        let Some(Buffered { due, .. }) = buffer.pop_front() else {
             // Unreachable (checked above); hand the slot back unused.
             finish(lane, slot, &Verdict::Delivered);
             return None;
@@ -415,6 +595,9 @@ fn start_attempts(
             // Its window ended while it waited (e.g. the process was down): no attempt.
             finish(lane, slot, &Verdict::Discard);
             forget(lane, due.job.id);
+            if let Some(metrics) = &lane.metrics {
+                metrics.outcome(DeliveryOutcome::Expired, None, None);
+            }
             let _ = shared.completions.send(Completion {
                 job_id: due.job.id,
                 attempt: None,
@@ -477,6 +660,20 @@ async fn attempt(
         deadline,
     );
     forget(&lane, job.id);
+    let outcome = DeliveryOutcome::of(completion.state);
+    // The lane key names the destination and host only: the URL's path and query carry secrets.
+    tracing::debug!(
+        lane = %lane.endpoint,
+        job = job.id.0,
+        attempt = number,
+        status = result.status,
+        duration_ms = u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        outcome = outcome.as_str(),
+        "delivery attempt"
+    );
+    if let Some(metrics) = &lane.metrics {
+        metrics.outcome(outcome, result.status, Some(result.duration));
+    }
     let _ = shared.completions.send(completion);
     // Room for the next attempt.
     lane.wake.notify_one();
@@ -551,11 +748,20 @@ async fn record_completions(
     let mut pending = Vec::with_capacity(batch);
     while queue.recv_many(&mut pending, batch).await > 0 {
         let completions = std::mem::take(&mut pending);
+        // A retry changes when its lane is next due: the dispatcher must look again, or the
+        // retry would wait for its next idle poll.
+        let retries = completions
+            .iter()
+            .any(|completion| completion.state == JobState::AwaitingRetry);
         let mut delay = Duration::from_millis(50);
         let mut completions = Some(completions);
         while let Some(batch) = completions.take() {
             match store.complete_jobs(batch.clone()).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    if retries {
+                        store.job_signal().notify_one();
+                    }
+                }
                 // Closed: the outcomes are lost with the process, and the leases bring the jobs
                 // back (delivered twice at worst, never lost).
                 Err(StoreError::Closed) => return,
@@ -688,6 +894,20 @@ mod tests {
             now,
         );
         assert_eq!(gone.state, JobState::Discarded);
+    }
+
+    #[test]
+    fn metric_outcomes_follow_the_job_state() {
+        let names: Vec<&str> = [
+            JobState::Succeeded,
+            JobState::AwaitingRetry,
+            JobState::Discarded,
+            JobState::Expired,
+        ]
+        .into_iter()
+        .map(|state| DeliveryOutcome::of(state).as_str())
+        .collect();
+        assert_eq!(names, ["succeeded", "retried", "discarded", "expired"]);
     }
 
     #[test]

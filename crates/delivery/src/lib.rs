@@ -20,7 +20,10 @@ pub use classify::{
     AttemptError, AttemptResult, ErrorClass, MAX_RETRY_AFTER, Verdict, classify, parse_retry_after,
 };
 pub use client::{ClientOptions, HttpSender, install_crypto_provider};
-pub use engine::{Engine, EngineOptions, LanePolicy, LaneStats, PolicySource};
+pub use engine::{
+    DeliveryMetrics, DeliveryOutcome, Engine, EngineOptions, LaneMetrics, LanePolicy, LaneStats,
+    LaneStatsHandle, PolicySource,
+};
 pub use error::DeliveryError;
 pub use lane::{LaneControl, LaneLimits, Room, Slot};
 pub use replay::{ReplayFailure, ReplayMode, ReplayReport, Replayed, replay};
