@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::Error;
 use crate::model::{JOB_COLUMNS, attempt_from_column, encode_headers, job_from_row};
+use crate::rollup::{self, CompletedJob, Rollup};
 
 /// A delivery write, queued like a commit and written in the same group transaction.
 pub(crate) enum DeliveryWrite {
@@ -18,6 +19,8 @@ pub(crate) enum DeliveryWrite {
         lease_until: UnixMillis,
         limit: usize,
     },
+    /// See [`junction_store::Store::release_jobs`].
+    Release(Vec<JobId>),
     /// See [`junction_store::Store::complete_jobs`].
     Complete(Vec<Completion>),
     /// See [`junction_store::Store::replay_jobs`].
@@ -40,14 +43,20 @@ pub(crate) enum DeliveryAnswer {
 impl DeliveryWrite {
     /// Whether committing it may make jobs due, so the job signal must fire.
     pub(crate) fn adds_jobs(&self) -> bool {
-        matches!(self, DeliveryWrite::Replay(replays) if !replays.is_empty())
+        match self {
+            DeliveryWrite::Replay(replays) => !replays.is_empty(),
+            DeliveryWrite::Release(ids) => !ids.is_empty(),
+            _ => false,
+        }
     }
 
-    /// Runs it inside the writer's open transaction.
+    /// Runs it inside the writer's open transaction; completions add to the transaction's
+    /// overview `rollup`.
     pub(crate) fn write(
         &self,
         conn: &Connection,
         now: UnixMillis,
+        rollup: &mut Rollup<'_>,
     ) -> Result<DeliveryAnswer, Error> {
         Ok(match self {
             DeliveryWrite::Claim {
@@ -56,13 +65,20 @@ impl DeliveryWrite {
                 lease_until,
                 limit,
             } => DeliveryAnswer::Claimed(claim(conn, endpoint, *now, *lease_until, *limit)?),
+            DeliveryWrite::Release(ids) => {
+                release(conn, ids, now)?;
+                DeliveryAnswer::Completed
+            }
             DeliveryWrite::Complete(completions) => {
-                complete(conn, completions, now)?;
+                complete(conn, completions, now, rollup)?;
                 DeliveryAnswer::Completed
             }
             DeliveryWrite::Replay(replays) => DeliveryAnswer::Replayed(replay(conn, replays, now)?),
             DeliveryWrite::Prune { before, max_events } => {
-                DeliveryAnswer::Pruned(prune(conn, *before, *max_events)?)
+                let outcome = prune(conn, *before, *max_events)?;
+                // The overview keeps its own 14 days, whatever the events' retention.
+                rollup::prune(conn, now)?;
+                DeliveryAnswer::Pruned(outcome)
             }
         })
     }
@@ -105,9 +121,32 @@ fn claim(
     Ok(claimed)
 }
 
-fn complete(conn: &Connection, completions: &[Completion], now: UnixMillis) -> Result<(), Error> {
-    let mut queued =
-        conn.prepare_cached("SELECT last_seq, attempt, endpoint FROM job_queue WHERE job_id = ?1")?;
+fn release(conn: &Connection, ids: &[JobId], now: UnixMillis) -> Result<(), Error> {
+    let mut release = conn.prepare_cached(
+        "UPDATE job_queue SET next_at = ?2, attempt = max(attempt - 1, 0) WHERE job_id = ?1",
+    )?;
+    for id in ids {
+        release.execute((id.0, now))?;
+    }
+    Ok(())
+}
+
+fn complete(
+    conn: &Connection,
+    completions: &[Completion],
+    now: UnixMillis,
+    rollup: &mut Rollup<'_>,
+) -> Result<(), Error> {
+    // With what the overview needs: the job's destination, mapping and commit time (one more
+    // primary-key probe; the request's columns, stored after them, are not decoded).
+    let mut queued = conn.prepare_cached(
+        "SELECT job_queue.last_seq, job_queue.attempt, jobs.destination_id,
+                jobs.subscription_id, jobs.created_at, jobs.event_id
+         FROM job_queue LEFT JOIN jobs ON jobs.id = job_queue.job_id
+         WHERE job_queue.job_id = ?1",
+    )?;
+    // Failures only, for the overview's samples: rare, so their event is read apart.
+    let mut message_id_of = conn.prepare_cached("SELECT message_id FROM events WHERE id = ?1")?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
                                               error_class, response_headers, response_excerpt)
@@ -147,14 +186,45 @@ fn complete(conn: &Connection, completions: &[Completion], now: UnixMillis) -> R
         }
         let entry = queued
             .query_row([job_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                type Job = (String, String, UnixMillis, i64);
+                let job: Option<Job> = match (row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?) {
+                    (Some(destination), Some(subscription), Some(created_at), Some(event_id)) => {
+                        Some((destination, subscription, created_at, event_id))
+                    }
+                    _ => None,
+                };
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, job))
             })
             .optional()?;
         // Already terminal: a second delivery after its lease ended. Its attempt is recorded
         // above; the job's story already has its end.
-        let Some((last_seq, attempts)) = entry else {
+        let Some((last_seq, attempts, job)) = entry else {
             continue;
         };
+        if let Some((destination_id, subscription_id, created_at, event_id)) = job {
+            // The outcome happened when the attempt ended; without an attempt, now.
+            let at = completion.attempt.as_ref().map_or(now, |attempt| {
+                let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
+                attempt.started_at.saturating_add(duration)
+            });
+            let failed = matches!(completion.state, JobState::Discarded | JobState::Expired);
+            let message_id = if failed {
+                message_id_of
+                    .query_row([event_id], |row| row.get(0))
+                    .optional()?
+            } else {
+                None
+            };
+            rollup.add_completion(CompletedJob {
+                destination_id,
+                subscription_id,
+                created_at,
+                message_id,
+                at,
+                state: completion.state,
+                was_retrying: last_seq > 0,
+            });
+        }
         let seq = last_seq + 1;
         let state = completion.state;
         let next_at = (!state.is_terminal()).then_some(completion.next_at);

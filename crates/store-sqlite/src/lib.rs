@@ -6,8 +6,9 @@
 //!
 //! Roles: `connection` (pragmas), `migrations` (schema, key index), `model` (columns ↔ types),
 //! `writer` (group commit), `delivery` (claims, completions, replays, retention: writes the
-//! writer runs), `recent` (keys not yet in the index), `maintenance`, `queries` (reads), `error`
-//! (SQLite codes → [`StoreError`]).
+//! writer runs), `rollup` (the delivery overview's counters, kept by the writer), `recent` (keys
+//! not yet in the index), `maintenance`, `queries` (reads), `error` (SQLite codes →
+//! [`StoreError`]).
 //!
 //! **Architecture Invariant:** no SQLite call ever runs on an async worker thread.
 
@@ -19,6 +20,7 @@ mod migrations;
 mod model;
 mod queries;
 mod recent;
+mod rollup;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -26,8 +28,8 @@ use std::sync::Arc;
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DueJob, EventId, EventRecord, JobId, LaneDue, NewEvent, NewReplay, PruneOutcome, Store,
-    StoreError, StoreOptions, StoreStats, UnixMillis,
+    DueJob, EventId, EventRecord, JobId, LaneDue, NewEvent, NewReplay, Overview, OverviewQuery,
+    PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
 };
 use tokio::sync::Notify;
 
@@ -275,6 +277,21 @@ impl Store for SqliteStore {
         self.readers.run(queries::counts).await
     }
 
+    async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError> {
+        let points = query.points();
+        if points > OverviewQuery::MAX_POINTS {
+            return Err(StoreError::InvalidRequest {
+                detail: format!(
+                    "an overview series of {points} points: at most {} per request",
+                    OverviewQuery::MAX_POINTS
+                ),
+            });
+        }
+        self.readers
+            .run(move |conn| queries::overview(conn, &query))
+            .await
+    }
+
     async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError> {
         self.readers.run(queries::lanes).await
     }
@@ -297,6 +314,16 @@ impl Store for SqliteStore {
         };
         match self.deliver(write).await? {
             DeliveryAnswer::Claimed(jobs) => Ok(jobs),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        match self.deliver(DeliveryWrite::Release(job_ids)).await? {
+            DeliveryAnswer::Completed => Ok(()),
             _ => Err(answer_mismatch()),
         }
     }

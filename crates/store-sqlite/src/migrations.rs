@@ -144,6 +144,65 @@ CREATE TABLE dead_letter (
 CREATE INDEX dead_letter_by_time ON dead_letter (at);
 "#;
 
+/// Version 3: the delivery overview's rollups, maintained by the writer in the transactions that
+/// store events and completions, so that an overview reads a window's minutes instead of its
+/// events.
+///
+/// Why this shape:
+/// - counters are rows of (destination, minute, mapping, outcome), the mapping empty for
+///   destination-level ones, keyed destination first so that one destination's window is one
+///   contiguous range; a transaction adds to each distinct key once (an upsert), and a key gets a
+///   new row once a minute, so the `minute` indexes (for retention) cost almost nothing.
+/// - samples: at most 10 `messageId`s per counter and minute, keyed so that the newest 10 of a
+///   (destination, mapping, outcome) over a window are one backwards range read.
+/// - latency: a fixed log-scale histogram per (destination, minute, mapping), summed over the
+///   window to estimate percentiles; exact percentiles would need every value.
+/// - the awaiting-retry gauge is kept up to date by completions (jobs with a completion that are
+///   still queued), seeded here from the queue, so reading it never counts a backlog.
+const V3: &str = r#"
+CREATE TABLE overview_counts (
+    destination_id  TEXT    NOT NULL,
+    minute          INTEGER NOT NULL,
+    subscription_id TEXT    NOT NULL,
+    outcome         TEXT    NOT NULL,
+    n               INTEGER NOT NULL,
+    PRIMARY KEY (destination_id, minute, subscription_id, outcome)
+) WITHOUT ROWID;
+CREATE INDEX overview_counts_by_minute ON overview_counts (minute);
+
+CREATE TABLE overview_samples (
+    destination_id  TEXT    NOT NULL,
+    subscription_id TEXT    NOT NULL,
+    outcome         TEXT    NOT NULL,
+    minute          INTEGER NOT NULL,
+    message_id      TEXT    NOT NULL,
+    PRIMARY KEY (destination_id, subscription_id, outcome, minute, message_id)
+) WITHOUT ROWID;
+CREATE INDEX overview_samples_by_minute ON overview_samples (minute);
+
+CREATE TABLE overview_latency (
+    destination_id  TEXT    NOT NULL,
+    minute          INTEGER NOT NULL,
+    subscription_id TEXT    NOT NULL,
+    bin             INTEGER NOT NULL,
+    n               INTEGER NOT NULL,
+    PRIMARY KEY (destination_id, minute, subscription_id, bin)
+) WITHOUT ROWID;
+CREATE INDEX overview_latency_by_minute ON overview_latency (minute);
+
+CREATE TABLE overview_gauges (
+    destination_id  TEXT    NOT NULL,
+    subscription_id TEXT    NOT NULL,
+    awaiting_retry  INTEGER NOT NULL,
+    PRIMARY KEY (destination_id, subscription_id)
+) WITHOUT ROWID;
+INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
+SELECT jobs.destination_id, jobs.subscription_id, count(*)
+FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
+WHERE job_queue.last_seq > 0
+GROUP BY jobs.destination_id, jobs.subscription_id;
+"#;
+
 /// The message-key index, in its own file attached as schema `keys`: (dedupe key, event id)
 /// pairs, where the dedupe key is a 64-bit hash of (source, messageId), plus a watermark: every
 /// event with an id up to it is indexed. Keys of newer events are in memory (`recent`) until the
@@ -189,10 +248,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "delivery lanes, dead letter, replays",
         sql: V2,
     },
+    Migration {
+        version: 3,
+        name: "delivery overview rollups",
+        sql: V3,
+    },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 /// Creates the key index if needed (rebuilding it when its layout is not [`KEYS_VERSION`]) and
 /// indexes every event it is missing. Runs at open, before the writer starts.
@@ -395,7 +459,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
         apply(&mut conn).unwrap();
-        assert_eq!(versions(&conn), vec![1, 2]);
+        assert_eq!(versions(&conn), vec![1, 2, 3]);
         let counters: i64 = conn
             .query_row("SELECT count(*) FROM counters", [], |row| row.get(0))
             .unwrap();
@@ -417,7 +481,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err}"

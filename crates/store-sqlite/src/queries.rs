@@ -2,11 +2,13 @@
 //! writer's connection), and the queries themselves, each in one read transaction so that an event
 //! and its jobs come from the same snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use junction_store::{
-    ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, EventId, EventRecord,
-    JobRecord, LaneDue, StoreError, UnixMillis,
+    ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardReason, EventId,
+    EventRecord, JobRecord, LaneDue, LatencySummary, Overview, OverviewCounts, OverviewPoint,
+    OverviewQuery, OverviewTotals, StoreError, UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
@@ -18,6 +20,7 @@ use crate::model::{
     transition_from_row,
 };
 use crate::recent::RecentKeys;
+use crate::rollup::{MINUTE_MS, Outcome, bin_value, minute_of};
 
 /// The read-only connections, the permits that bound how many reads run at once, and the recent
 /// message keys that lookups by message id consult besides the index file.
@@ -363,4 +366,331 @@ pub(crate) fn load_config(conn: &mut Connection) -> Result<Option<ConfigDocument
         saved_at,
         document,
     }))
+}
+
+/// A latency histogram: bucket (see `rollup::latency_bin`) to count.
+type Histogram = BTreeMap<i64, u64>;
+
+/// The delivery overview: sums the window's rollup minutes (never its events) into the
+/// destination's and each mapping's totals and the series, reads the newest samples of each
+/// counter with a backwards index range, and the awaiting-retry gauges. One read transaction.
+pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<Overview, Error> {
+    let tx = conn.transaction()?;
+    let destination = query.destination_id.as_str();
+    let scope = query.subscription_id.as_deref();
+    let from_minute = minute_of(query.from);
+    // Exclusive, rounded up: the minute holding the window's last millisecond counts whole.
+    let until_minute = if query.until > query.from {
+        minute_of(query.until.saturating_sub(1)) + 1
+    } else {
+        from_minute
+    };
+    let step = query.bucket.millis();
+    let first = query.first_bucket();
+    let mut series: Vec<OverviewPoint> = (0..query.points())
+        .map(|n| OverviewPoint {
+            start: first + i64::try_from(n).unwrap_or(i64::MAX) * step,
+            ..OverviewPoint::default()
+        })
+        .collect();
+    let point = |minute: i64| -> Option<usize> {
+        usize::try_from((minute * MINUTE_MS - first).div_euclid(step)).ok()
+    };
+
+    // `subscription_id = ''` holds destination-level counters; a scoped query reads only its
+    // mapping's rows.
+    let scope_filter = if scope.is_some() {
+        " AND subscription_id = ?4"
+    } else {
+        ""
+    };
+    let bind_scope = |params: &mut Vec<rusqlite::types::Value>| {
+        if let Some(scope) = scope {
+            params.push(rusqlite::types::Value::Text(scope.to_owned()));
+        }
+    };
+    let mut params: Vec<rusqlite::types::Value> = vec![
+        rusqlite::types::Value::Text(destination.to_owned()),
+        rusqlite::types::Value::Integer(from_minute),
+        rusqlite::types::Value::Integer(until_minute),
+    ];
+    bind_scope(&mut params);
+
+    let mut destination_counts = OverviewCounts::default();
+    let mut mappings: BTreeMap<String, OverviewTotals> = BTreeMap::new();
+    {
+        let sql = format!(
+            "SELECT minute, subscription_id, outcome, n FROM overview_counts
+             WHERE destination_id = ?1 AND minute >= ?2 AND minute < ?3{scope_filter}"
+        );
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+        while let Some(row) = rows.next()? {
+            let minute: i64 = row.get(0)?;
+            let subscription = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let outcome = Outcome::parse(row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?)?;
+            let n = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
+            let destination_row = subscription.is_empty();
+            add_to_destination(&mut destination_counts, destination_row, outcome, n);
+            if !destination_row {
+                let totals = match mappings.get_mut(subscription) {
+                    Some(totals) => totals,
+                    None => mappings.entry(subscription.to_owned()).or_default(),
+                };
+                add_to_mapping(&mut totals.counts, outcome, n);
+            }
+            if let Some(point) = point(minute).and_then(|index| series.get_mut(index)) {
+                match scope {
+                    Some(_) => add_to_mapping(&mut point.counts, outcome, n),
+                    None => add_to_destination(&mut point.counts, destination_row, outcome, n),
+                }
+            }
+        }
+    }
+
+    let mut destination_latency = Histogram::new();
+    let mut mapping_latency: BTreeMap<String, Histogram> = BTreeMap::new();
+    let mut series_latency: Vec<Histogram> = vec![Histogram::new(); series.len()];
+    {
+        let sql = format!(
+            "SELECT minute, subscription_id, bin, n FROM overview_latency
+             WHERE destination_id = ?1 AND minute >= ?2 AND minute < ?3{scope_filter}"
+        );
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+        while let Some(row) = rows.next()? {
+            let minute: i64 = row.get(0)?;
+            let subscription: String = row.get(1)?;
+            let bin: i64 = row.get(2)?;
+            let n = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
+            *destination_latency.entry(bin).or_default() += n;
+            *mapping_latency
+                .entry(subscription)
+                .or_default()
+                .entry(bin)
+                .or_default() += n;
+            if let Some(histogram) = point(minute).and_then(|index| series_latency.get_mut(index)) {
+                *histogram.entry(bin).or_default() += n;
+            }
+        }
+    }
+    for (point, histogram) in series.iter_mut().zip(&series_latency) {
+        point.latency = summarise(histogram);
+    }
+
+    let mut gauges: BTreeMap<String, u64> = BTreeMap::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT subscription_id, awaiting_retry FROM overview_gauges WHERE destination_id = ?1",
+        )?;
+        let mut rows = stmt.query([destination])?;
+        while let Some(row) = rows.next()? {
+            let subscription: String = row.get(0)?;
+            // A gauge is never negative; clamp rather than fail on a drifted one.
+            let value = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
+            if scope.is_none_or(|scope| scope == subscription) && value > 0 {
+                gauges.insert(subscription, value);
+            }
+        }
+    }
+
+    // Samples: the newest of each counter that has any, per mapping; the destination's are the
+    // newest of its own counters and of its mappings'.
+    let window = (from_minute, until_minute);
+    let mut destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>> = BTreeMap::new();
+    let mut destination_failed: Vec<(i64, String)> = Vec::new();
+    for (subscription, totals) in &mut mappings {
+        for (&reason, &count) in &totals.counts.discarded {
+            if count == 0 {
+                continue;
+            }
+            let found = samples(
+                &tx,
+                destination,
+                subscription,
+                Outcome::Discard(reason),
+                window,
+            )?;
+            // The destination counts events no mapping matched on its own row.
+            if reason != DiscardReason::NotMatched {
+                destination_samples
+                    .entry(reason)
+                    .or_default()
+                    .extend(found.iter().cloned());
+            }
+            totals.discard_samples.insert(reason, newest(found));
+        }
+        let mut failed = Vec::new();
+        for (outcome, count) in [
+            (Outcome::FailedDiscarded, totals.counts.failed_discarded),
+            (Outcome::FailedExpired, totals.counts.failed_expired),
+        ] {
+            if count > 0 {
+                failed.extend(samples(&tx, destination, subscription, outcome, window)?);
+            }
+        }
+        destination_failed.extend(failed.iter().cloned());
+        totals.failed_samples = newest(failed);
+    }
+    if scope.is_none() {
+        for reason in [
+            DiscardReason::IntegrationsFiltered,
+            DiscardReason::NotMatched,
+        ] {
+            if destination_counts.discard_count(reason) > 0 {
+                let found = samples(&tx, destination, "", Outcome::Discard(reason), window)?;
+                destination_samples.entry(reason).or_default().extend(found);
+            }
+        }
+    }
+
+    for (subscription, value) in &gauges {
+        mappings
+            .entry(subscription.clone())
+            .or_default()
+            .awaiting_retry = *value;
+    }
+    for (subscription, histogram) in &mapping_latency {
+        if let Some(totals) = mappings.get_mut(subscription) {
+            totals.latency = summarise(histogram);
+        }
+    }
+    let totals = match scope {
+        Some(scope) => mappings.get(scope).cloned().unwrap_or_default(),
+        None => OverviewTotals {
+            counts: destination_counts,
+            discard_samples: destination_samples
+                .into_iter()
+                .map(|(reason, found)| (reason, newest(found)))
+                .collect(),
+            failed_samples: newest(destination_failed),
+            awaiting_retry: gauges.values().sum(),
+            latency: summarise(&destination_latency),
+        },
+    };
+    tx.finish()?;
+    Ok(Overview {
+        from: from_minute * MINUTE_MS,
+        until: until_minute * MINUTE_MS,
+        bucket: query.bucket,
+        totals,
+        mappings,
+        series,
+    })
+}
+
+/// Adds a stored counter to a mapping's counts: its `received` is what its trigger saw, that is
+/// its jobs and its discards.
+fn add_to_mapping(counts: &mut OverviewCounts, outcome: Outcome, n: u64) {
+    match outcome {
+        // Only written at destination level.
+        Outcome::Received => {}
+        Outcome::Job => {
+            counts.jobs += n;
+            counts.received += n;
+        }
+        Outcome::Discard(reason) => {
+            *counts.discarded.entry(reason).or_default() += n;
+            counts.received += n;
+        }
+        Outcome::Delivered => counts.delivered += n,
+        Outcome::Retried => counts.retried += n,
+        Outcome::FailedDiscarded => counts.failed_discarded += n,
+        Outcome::FailedExpired => counts.failed_expired += n,
+    }
+}
+
+/// Adds a stored counter to its destination's counts. Destination-level rows count events
+/// (received, excluded by the integrations object, matched by no mapping); a mapping's rows add
+/// its jobs, its other discards and its deliveries.
+fn add_to_destination(
+    counts: &mut OverviewCounts,
+    destination_row: bool,
+    outcome: Outcome,
+    n: u64,
+) {
+    match (destination_row, outcome) {
+        (true, Outcome::Received) => counts.received += n,
+        (true, Outcome::Discard(reason)) => *counts.discarded.entry(reason).or_default() += n,
+        // A mapping not matching an event the destination still delivered through another one is
+        // not the destination's "not matched": its own row counts those.
+        (true, _) | (false, Outcome::Received | Outcome::Discard(DiscardReason::NotMatched)) => {}
+        (false, Outcome::Discard(reason)) => *counts.discarded.entry(reason).or_default() += n,
+        (false, Outcome::Job) => counts.jobs += n,
+        (false, Outcome::Delivered) => counts.delivered += n,
+        (false, Outcome::Retried) => counts.retried += n,
+        (false, Outcome::FailedDiscarded) => counts.failed_discarded += n,
+        (false, Outcome::FailedExpired) => counts.failed_expired += n,
+    }
+}
+
+/// The newest samples of one counter in the window, with their minutes: a backwards range read
+/// of the samples' primary key that stops after [`OverviewTotals::MAX_SAMPLES`].
+fn samples(
+    conn: &Connection,
+    destination: &str,
+    subscription: &str,
+    outcome: Outcome,
+    (from_minute, until_minute): (i64, i64),
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT minute, message_id FROM overview_samples
+         WHERE destination_id = ?1 AND subscription_id = ?2 AND outcome = ?3
+           AND minute >= ?4 AND minute < ?5
+         ORDER BY minute DESC, message_id DESC
+         LIMIT ?6",
+    )?;
+    let limit = i64::try_from(OverviewTotals::MAX_SAMPLES).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(
+        (
+            destination,
+            subscription,
+            outcome.name(),
+            from_minute,
+            until_minute,
+            limit,
+        ),
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest distinct `messageId`s of `found`, at most [`OverviewTotals::MAX_SAMPLES`].
+fn newest(mut found: Vec<(i64, String)>) -> Vec<String> {
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    let mut ids: Vec<String> = Vec::with_capacity(OverviewTotals::MAX_SAMPLES);
+    for (_, id) in found {
+        if ids.len() == OverviewTotals::MAX_SAMPLES {
+            break;
+        }
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// p50 and p95 of a histogram (nearest rank), each its bucket's middle value.
+fn summarise(histogram: &Histogram) -> LatencySummary {
+    let count: u64 = histogram.values().sum();
+    if count == 0 {
+        return LatencySummary::default();
+    }
+    let quantile = |q: u64| -> Option<u64> {
+        // Nearest rank: the smallest value with at least q% of the values at or below it.
+        let rank = (count * q).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (&bin, &n) in histogram {
+            seen += n;
+            if seen >= rank {
+                return Some(bin_value(bin));
+            }
+        }
+        None
+    };
+    LatencySummary {
+        count,
+        p50_ms: quantile(50),
+        p95_ms: quantile(95),
+    }
 }

@@ -18,6 +18,7 @@ use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
 use crate::model::{dedupe_key, encode_headers, now_ms};
 use crate::recent::RecentKeys;
+use crate::rollup::Rollup;
 
 /// The answer to one commit request, with the request's events handed back: the caller drops
 /// them, so that freeing thousands of payloads, bodies and strings happens on its thread rather
@@ -487,15 +488,25 @@ fn write_all(
     let mut statements = Statements::prepare(conn)?;
     let mut answers = Vec::with_capacity(writes.len());
     let mut totals = Counts::default();
+    // The overview's counters, aggregated over the whole transaction and written once per key.
+    let mut rollup = Rollup::default();
     for write in writes {
         answers.push(match write {
-            Write::Commit { events, .. } => {
-                Answer::Commit(statements.commit_events(events, now, context, &mut totals, keys)?)
-            }
+            Write::Commit { events, .. } => Answer::Commit(statements.commit_events(
+                events,
+                now,
+                context,
+                &mut totals,
+                keys,
+                &mut rollup,
+            )?),
             Write::SaveConfig { document, .. } => Answer::Config(save_config(conn, document, now)?),
-            Write::Delivery { write, .. } => Answer::Delivery(write.write(conn, now)?),
+            Write::Delivery { write, .. } => {
+                Answer::Delivery(write.write(conn, now, &mut rollup)?)
+            }
         });
     }
+    rollup.flush(conn)?;
     // SQLite integers are i64; one transaction's totals are far below its range.
     let as_sql = |total: u64| i64::try_from(total).unwrap_or(i64::MAX);
     statements.add_counters.execute((
@@ -617,14 +628,16 @@ impl<'c> Statements<'c> {
         Ok(None)
     }
 
-    /// Dedupes and inserts one request's events, adding to `totals` and recording their keys.
-    fn commit_events(
+    /// Dedupes and inserts one request's events, adding to `totals` and `rollup` and recording
+    /// their keys.
+    fn commit_events<'w>(
         &mut self,
-        events: &[NewEvent],
+        events: &'w [NewEvent],
         now: UnixMillis,
         context: &Context<'_>,
         totals: &mut Counts,
         keys: &mut TransactionKeys,
+        rollup: &mut Rollup<'w>,
     ) -> Result<Vec<CommitOutcome>, Error> {
         let pending = JobState::Pending.as_str();
         let mut outcomes = Vec::with_capacity(events.len());
@@ -676,6 +689,7 @@ impl<'c> Statements<'c> {
                     &discard.message,
                 ))?;
             }
+            rollup.add_event(event);
             totals.events += 1;
             totals.jobs += event.jobs.len() as u64;
             totals.discards += event.discards.len() as u64;

@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::{
     AttemptRecord, CommitOutcome, Completion, Counts, DeadLetterFilter, DiscardReason,
     DiscardRecord, EventId, EventRecord, JobId, JobState, NewDiscard, NewEvent, NewJob, NewReplay,
-    PruneOutcome, Store, StoreError, StoreOptions, UnixMillis,
+    Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, Store, StoreError,
+    StoreOptions, UnixMillis,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -57,6 +58,7 @@ macro_rules! conformance_suite {
             config_versions_increase,
             reopen_after_drop_keeps_everything,
             close_finishes_queued_commits,
+            overview_counts_every_outcome,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {
@@ -1101,4 +1103,440 @@ pub async fn close_finishes_queued_commits<H: Harness>() {
     store.close().await.expect("second close is a no-op");
     assert_eq!(store.counts().await.unwrap().events, 10);
     assert_eq!(only_record(&*store, "src", "m-3").await.jobs.len(), 1);
+}
+
+/// An event of the overview check: `jobs` and mapping-level `discards` of destination `ov-d`
+/// (mappings `m-a`, `m-b`), plus destination-wide discards.
+fn overview_event(
+    message_id: &str,
+    received_at: UnixMillis,
+    jobs: &[(&str, &str)],
+    discards: &[(&str, Option<&str>, DiscardReason)],
+) -> NewEvent {
+    let mut new = event("src", message_id, received_at, 0, 0);
+    new.jobs = jobs
+        .iter()
+        .map(|(destination, mapping)| NewJob {
+            destination_id: (*destination).to_owned(),
+            subscription_id: (*mapping).to_owned(),
+            endpoint: format!("{destination}|hooks.example.test"),
+            ..job(0)
+        })
+        .collect();
+    new.discards = discards
+        .iter()
+        .map(|(destination, mapping, reason)| NewDiscard {
+            destination_id: (*destination).to_owned(),
+            subscription_id: mapping.map(str::to_owned),
+            reason: *reason,
+            message: format!("{reason}"),
+        })
+        .collect();
+    new
+}
+
+fn ended_attempt(started_at: UnixMillis, duration_ms: u64, status: u16) -> AttemptRecord {
+    AttemptRecord {
+        attempt: 1,
+        started_at,
+        duration_ms,
+        status: Some(status),
+        error_class: (status >= 300).then(|| "http_status".to_owned()),
+        response_headers: Vec::new(),
+        response_excerpt: Vec::new(),
+    }
+}
+
+fn counts(
+    received: u64,
+    jobs: u64,
+    discarded: &[(DiscardReason, u64)],
+    [delivered, retried, failed_discarded, failed_expired]: [u64; 4],
+) -> OverviewCounts {
+    OverviewCounts {
+        received,
+        jobs,
+        discarded: discarded.iter().copied().collect(),
+        delivered,
+        retried,
+        failed_discarded,
+        failed_expired,
+    }
+}
+
+fn sum_series(overview: &Overview) -> OverviewCounts {
+    let mut sum = OverviewCounts::default();
+    for point in &overview.series {
+        let c = &point.counts;
+        sum.received += c.received;
+        sum.jobs += c.jobs;
+        for (reason, n) in &c.discarded {
+            *sum.discarded.entry(*reason).or_default() += n;
+        }
+        sum.delivered += c.delivered;
+        sum.retried += c.retried;
+        sum.failed_discarded += c.failed_discarded;
+        sum.failed_expired += c.failed_expired;
+    }
+    sum
+}
+
+/// The delivery overview: receptions, jobs, discards by reason (destination-wide, "no mapping
+/// matched", per mapping) with at most 10 newest samples, deliveries, retries, failures with
+/// samples, the awaiting-retry gauge and latency percentiles, per destination and mapping, as a
+/// series whose points add up to the totals; duplicates are not counted, other destinations are
+/// apart, and retention removes rollups older than 14 days.
+pub async fn overview_counts_every_outcome<H: Harness>() {
+    use DiscardReason::{IntegrationsFiltered, NotMatched, Schema};
+    const D: &str = "ov-d";
+    const MINUTE: UnixMillis = 60_000;
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    // Two whole minutes a little ahead: everything below happens inside them, after the jobs'
+    // commits, from which latency is measured.
+    let m0 = (now_ms() / MINUTE + 2) * MINUTE;
+    let m1 = m0 + MINUTE;
+
+    // Minute 0: two contacts (m-a) that m-b did not match, one event no mapping matched, one
+    // the integrations object excluded, one m-a rejected (schema) and m-b turned into a job.
+    let first = vec![
+        overview_event(
+            "ov-01",
+            m0 + 1_000,
+            &[(D, "m-a")],
+            &[(D, Some("m-b"), NotMatched)],
+        ),
+        overview_event(
+            "ov-02",
+            m0 + 1_000,
+            &[(D, "m-a")],
+            &[(D, Some("m-b"), NotMatched)],
+        ),
+        overview_event(
+            "ov-03",
+            m0 + 1_000,
+            &[],
+            &[(D, Some("m-a"), NotMatched), (D, Some("m-b"), NotMatched)],
+        ),
+        overview_event("ov-04", m0 + 1_000, &[], &[(D, None, IntegrationsFiltered)]),
+        overview_event(
+            "ov-05",
+            m0 + 1_000,
+            &[(D, "m-b")],
+            &[(D, Some("m-a"), Schema)],
+        ),
+    ];
+    let outcomes = store.commit(first).await.unwrap();
+    let job_of = |outcomes: &[CommitOutcome], n: usize| stored(&outcomes[n]).1[0];
+    let (j1, j2, j5) = (
+        job_of(&outcomes, 0),
+        job_of(&outcomes, 1),
+        job_of(&outcomes, 4),
+    );
+    // A duplicate counts nowhere.
+    let again = commit_one(
+        store,
+        overview_event("ov-01", m0 + 2_000, &[(D, "m-a")], &[]),
+    )
+    .await;
+    assert!(matches!(again, CommitOutcome::Duplicate { .. }));
+
+    // Minute 1: a contact (and a job of another destination), twelve schema rejections (more
+    // than the 10 samples kept), and a contact whose job will expire.
+    let mut second = vec![overview_event(
+        "ov-06",
+        m1 + 1_000,
+        &[(D, "m-a"), ("ov-other", "m-x")],
+        &[(D, Some("m-b"), NotMatched)],
+    )];
+    for n in 7..=18 {
+        second.push(overview_event(
+            &format!("ov-{n:02}"),
+            m1 + 2_000,
+            &[],
+            &[(D, Some("m-a"), Schema), (D, Some("m-b"), NotMatched)],
+        ));
+    }
+    second.push(overview_event(
+        "ov-19",
+        m1 + 3_000,
+        &[(D, "m-a")],
+        &[(D, Some("m-b"), NotMatched)],
+    ));
+    let outcomes = store.commit(second).await.unwrap();
+    let (j6, j_other, j19) = (
+        stored(&outcomes[0]).1[0],
+        stored(&outcomes[0]).1[1],
+        job_of(&outcomes, 13),
+    );
+
+    let now = now_ms();
+    let claimed = store
+        .claim_jobs("ov-d|hooks.example.test", now, now + 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    let complete = |job_id, attempt, state, detail: Option<&str>| Completion {
+        job_id,
+        attempt,
+        state,
+        next_at: now + 3_600_000,
+        detail: detail.map(str::to_owned),
+    };
+    store
+        .complete_jobs(vec![
+            // Delivered 1.2 s after reception.
+            complete(
+                j1,
+                Some(ended_attempt(m0 + 2_000, 200, 200)),
+                JobState::Succeeded,
+                None,
+            ),
+            complete(
+                j2,
+                Some(ended_attempt(m0 + 3_000, 10, 500)),
+                JobState::AwaitingRetry,
+                Some("500"),
+            ),
+            complete(
+                j5,
+                Some(ended_attempt(m0 + 4_000, 10, 400)),
+                JobState::Discarded,
+                Some("400"),
+            ),
+            complete(
+                j6,
+                Some(ended_attempt(m1 + 5_000, 10, 503)),
+                JobState::AwaitingRetry,
+                Some("503"),
+            ),
+        ])
+        .await
+        .unwrap();
+    store
+        .complete_jobs(vec![
+            // Still failing: awaiting retry again (the gauge does not count it twice).
+            complete(
+                j2,
+                Some(ended_attempt(m1 + 4_000, 10, 500)),
+                JobState::AwaitingRetry,
+                Some("500"),
+            ),
+            // Delivered 30.1 s after reception, on its second attempt.
+            complete(
+                j6,
+                Some(ended_attempt(m1 + 31_000, 100, 200)),
+                JobState::Succeeded,
+                None,
+            ),
+            complete(
+                j19,
+                Some(ended_attempt(m1 + 6_000, 10, 500)),
+                JobState::Expired,
+                Some("retry window ended"),
+            ),
+            complete(
+                j_other,
+                Some(ended_attempt(m1 + 2_000, 10, 200)),
+                JobState::Succeeded,
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+
+    let query = |from, until, bucket, mapping: Option<&str>| OverviewQuery {
+        destination_id: D.to_owned(),
+        subscription_id: mapping.map(str::to_owned),
+        from,
+        until,
+        bucket,
+    };
+    let overview = store
+        .overview(query(m0, m1 + MINUTE, OverviewBucket::Minute, None))
+        .await
+        .unwrap();
+    assert_eq!((overview.from, overview.until), (m0, m1 + MINUTE));
+    let totals = &overview.totals;
+    assert_eq!(
+        totals.counts,
+        counts(
+            19,
+            5,
+            &[(IntegrationsFiltered, 1), (NotMatched, 1), (Schema, 13)],
+            [2, 3, 1, 1]
+        ),
+        "destination totals"
+    );
+    assert_eq!(totals.counts.filtered_by_integrations(), 1);
+    assert_eq!(
+        totals.counts.not_matched(),
+        1,
+        "only ov-03 matched no mapping"
+    );
+    assert_eq!(totals.counts.failed(), 2);
+    assert_eq!(totals.awaiting_retry, 1, "j2");
+    assert_eq!(totals.discard_samples[&IntegrationsFiltered], ["ov-04"]);
+    assert_eq!(totals.discard_samples[&NotMatched], ["ov-03"]);
+    // Ten per minute are kept (the first ten of minute 1), and the newest minute comes first.
+    let schema_samples: Vec<String> = (7..=16).rev().map(|n| format!("ov-{n:02}")).collect();
+    assert_eq!(totals.discard_samples[&Schema], schema_samples);
+    assert_eq!(totals.failed_samples, ["ov-19", "ov-05"]);
+    // Latency runs from the job's commit to the end of the successful attempt.
+    let created_at = |record: EventRecord| record.jobs[0].job.created_at;
+    let j1_latency = m0 + 2_200 - created_at(only_record(store, "src", "ov-01").await);
+    let j6_latency = m1 + 31_100 - created_at(only_record(store, "src", "ov-06").await);
+    assert_eq!(totals.latency.count, 2);
+    let (p50, p95) = (
+        totals.latency.p50_ms.unwrap(),
+        totals.latency.p95_ms.unwrap(),
+    );
+    // The histogram's estimate is within about 9% of the true value.
+    let close = |estimate: u64, truth: i64| estimate.abs_diff(truth as u64) * 10 < truth as u64;
+    assert!(close(p50, j1_latency), "p50 {p50} ms, true {j1_latency}");
+    assert!(close(p95, j6_latency), "p95 {p95} ms, true {j6_latency}");
+    assert!(p50 < p95);
+
+    let keys: Vec<&str> = overview.mappings.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["m-a", "m-b"]);
+    let a = &overview.mappings["m-a"];
+    assert_eq!(
+        a.counts,
+        counts(18, 4, &[(NotMatched, 1), (Schema, 13)], [2, 3, 0, 1]),
+        "m-a"
+    );
+    assert_eq!(a.awaiting_retry, 1);
+    assert_eq!(a.discard_samples[&NotMatched], ["ov-03"]);
+    assert_eq!(a.discard_samples[&Schema], schema_samples);
+    assert_eq!(a.failed_samples, ["ov-19"]);
+    assert_eq!(a.latency.count, 2);
+    let b = &overview.mappings["m-b"];
+    assert_eq!(
+        b.counts,
+        counts(18, 1, &[(NotMatched, 17)], [0, 0, 1, 0]),
+        "m-b"
+    );
+    assert_eq!(b.awaiting_retry, 0);
+    assert_eq!(b.failed_samples, ["ov-05"]);
+    assert_eq!(b.discard_samples[&NotMatched].len(), 10);
+    assert_eq!(b.latency.count, 0);
+    assert_eq!(b.latency.p50_ms, None);
+
+    // The series: one point per minute, adding up to the totals.
+    let starts: Vec<UnixMillis> = overview.series.iter().map(|p| p.start).collect();
+    assert_eq!(starts, [m0, m1]);
+    assert_eq!(
+        overview.series[0].counts,
+        counts(
+            5,
+            3,
+            &[(IntegrationsFiltered, 1), (NotMatched, 1), (Schema, 1)],
+            [1, 1, 1, 0]
+        ),
+        "minute 0"
+    );
+    assert_eq!(
+        overview.series[1].counts,
+        counts(14, 2, &[(Schema, 12)], [1, 2, 0, 1]),
+        "minute 1"
+    );
+    assert_eq!(sum_series(&overview), totals.counts);
+    assert_eq!(overview.series[0].latency.count, 1);
+    assert!(overview.series[0].latency.p50_ms < overview.series[1].latency.p50_ms);
+
+    // Hour buckets are sums of the minutes.
+    let hourly = store
+        .overview(query(m0, m1 + MINUTE, OverviewBucket::Hour, None))
+        .await
+        .unwrap();
+    let same_hour = m0 / 3_600_000 == m1 / 3_600_000;
+    assert_eq!(hourly.series.len(), if same_hour { 1 } else { 2 });
+    assert_eq!(hourly.series[0].start % 3_600_000, 0);
+    assert_eq!(sum_series(&hourly), totals.counts);
+    assert_eq!(hourly.totals, overview.totals);
+
+    // One mapping: its totals and its own series.
+    let only_a = store
+        .overview(query(m0, m1 + MINUTE, OverviewBucket::Minute, Some("m-a")))
+        .await
+        .unwrap();
+    assert_eq!(only_a.totals, *a);
+    assert_eq!(only_a.mappings.len(), 1);
+    assert_eq!(
+        only_a.series[0].counts,
+        counts(4, 2, &[(NotMatched, 1), (Schema, 1)], [1, 1, 0, 0])
+    );
+    assert_eq!(sum_series(&only_a), a.counts);
+
+    // A window of minute 1 alone; the window's start is rounded down to its minute.
+    let later = store
+        .overview(query(
+            m1 + 30_000,
+            m1 + MINUTE,
+            OverviewBucket::Minute,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(later.from, m1);
+    assert_eq!(later.totals.counts, overview.series[1].counts);
+    assert_eq!(later.totals.failed_samples, ["ov-19"]);
+    assert_eq!(
+        later.totals.awaiting_retry, 1,
+        "a gauge, not bound to the window"
+    );
+
+    // Other destinations are apart; an unknown one is empty.
+    let other = store
+        .overview(OverviewQuery {
+            destination_id: "ov-other".to_owned(),
+            ..query(m0, m1 + MINUTE, OverviewBucket::Minute, None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.totals.counts, counts(1, 1, &[], [1, 0, 0, 0]));
+    let unknown = store
+        .overview(OverviewQuery {
+            destination_id: "nope".to_owned(),
+            ..query(m0, m1 + MINUTE, OverviewBucket::Minute, None)
+        })
+        .await
+        .unwrap();
+    assert!(unknown.totals.counts.is_empty());
+    assert!(unknown.mappings.is_empty());
+    assert_eq!(unknown.series.len(), 2);
+
+    // Too many points is refused.
+    let too_many = store
+        .overview(query(m0 - 2 * 86_400_000, m0, OverviewBucket::Minute, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_many, StoreError::InvalidRequest { .. }),
+        "{too_many}"
+    );
+
+    // Retention removes rollups older than 14 days (whatever the events' cutoff).
+    let old = now - OverviewQuery::MAX_WINDOW_MS - HOUR;
+    store
+        .commit(vec![overview_event(
+            "ov-old",
+            old,
+            &[],
+            &[(D, None, IntegrationsFiltered)],
+        )])
+        .await
+        .unwrap();
+    let old_window = query(old - HOUR, old + HOUR, OverviewBucket::Hour, None);
+    let before = store.overview(old_window.clone()).await.unwrap();
+    assert_eq!(before.totals.counts.received, 1);
+    store.prune(0, 10).await.unwrap();
+    let after = store.overview(old_window).await.unwrap();
+    assert!(after.totals.counts.is_empty(), "{:?}", after.totals);
+    let kept = store
+        .overview(query(m0, m1 + MINUTE, OverviewBucket::Minute, None))
+        .await
+        .unwrap();
+    assert_eq!(kept.totals, overview.totals);
 }

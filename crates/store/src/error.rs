@@ -57,6 +57,13 @@ pub enum StoreError {
         /// What was looked for, e.g. `dead-letter job 42`.
         what: String,
     },
+    /// The request itself is unacceptable (e.g. an overview asking for more points than
+    /// [`crate::OverviewQuery::MAX_POINTS`]); the same request will always fail.
+    #[error("invalid store request: {detail}")]
+    InvalidRequest {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Any other backend error: a bug or a misuse, not expected to go away by retrying.
     #[error("store backend error: {0}")]
     Backend(#[source] BoxError),

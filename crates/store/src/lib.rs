@@ -20,8 +20,9 @@ pub use error::{BoxError, StoreError};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
-    JobRecord, JobState, JobTransition, LaneDue, NewDiscard, NewEvent, NewJob, NewReplay,
-    PruneOutcome, StoreStats, UnixMillis, UnknownName,
+    JobRecord, JobState, JobTransition, LaneDue, LatencySummary, NewDiscard, NewEvent, NewJob,
+    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewPoint, OverviewQuery,
+    OverviewTotals, PruneOutcome, StoreStats, UnixMillis, UnknownName,
 };
 
 /// Durable storage for events, their routing outcomes (jobs, discards), the jobs' transitions and
@@ -74,6 +75,11 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<DueJob>, StoreError>;
 
+    /// Gives claimed jobs back unattempted (a lane stopping, or holding more than it can start
+    /// soon): each is due again at once and its attempt count goes back down. Jobs no longer
+    /// queued (finished meanwhile) are skipped.
+    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError>;
+
     /// Records what became of claimed jobs, in one transaction: each attempt in the audit trail,
     /// a transition to the new state, and the queue entry rescheduled (awaiting retry) or removed
     /// (terminal; discarded and expired jobs enter the dead letter). A completion for a job
@@ -90,12 +96,25 @@ pub trait Store: Send + Sync {
 
     /// Retention: removes up to `max_events` of the oldest events received before `before`, with
     /// everything recorded about them, in small transactions so that ingestion is not held up.
-    /// Events with a job not yet terminal are kept.
+    /// Events with a job not yet terminal are kept. Each pass also removes a bounded slice of the
+    /// overview's rollups older than [`OverviewQuery::MAX_WINDOW_MS`], whatever `before` is.
     async fn prune(
         &self,
         before: UnixMillis,
         max_events: usize,
     ) -> Result<PruneOutcome, StoreError>;
+
+    /// The delivery overview of a destination (or one of its mappings) over a window: received,
+    /// jobs, discards by reason with sample `messageId`s, deliveries, retries, failures,
+    /// ingest-to-delivery latency, the jobs awaiting retry now, per mapping and as a time series
+    /// (see [`OverviewCounts`] for what each count means). Cheap whatever the event volume:
+    /// engines keep per-minute rollups written with the events and completions, so the cost
+    /// follows the window's minutes, not its events. Data older than
+    /// [`OverviewQuery::MAX_WINDOW_MS`] may have been removed by [`Store::prune`].
+    ///
+    /// Fails with [`StoreError::InvalidRequest`] when the series would have more than
+    /// [`OverviewQuery::MAX_POINTS`] points.
+    async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError>;
 
     /// Notified whenever committed work may have made jobs due (new jobs, replays), so that an
     /// idle delivery engine starts at once instead of polling.

@@ -1,6 +1,7 @@
 //! The shared model: what callers hand to a store (`New*`) and what they read back (`*Record`,
 //! [`Job`], [`DueJob`]). Every engine stores and returns exactly these values.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -95,8 +96,9 @@ pub struct NewDiscard {
     pub message: String,
 }
 
-/// Why a (destination, mapping) produced no delivery job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Why a (destination, mapping) produced no delivery job. Ordered as declared, so that maps keyed
+/// by reason list them in a stable order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DiscardReason {
@@ -513,6 +515,213 @@ pub struct StoreStats {
     pub queued_events: usize,
     /// `commit` calls refused with [`crate::StoreError::Overloaded`].
     pub overloaded: u64,
+}
+
+/// The size of one point of an overview's time series. Buckets are aligned on UTC minutes, hours
+/// and days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverviewBucket {
+    /// One minute: the finest grain the store keeps.
+    Minute,
+    /// One hour (60 minutes).
+    Hour,
+    /// One UTC day (1,440 minutes).
+    Day,
+}
+
+impl OverviewBucket {
+    /// The bucket's length in milliseconds.
+    pub fn millis(self) -> UnixMillis {
+        match self {
+            OverviewBucket::Minute => 60_000,
+            OverviewBucket::Hour => 3_600_000,
+            OverviewBucket::Day => 86_400_000,
+        }
+    }
+
+    /// The start of the bucket holding `at`.
+    pub fn start_of(self, at: UnixMillis) -> UnixMillis {
+        at.div_euclid(self.millis()) * self.millis()
+    }
+
+    /// The name shown in APIs (`minute`, `hour`, `day`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverviewBucket::Minute => "minute",
+            OverviewBucket::Hour => "hour",
+            OverviewBucket::Day => "day",
+        }
+    }
+}
+
+/// What [`crate::Store::overview`] summarises: one destination (optionally one of its mappings)
+/// over `[from, until)`, rounded out to whole minutes, with a time series in `bucket` steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverviewQuery {
+    /// The destination.
+    pub destination_id: String,
+    /// Only this mapping (its totals, and the series of it alone); `None`: the whole destination
+    /// and every mapping's totals.
+    pub subscription_id: Option<String>,
+    /// The window's start (inclusive; the minute holding it counts whole).
+    pub from: UnixMillis,
+    /// The window's end (exclusive; the minute holding it counts whole).
+    pub until: UnixMillis,
+    /// The time series' step.
+    pub bucket: OverviewBucket,
+}
+
+impl OverviewQuery {
+    /// The most points a series may have: a day of minutes, and one more for a window that is not
+    /// aligned on bucket boundaries. Bounds the answer's size whatever the window.
+    pub const MAX_POINTS: usize = 1_441;
+
+    /// The longest window the store keeps data for: 14 days. Older rollup rows are removed by
+    /// retention ([`crate::Store::prune`]).
+    pub const MAX_WINDOW_MS: UnixMillis = 14 * 86_400_000;
+
+    /// The start of the series' first bucket (the one holding `from`).
+    pub fn first_bucket(&self) -> UnixMillis {
+        self.bucket.start_of(self.from)
+    }
+
+    /// How many points the series has.
+    pub fn points(&self) -> usize {
+        let step = self.bucket.millis();
+        if self.until <= self.from {
+            return 0;
+        }
+        let first = self.first_bucket();
+        let last = self.bucket.start_of(self.until.saturating_sub(1));
+        // Saturating: an absurd window must fail the size check, not overflow.
+        usize::try_from(last.saturating_sub(first) / step)
+            .map_or(usize::MAX, |n| n.saturating_add(1))
+    }
+}
+
+/// Counts of what happened to events and jobs of one destination (or one mapping) in a window.
+///
+/// For a destination, `received` counts events routed to it (each once, whatever its mappings
+/// did), `not_matched` (in `discarded`) the events none of its mappings matched, and
+/// `integrations_filtered` the events its `integrations` object excluded; the other discard
+/// reasons and the job counts add up its mappings'. For a mapping, `received` counts the events
+/// its trigger was evaluated on (`jobs` + its discards).
+///
+/// Receptions and discards count at the event's `received_at`; deliveries, retries and failures at
+/// the attempt's end (the completion's time when no attempt was made).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverviewCounts {
+    /// Events routed to it.
+    pub received: u64,
+    /// Delivery jobs built for it (requests to send).
+    pub jobs: u64,
+    /// Routing outcomes that produced no job, by reason (reasons with a count only).
+    pub discarded: BTreeMap<DiscardReason, u64>,
+    /// Jobs delivered (2xx).
+    pub delivered: u64,
+    /// Attempts that failed in a retryable way (a retry was scheduled).
+    pub retried: u64,
+    /// Jobs dropped after a non-retryable answer (in the dead letter).
+    pub failed_discarded: u64,
+    /// Jobs whose retry window ended (in the dead letter).
+    pub failed_expired: u64,
+}
+
+impl OverviewCounts {
+    /// Events the `integrations` object excluded (destination level only).
+    pub fn filtered_by_integrations(&self) -> u64 {
+        self.discard_count(DiscardReason::IntegrationsFiltered)
+    }
+
+    /// Events (for a destination: that no mapping matched; for a mapping: its trigger did not
+    /// match).
+    pub fn not_matched(&self) -> u64 {
+        self.discard_count(DiscardReason::NotMatched)
+    }
+
+    /// How many discards of `reason`.
+    pub fn discard_count(&self, reason: DiscardReason) -> u64 {
+        self.discarded.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// Jobs that ended in the dead letter: discarded plus expired.
+    pub fn failed(&self) -> u64 {
+        self.failed_discarded + self.failed_expired
+    }
+
+    /// Whether every count is zero.
+    pub fn is_empty(&self) -> bool {
+        *self == OverviewCounts::default()
+    }
+}
+
+/// Ingest-to-delivery latency of delivered jobs: from the job's `created_at` (the ingest commit,
+/// milliseconds after the event's `received_at`; for a replay, the replay) to the end of the
+/// successful attempt. `created_at` rather than `received_at`: it is on the job row a completion
+/// reads anyway, so measuring costs no read of the event. Percentiles are estimated from a
+/// histogram with four buckets per doubling (each reported at its geometric middle: within about
+/// 9% of the true value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Deliveries measured.
+    pub count: u64,
+    /// The median, in milliseconds; `None` without deliveries.
+    pub p50_ms: Option<u64>,
+    /// The 95th percentile, in milliseconds; `None` without deliveries.
+    pub p95_ms: Option<u64>,
+}
+
+/// The totals of a destination or of one of its mappings over the window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverviewTotals {
+    /// The counts.
+    pub counts: OverviewCounts,
+    /// Up to [`OverviewTotals::MAX_SAMPLES`] `messageId`s per discard reason, most recent first.
+    pub discard_samples: BTreeMap<DiscardReason, Vec<String>>,
+    /// Up to [`OverviewTotals::MAX_SAMPLES`] `messageId`s of failed jobs (discarded or expired),
+    /// most recent first.
+    pub failed_samples: Vec<String>,
+    /// Jobs awaiting a retry now (not terminal, at least one failed attempt): a gauge, not bound
+    /// to the window.
+    pub awaiting_retry: u64,
+    /// Ingest-to-delivery latency of the window's deliveries.
+    pub latency: LatencySummary,
+}
+
+impl OverviewTotals {
+    /// The most sample `messageId`s kept per reason (per minute in the store, per window in an
+    /// answer).
+    pub const MAX_SAMPLES: usize = 10;
+}
+
+/// One point of an overview's time series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverviewPoint {
+    /// The bucket's start.
+    pub start: UnixMillis,
+    /// What happened in it.
+    pub counts: OverviewCounts,
+    /// Latency of the deliveries in it.
+    pub latency: LatencySummary,
+}
+
+/// The delivery overview of one destination over a window: see [`crate::Store::overview`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overview {
+    /// The window's start, rounded down to its minute.
+    pub from: UnixMillis,
+    /// The window's end (exclusive), rounded up to a minute.
+    pub until: UnixMillis,
+    /// The series' step.
+    pub bucket: OverviewBucket,
+    /// The destination's totals (the mapping's, when the query names one).
+    pub totals: OverviewTotals,
+    /// Each mapping's totals, by mapping id (only the queried one when the query names one):
+    /// every mapping with something in the window or a job awaiting retry.
+    pub mappings: BTreeMap<String, OverviewTotals>,
+    /// One point per bucket from the window's first to its last, empty ones included.
+    pub series: Vec<OverviewPoint>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,511 @@
+//! The delivery overview's rollups, written by the writer thread: per (destination, minute,
+//! mapping, outcome) counters, a few sample `messageId`s per counter and minute, a latency
+//! histogram and the awaiting-retry gauge. A transaction aggregates them in memory ([`Rollup`])
+//! and writes each distinct key once at its end, so the per-event cost is a few hash-map updates.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use junction_store::{
+    DiscardReason, JobState, NewEvent, OverviewQuery, OverviewTotals, UnixMillis,
+};
+use rusqlite::Connection;
+
+use crate::error::Error;
+
+/// Rollup rows are kept per minute: the finest grain of a series.
+pub(crate) const MINUTE_MS: i64 = 60_000;
+
+/// Minutes of rollups deleted per retention pass at most, so that a first pass after a long pause
+/// does not hold the writer for long.
+const PRUNE_MINUTES: i64 = 6 * 60;
+
+/// The most sample `messageId`s stored per counter and minute.
+const MAX_SAMPLES: i64 = OverviewTotals::MAX_SAMPLES as i64;
+
+/// The minute holding `at` (minutes since the epoch).
+pub(crate) fn minute_of(at: UnixMillis) -> i64 {
+    at.div_euclid(MINUTE_MS)
+}
+
+/// Latency histogram buckets per doubling: bucket `b >= 1` holds `[2^((b-1)/4), 2^(b/4))` ms and
+/// bucket 0 everything under 1 ms. Four per doubling keeps the estimate within about 9% of the
+/// true value (reported at the bucket's geometric middle) with about 120 buckets up to 14 days.
+const BINS_PER_DOUBLING: f64 = 4.0;
+
+/// The histogram bucket of a latency in milliseconds.
+pub(crate) fn latency_bin(ms: i64) -> i64 {
+    if ms < 1 {
+        return 0;
+    }
+    // Exact for every latency that matters: f64 holds integers up to 2^53 ms exactly.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let bin = ((ms as f64).log2() * BINS_PER_DOUBLING).floor() as i64;
+    bin + 1
+}
+
+/// The value a histogram bucket stands for: its geometric middle, in milliseconds.
+pub(crate) fn bin_value(bin: i64) -> u64 {
+    if bin <= 0 {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let value = 2f64.powf((bin as f64 - 0.5) / BINS_PER_DOUBLING).round() as u64;
+    value
+}
+
+/// What a rollup counter counts. Stored by name (see [`Outcome::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    /// An event routed to the destination (destination-level rows only, each event once).
+    Received,
+    /// A job built by the mapping.
+    Job,
+    /// A routing discard. Destination-level rows hold the destination-wide ones (the
+    /// `integrations` object) and the events no mapping matched; mapping rows hold the mapping's.
+    Discard(DiscardReason),
+    /// A job delivered.
+    Delivered,
+    /// A failed attempt followed by a scheduled retry.
+    Retried,
+    /// A job discarded after a non-retryable answer.
+    FailedDiscarded,
+    /// A job whose retry window ended.
+    FailedExpired,
+}
+
+impl Outcome {
+    /// The stored name. Never change one: stored rows use it.
+    pub(crate) fn name(self) -> Cow<'static, str> {
+        match self {
+            Outcome::Received => "received".into(),
+            Outcome::Job => "job".into(),
+            Outcome::Discard(reason) => format!("discard:{reason}").into(),
+            Outcome::Delivered => "delivered".into(),
+            Outcome::Retried => "retried".into(),
+            Outcome::FailedDiscarded => "failed:discarded".into(),
+            Outcome::FailedExpired => "failed:expired".into(),
+        }
+    }
+
+    /// The outcome a stored name stands for.
+    pub(crate) fn parse(name: &str) -> Result<Outcome, Error> {
+        Ok(match name {
+            "received" => Outcome::Received,
+            "job" => Outcome::Job,
+            "delivered" => Outcome::Delivered,
+            "retried" => Outcome::Retried,
+            "failed:discarded" => Outcome::FailedDiscarded,
+            "failed:expired" => Outcome::FailedExpired,
+            other => {
+                let reason = other.strip_prefix("discard:").and_then(|r| r.parse().ok());
+                let Some(reason) = reason else {
+                    return Err(Error::Corrupt(format!("overview outcome '{other}'")));
+                };
+                Outcome::Discard(reason)
+            }
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CountKey<'a> {
+    destination: Cow<'a, str>,
+    /// Empty for destination-level counters.
+    subscription: Cow<'a, str>,
+    minute: i64,
+    outcome: Outcome,
+}
+
+#[derive(Default)]
+struct Tally<'a> {
+    count: i64,
+    /// At most [`MAX_SAMPLES`], in the order they came.
+    samples: Vec<Cow<'a, str>>,
+    /// Deliveries only: the latency histogram's (bucket, count) pairs, so that latency shares
+    /// the delivered counter's key instead of needing a lookup of its own.
+    bins: Vec<(i64, i64)>,
+}
+
+/// What one event did at one destination, to derive the destination-level counters.
+struct Seen<'a> {
+    destination: &'a str,
+    jobs: bool,
+    destination_wide: bool,
+    mapping_discards: usize,
+    not_matched: usize,
+}
+
+/// A completed job as the rollup needs it.
+pub(crate) struct CompletedJob {
+    pub(crate) destination_id: String,
+    pub(crate) subscription_id: String,
+    /// When the job was stored (committed): where its ingest-to-delivery latency starts.
+    pub(crate) created_at: UnixMillis,
+    /// The event's `messageId`, read for failures only (their samples).
+    pub(crate) message_id: Option<String>,
+    /// When the outcome happened: the attempt's end, or the completion's time.
+    pub(crate) at: UnixMillis,
+    /// The state entered.
+    pub(crate) state: JobState,
+    /// Whether the job was awaiting retry before (its queue entry had a completion already).
+    pub(crate) was_retrying: bool,
+}
+
+/// Distinct counters a transaction looks up by scanning before it builds a hash index. A
+/// transaction usually touches a handful (events of one minute, a few mappings): comparing two
+/// integers per entry then is several times cheaper than hashing two strings per count.
+const SCAN_KEYS: usize = 16;
+
+/// One transaction's rollup changes, aggregated in memory and written by [`Rollup::flush`].
+#[derive(Default)]
+pub(crate) struct Rollup<'a> {
+    /// Every counter touched, in first-use order.
+    counts: Vec<(CountKey<'a>, Tally<'a>)>,
+    /// Positions in `counts`, built once there are more than [`SCAN_KEYS`].
+    index: HashMap<CountKey<'a>, usize>,
+    gauges: HashMap<(Cow<'a, str>, Cow<'a, str>), i64>,
+    /// Reused per event, so that counting an event allocates nothing.
+    seen: Vec<Seen<'a>>,
+}
+
+impl<'a> Rollup<'a> {
+    fn count(
+        &mut self,
+        destination: Cow<'a, str>,
+        subscription: Cow<'a, str>,
+        minute: i64,
+        outcome: Outcome,
+        sample: Option<Cow<'a, str>>,
+    ) {
+        let key = CountKey {
+            destination,
+            subscription,
+            minute,
+            outcome,
+        };
+        let tally = self.tally(key);
+        tally.count += 1;
+        if let Some(sample) = sample
+            && tally.samples.len() < OverviewTotals::MAX_SAMPLES
+        {
+            tally.samples.push(sample);
+        }
+    }
+
+    /// The tally of `key`, created empty on first use.
+    fn tally(&mut self, key: CountKey<'a>) -> &mut Tally<'a> {
+        let found = if self.counts.len() <= SCAN_KEYS {
+            // Integers first: the strings are compared only for the likely match.
+            self.counts.iter().position(|(k, _)| {
+                k.minute == key.minute
+                    && k.outcome == key.outcome
+                    && k.subscription == key.subscription
+                    && k.destination == key.destination
+            })
+        } else {
+            self.index.get(&key).copied()
+        };
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let at = self.counts.len();
+                if at == SCAN_KEYS {
+                    // From now on, hash: index every counter so far.
+                    self.index = (self.counts.iter().enumerate())
+                        .map(|(at, (key, _))| (key.clone(), at))
+                        .collect();
+                }
+                if at >= SCAN_KEYS {
+                    self.index.insert(key.clone(), at);
+                }
+                self.counts.push((key, Tally::default()));
+                at
+            }
+        };
+        &mut self.counts[at].1
+    }
+
+    /// Counts a stored event's routing outcomes at its `received_at` minute.
+    pub(crate) fn add_event(&mut self, event: &'a NewEvent) {
+        let minute = minute_of(event.received_at);
+        let message_id = event.message_id.as_str();
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.clear();
+        let at = |seen: &mut Vec<Seen<'a>>, destination: &'a str| -> usize {
+            // Usually one destination per event: a linear search beats hashing.
+            match seen.iter().position(|s| s.destination == destination) {
+                Some(index) => index,
+                None => {
+                    seen.push(Seen {
+                        destination,
+                        jobs: false,
+                        destination_wide: false,
+                        mapping_discards: 0,
+                        not_matched: 0,
+                    });
+                    seen.len() - 1
+                }
+            }
+        };
+        for job in &event.jobs {
+            let index = at(&mut seen, &job.destination_id);
+            seen[index].jobs = true;
+            self.count(
+                Cow::Borrowed(&job.destination_id),
+                Cow::Borrowed(&job.subscription_id),
+                minute,
+                Outcome::Job,
+                None,
+            );
+        }
+        for discard in &event.discards {
+            let index = at(&mut seen, &discard.destination_id);
+            let entry = &mut seen[index];
+            let subscription = match &discard.subscription_id {
+                Some(subscription) => {
+                    entry.mapping_discards += 1;
+                    if discard.reason == DiscardReason::NotMatched {
+                        entry.not_matched += 1;
+                    }
+                    subscription.as_str()
+                }
+                None => {
+                    entry.destination_wide = true;
+                    ""
+                }
+            };
+            self.count(
+                Cow::Borrowed(&discard.destination_id),
+                Cow::Borrowed(subscription),
+                minute,
+                Outcome::Discard(discard.reason),
+                Some(Cow::Borrowed(message_id)),
+            );
+        }
+        for entry in &seen {
+            let destination = Cow::Borrowed(entry.destination);
+            self.count(
+                destination.clone(),
+                Cow::Borrowed(""),
+                minute,
+                Outcome::Received,
+                None,
+            );
+            let none_matched = !entry.jobs
+                && !entry.destination_wide
+                && entry.mapping_discards > 0
+                && entry.not_matched == entry.mapping_discards;
+            if none_matched {
+                self.count(
+                    destination,
+                    Cow::Borrowed(""),
+                    minute,
+                    Outcome::Discard(DiscardReason::NotMatched),
+                    Some(Cow::Borrowed(message_id)),
+                );
+            }
+        }
+        self.seen = seen;
+    }
+
+    /// Counts a job's completion at its minute, its latency when delivered, and the change of the
+    /// awaiting-retry gauge.
+    pub(crate) fn add_completion(&mut self, job: CompletedJob) {
+        let outcome = match job.state {
+            JobState::Succeeded => Outcome::Delivered,
+            JobState::AwaitingRetry | JobState::Pending => Outcome::Retried,
+            JobState::Discarded => Outcome::FailedDiscarded,
+            JobState::Expired => Outcome::FailedExpired,
+            // A state added later: not an outcome the overview knows.
+            _ => return,
+        };
+        let retrying = i64::from(!job.state.is_terminal());
+        let delta = retrying - i64::from(job.was_retrying);
+        if delta != 0 {
+            let key = (
+                Cow::Owned(job.destination_id.clone()),
+                Cow::Owned(job.subscription_id.clone()),
+            );
+            *self.gauges.entry(key).or_default() += delta;
+        }
+        let tally = self.tally(CountKey {
+            destination: Cow::Owned(job.destination_id),
+            subscription: Cow::Owned(job.subscription_id),
+            minute: minute_of(job.at),
+            outcome,
+        });
+        tally.count += 1;
+        if outcome == Outcome::Delivered {
+            let bin = latency_bin(job.at - job.created_at);
+            match tally.bins.iter_mut().find(|(b, _)| *b == bin) {
+                Some((_, n)) => *n += 1,
+                None => tally.bins.push((bin, 1)),
+            }
+        }
+        if let Some(message_id) = job.message_id
+            && tally.samples.len() < OverviewTotals::MAX_SAMPLES
+        {
+            tally.samples.push(Cow::Owned(message_id));
+        }
+    }
+
+    /// Writes every aggregated change: one upsert per distinct key, and the samples that still fit
+    /// under [`MAX_SAMPLES`] per counter and minute (the upsert returns the new total, so the
+    /// room left is known without another read).
+    pub(crate) fn flush(self, conn: &Connection) -> Result<(), Error> {
+        if !self.counts.is_empty() {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO overview_counts (destination_id, minute, subscription_id, outcome, n)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (destination_id, minute, subscription_id, outcome)
+                 DO UPDATE SET n = n + excluded.n
+                 RETURNING n",
+            )?;
+            let mut sample = conn.prepare_cached(
+                "INSERT OR IGNORE INTO overview_samples
+                     (destination_id, subscription_id, outcome, minute, message_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (key, tally) in &self.counts {
+                let outcome = key.outcome.name();
+                let total: i64 = upsert.query_row(
+                    (
+                        &key.destination,
+                        key.minute,
+                        &key.subscription,
+                        &outcome,
+                        tally.count,
+                    ),
+                    |row| row.get(0),
+                )?;
+                let before = total - tally.count;
+                let room = usize::try_from(MAX_SAMPLES - before).unwrap_or(0);
+                for message_id in tally.samples.iter().take(room) {
+                    sample.execute((
+                        &key.destination,
+                        &key.subscription,
+                        &outcome,
+                        key.minute,
+                        message_id,
+                    ))?;
+                }
+            }
+        }
+        let delivered = self
+            .counts
+            .iter()
+            .filter(|(_, tally)| !tally.bins.is_empty());
+        let mut latency = None;
+        for (key, tally) in delivered {
+            let upsert = match &mut latency {
+                Some(upsert) => upsert,
+                None => latency.insert(conn.prepare_cached(
+                    "INSERT INTO overview_latency (destination_id, minute, subscription_id, bin, n)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (destination_id, minute, subscription_id, bin)
+                     DO UPDATE SET n = n + excluded.n",
+                )?),
+            };
+            for (bin, n) in &tally.bins {
+                upsert.execute((&key.destination, key.minute, &key.subscription, bin, n))?;
+            }
+        }
+        if !self.gauges.is_empty() {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (destination_id, subscription_id)
+                 DO UPDATE SET awaiting_retry = awaiting_retry + excluded.awaiting_retry",
+            )?;
+            for ((destination, subscription), delta) in self.gauges {
+                if delta != 0 {
+                    upsert.execute((&destination, &subscription, delta))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Retention of the rollups: removes rows older than the longest window an overview may ask for
+/// (plus the minute a window's start is rounded down to), at most [`PRUNE_MINUTES`] of them per
+/// call. Each table's oldest minute is one probe of its `minute` index.
+pub(crate) fn prune(conn: &Connection, now: UnixMillis) -> Result<(), Error> {
+    let cutoff = minute_of(now) - OverviewQuery::MAX_WINDOW_MS / MINUTE_MS - 1;
+    for table in ["overview_counts", "overview_latency", "overview_samples"] {
+        let oldest: Option<i64> = conn
+            .prepare_cached(&format!("SELECT min(minute) FROM {table}"))?
+            .query_row([], |row| row.get(0))?;
+        let Some(oldest) = oldest.filter(|oldest| *oldest < cutoff) else {
+            continue;
+        };
+        let upto = cutoff.min(oldest.saturating_add(PRUNE_MINUTES));
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE minute < ?1"))?
+            .execute([upto])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_bins_are_log_scale_and_values_close() {
+        assert_eq!(latency_bin(0), 0);
+        assert_eq!(latency_bin(-5), 0);
+        assert_eq!(latency_bin(1), 1);
+        assert_eq!(latency_bin(2), 5);
+        assert_eq!(latency_bin(1024), 41);
+        for ms in [1i64, 3, 17, 250, 999, 12_345, 3_600_000, 14 * 86_400_000] {
+            let value = bin_value(latency_bin(ms));
+            #[allow(clippy::cast_precision_loss)]
+            let error = (value as f64 - ms as f64).abs() / ms as f64;
+            assert!(error < 0.1, "{ms} ms read back as {value}");
+        }
+        assert!(latency_bin(14 * 86_400_000) < 130);
+    }
+
+    #[test]
+    fn many_counters_switch_to_an_index_and_keep_counting() {
+        let mut rollup = Rollup::default();
+        let names: Vec<String> = (0..40).map(|n| format!("m-{n}")).collect();
+        for _ in 0..3 {
+            for (minute, name) in names.iter().enumerate() {
+                let minute = i64::try_from(minute % 3).unwrap();
+                rollup.count(
+                    Cow::Borrowed("d"),
+                    Cow::Borrowed(name),
+                    minute,
+                    Outcome::Job,
+                    None,
+                );
+            }
+        }
+        assert_eq!(rollup.counts.len(), 40);
+        assert!(rollup.counts.iter().all(|(_, tally)| tally.count == 3));
+        assert_eq!(rollup.index.len(), 40);
+    }
+
+    #[test]
+    fn outcome_names_round_trip() {
+        let mut outcomes = vec![
+            Outcome::Received,
+            Outcome::Job,
+            Outcome::Delivered,
+            Outcome::Retried,
+            Outcome::FailedDiscarded,
+            Outcome::FailedExpired,
+        ];
+        outcomes.extend(DiscardReason::ALL.map(Outcome::Discard));
+        for outcome in outcomes {
+            assert_eq!(Outcome::parse(&outcome.name()).unwrap(), outcome);
+        }
+        assert!(Outcome::parse("discard:nope").is_err());
+    }
+}
