@@ -129,6 +129,22 @@ impl ActionDefinition {
             .collect()
     }
 
+    /// The mapping a new subscription saves when it starts from the defaults, as the reference
+    /// UI builds it: every field's default, then `given` over it (`{...defaults, ...given}`),
+    /// where a `null` clears the field.
+    pub fn mapping_with_defaults(&self, given: &Map<String, Value>) -> Map<String, Value> {
+        let mut merged = self.default_mapping();
+        for (key, value) in given {
+            if value.is_null() {
+                // `remove`, as the runtime always did: it decides the payload's key order.
+                merged.remove(key);
+            } else {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        merged
+    }
+
     /// Runs the action for one event: resolve the mapping, remove empty values, prepare,
     /// validate and build the request. No trigger and no settings validation: the caller has
     /// done both (this is the reference's `Action.execute`).
@@ -375,4 +391,41 @@ static REGISTRY: LazyLock<Result<Registry, DefinitionError>> = LazyLock::new(Reg
 /// The process-wide registry of built-in destinations, compiled on first use.
 pub fn registry() -> Result<&'static Registry, DefinitionError> {
     REGISTRY.as_ref().map_err(Clone::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn given_fields_are_merged_over_the_defaults() {
+        let Ok(registry) = registry() else {
+            panic!("the registry compiles");
+        };
+        let Some(action) = registry
+            .get("actions-chartmogul")
+            .and_then(|destination| destination.action("sendContact"))
+        else {
+            panic!("sendContact is registered");
+        };
+        let given = json!({"email": {"@path": "$.properties.email"}, "company": null,
+                           "custom_attributes": {"plan": {"@path": "$.traits.plan"}}});
+        let Value::Object(given) = given else {
+            panic!("an object");
+        };
+        let merged = action.mapping_with_defaults(&given);
+        assert_eq!(merged["email"], json!({"@path": "$.properties.email"}));
+        assert_eq!(merged["user_id"], json!({"@path": "$.userId"}));
+        assert!(!merged.contains_key("company"));
+        assert_eq!(
+            merged["custom_attributes"]["plan"],
+            json!({"@path": "$.traits.plan"})
+        );
+        assert_eq!(
+            action.mapping_with_defaults(&Map::new()),
+            action.default_mapping()
+        );
+    }
 }

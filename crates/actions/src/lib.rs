@@ -7,6 +7,7 @@
 mod definition;
 pub mod destinations;
 mod error;
+mod evaluate;
 mod request;
 mod subscription;
 
@@ -15,6 +16,7 @@ pub use definition::{
     TestAuthentication, registry,
 };
 pub use error::{ActionError, AuthError, is_retryable_status};
+pub use evaluate::{ErrorReport, Evaluation, Outcome, evaluate};
 pub use request::{
     FetchError, HttpRequest, USER_AGENT, check_status, normalise_url, reason_phrase,
 };

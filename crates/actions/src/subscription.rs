@@ -140,20 +140,10 @@ fn effective_mapping(action: &ActionDefinition, config: &SubscriptionConfig) -> 
             .clone()
             .unwrap_or_else(|| Value::Object(Map::new()));
     }
-    let mut merged = action.default_mapping();
     match &config.mapping {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(saved)) => {
-            for (key, value) in saved {
-                if value.is_null() {
-                    merged.remove(key);
-                } else {
-                    merged.insert(key.clone(), value.clone());
-                }
-            }
-        }
+        None | Some(Value::Null) => Value::Object(action.default_mapping()),
+        Some(Value::Object(saved)) => Value::Object(action.mapping_with_defaults(saved)),
         // A mapping that is not an object cannot be merged; it fails compilation as saved.
-        Some(other) => return other.clone(),
+        Some(other) => other.clone(),
     }
-    Value::Object(merged)
 }

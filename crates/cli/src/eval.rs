@@ -1,15 +1,16 @@
 //! `junction eval`: runs destination configurations against events and reports, per
 //! subscription, whether it matched and exactly what request it would send, or why not. Nothing
-//! is sent: the webhook's answer is simulated from the input line.
+//! is sent: the webhook's answer is simulated from the input line. The evaluation itself is
+//! `junction_actions::evaluate`, which the admin API's testers share.
 
 use std::io::{self, BufRead, Write};
 
 use junction_actions::{
-    ActionError, DestinationDefinition, HttpRequest, Registry, Settings, Subscription,
-    SubscriptionConfig, reason_phrase,
+    DestinationDefinition, Evaluation, Registry, Settings, Subscription, SubscriptionConfig,
+    evaluate,
 };
 use junction_fields::ValidationError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// The destination an input line runs against when it names none.
@@ -64,47 +65,6 @@ impl Default for WebhookResponse {
     }
 }
 
-/// What happened to one subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Outcome {
-    Sent,
-    NotSubscribed,
-    Disabled,
-    InvalidSubscription,
-    SettingsError,
-    SchemaError,
-    MappingError,
-    PayloadError,
-    HttpError,
-    FetchError,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorReport {
-    message: String,
-    status: Option<u16>,
-}
-
-#[derive(Debug, Serialize)]
-struct SubscriptionResult {
-    matched: bool,
-    outcome: Outcome,
-    request: Option<HttpRequest>,
-    error: Option<ErrorReport>,
-}
-
-impl SubscriptionResult {
-    fn failed(matched: bool, outcome: Outcome, message: String, status: Option<u16>) -> Self {
-        Self {
-            matched,
-            outcome,
-            request: None,
-            error: Some(ErrorReport { message, status }),
-        }
-    }
-}
-
 /// Reads JSON Lines from `input` and writes one result line per non-blank input line.
 pub fn run(
     registry: &'static Registry,
@@ -142,7 +102,7 @@ pub fn evaluate_line(registry: &'static Registry, line: &str) -> Value {
         )});
     };
     let settings = destination.validate_settings(&input.settings);
-    let results: Vec<SubscriptionResult> = input
+    let results: Vec<Evaluation> = input
         .subscriptions
         .iter()
         .map(|config| evaluate_subscription(destination, &settings, config, &input))
@@ -155,73 +115,13 @@ fn evaluate_subscription(
     settings: &Result<Settings, ValidationError>,
     config: &Value,
     input: &Input,
-) -> SubscriptionResult {
+) -> Evaluation {
     let compiled = serde_json::from_value::<SubscriptionConfig>(config.clone())
         .map_err(|err| format!("invalid subscription: {err}"))
         .and_then(|config| Subscription::compile(destination, &config).map_err(|e| e.to_string()));
-    let subscription = match compiled {
-        Ok(subscription) => subscription,
-        Err(message) => {
-            return SubscriptionResult::failed(false, Outcome::InvalidSubscription, message, None);
-        }
-    };
-    let matched = subscription.matches(&input.event);
-    if !subscription.enabled {
-        return SubscriptionResult {
-            matched,
-            outcome: Outcome::Disabled,
-            request: None,
-            error: None,
-        };
-    }
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(err) => {
-            return SubscriptionResult::failed(
-                matched,
-                Outcome::SettingsError,
-                err.to_string(),
-                Some(400),
-            );
-        }
-    };
-    if !matched {
-        return SubscriptionResult {
-            matched,
-            outcome: Outcome::NotSubscribed,
-            request: None,
-            error: None,
-        };
-    }
-    match subscription.execute(settings, &input.event) {
-        Ok(request) => simulate_send(request, input.webhook_response.status),
-        Err(err) => {
-            let outcome = match &err {
-                ActionError::Mapping(_) => Outcome::MappingError,
-                ActionError::Schema(_) => Outcome::SchemaError,
-                ActionError::Payload { .. } => Outcome::PayloadError,
-                ActionError::Fetch(_) => Outcome::FetchError,
-                ActionError::Http { .. } => Outcome::HttpError,
-            };
-            SubscriptionResult::failed(true, outcome, err.to_string(), err.status())
-        }
-    }
-}
-
-fn simulate_send(request: HttpRequest, status: u16) -> SubscriptionResult {
-    let (outcome, error) = if (200..300).contains(&status) {
-        (Outcome::Sent, None)
-    } else {
-        let report = ErrorReport {
-            message: reason_phrase(status),
-            status: Some(status),
-        };
-        (Outcome::HttpError, Some(report))
-    };
-    SubscriptionResult {
-        matched: true,
-        outcome,
-        request: Some(request),
-        error,
+    match compiled {
+        Ok(subscription) => evaluate(&subscription, settings.as_ref(), &input.event)
+            .answered(input.webhook_response.status),
+        Err(message) => Evaluation::invalid(message),
     }
 }

@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
+mod commands;
 mod eval;
 mod serve;
 mod settings;
+mod table;
 
 // mimalloc rather than the system allocator: ingestion allocates and frees many small values
 // per event (parsed JSON, routed payloads, request bodies) across threads, and glibc's malloc
@@ -21,6 +24,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    admin: client::AdminArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,13 +40,29 @@ enum Command {
     /// Works with no flag at all (data in ./junction-data, Tracking API on 127.0.0.1:8080, the
     /// sample workspace on first start); see junction.toml for every setting.
     Serve(Box<settings::ServeArgs>),
+    /// Show the whole story of an event: routing, jobs, every transition and attempt.
+    Lookup(commands::lookup::LookupArgs),
+    /// List the dead letter: discarded and expired jobs, filtered.
+    DeadLetter(commands::dead_letter::ListArgs),
+    /// Replay dead-letter jobs, as they were or re-mapped through the mappings as they are now.
+    Replay(commands::dead_letter::ReplayArgs),
+    /// Check a destination's settings with the destination type's authentication test.
+    TestAuth(commands::test_auth::TestAuthArgs),
+    /// Send sample or given events to a Tracking API, to try Junction out.
+    Send(commands::send::SendArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let admin = &cli.admin;
+    let result = match &cli.command {
         Command::Eval => run_eval(),
-        Command::Serve(args) => serve::run(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::Lookup(args) => block_on(commands::lookup::run(admin, args)),
+        Command::DeadLetter(args) => block_on(commands::dead_letter::list(admin, args)),
+        Command::Replay(args) => block_on(commands::dead_letter::replay(admin, args)),
+        Command::TestAuth(args) => block_on(commands::test_auth::run(admin, args)),
+        Command::Send(args) => block_on(commands::send::run(admin, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,6 +71,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an admin subcommand on a small runtime of its own.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))?;
+    runtime.block_on(command)
 }
 
 fn run_eval() -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use junction_workspace::{Format, Snapshot, WorkspaceConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::settings::{ServeArgs, Settings};
+use crate::settings::{LogFormat, ServeArgs, Settings};
 
 /// The sample workspace served when none was given or stored: one source, a ChartMogul
 /// destination with both default mappings.
@@ -35,8 +35,8 @@ enum Origin {
 
 /// Runs `junction serve` to completion (until a shutdown signal).
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    init_logging();
     let settings = Settings::resolve(args)?;
+    init_logging(settings.log_format);
     // Files are read before the runtime starts: start-up IO never blocks an async worker.
     let workspace_file = match &args.workspace {
         Some(path) => Some(read_workspace(path)?),
@@ -113,6 +113,7 @@ async fn serve(
             timeout: settings.delivery.timeout,
             ..ClientOptions::default()
         },
+        metrics: Some(state.metrics().delivery_hook()),
         ..EngineOptions::default()
     };
     let policies = Arc::new(SnapshotPolicies(state.clone()));
@@ -123,6 +124,7 @@ async fn serve(
             return Err(err).context("cannot start the delivery engine");
         }
     };
+    state.metrics().attach_lanes(engine.lane_stats_handle());
     let admin = AdminState::new(
         state.clone(),
         Arc::new(engine.sender().clone()),
@@ -146,8 +148,11 @@ async fn serve(
         admin,
         wait_for(stopped.clone()),
     ));
+    let live = state.clone();
     let served = junction_server::serve(tracking_listener, state, wait_for(stopped)).await;
     tracing::info!("stopped accepting; requests in flight answered");
+    // Open debugger streams never end by themselves; the admin listener waits for them.
+    live.live().close();
     // Attempts in flight get the request timeout to finish; what does not is delivered again
     // after its lease.
     engine
@@ -341,16 +346,21 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs go to stderr; the filter comes from `JUNCTION_LOG` (default `info`).
-fn init_logging() {
+/// Logs go to stderr, as readable lines or JSON objects; the filter comes from `JUNCTION_LOG`
+/// (default `info`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JUNCTION_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match format {
         // Colours only for a person at a terminal, never in log files.
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -55,6 +55,20 @@ pub struct ServeArgs {
     /// Events that may wait for the store's writer before requests get 503 [default: 25000].
     #[arg(long, env = "JUNCTION_STORE_QUEUE_CAPACITY", value_name = "EVENTS")]
     pub store_queue_capacity: Option<usize>,
+    /// Log format on stderr: human (default) or json (one object per line).
+    #[arg(long, env = "JUNCTION_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written on stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event, coloured at a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// The config file: every key optional, unknown keys refused (a typo must not go unnoticed).
@@ -70,6 +84,14 @@ struct FileConfig {
     admin: AdminSection,
     #[serde(default)]
     delivery: DeliverySection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    format: Option<LogFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +140,7 @@ struct TrackingSection {
     max_batch_events: Option<usize>,
     retry_after_secs: Option<u64>,
     rejection_log_size: Option<usize>,
+    debugger_recent: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +175,8 @@ pub struct Settings {
     pub tracking: TrackingConfig,
     /// Store settings.
     pub store: StoreOptions,
+    /// Log format.
+    pub log_format: LogFormat,
 }
 
 impl Settings {
@@ -197,6 +222,10 @@ impl Settings {
                 .tracking
                 .rejection_log_size
                 .unwrap_or(tracking_defaults.rejection_log_capacity),
+            debugger_recent: file
+                .tracking
+                .debugger_recent
+                .unwrap_or(tracking_defaults.debugger_recent),
         };
         let store = StoreOptions {
             dedupe_window: args
@@ -234,6 +263,7 @@ impl Settings {
             tracking,
             store,
             delivery: resolve_delivery(&file.delivery)?,
+            log_format: args.log_format.or(file.log.format).unwrap_or_default(),
         })
     }
 }

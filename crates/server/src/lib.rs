@@ -13,6 +13,8 @@
 mod admin;
 mod error;
 mod extract;
+mod live;
+mod metrics;
 mod rejections;
 mod state;
 mod tracking;
@@ -31,6 +33,8 @@ use tower_http::decompression::RequestDecompressionLayer;
 pub use admin::{AdminState, admin_app};
 pub use error::{ApiError, RejectedItem, event_rejection_code};
 pub use extract::{ApiJson, read_limited};
+pub use live::{LiveEvent, LiveEvents, Subscription};
+pub use metrics::{AtomicHistogram, Metrics};
 pub use rejections::{IngestTotals, RejectionCount, RejectionRecord, Rejections};
 pub use state::{AppState, TrackingConfig};
 

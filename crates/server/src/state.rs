@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the current workspace snapshot (swapped atomically, read
-//! without locks), the Tracking API's settings, and the record of refusals.
+//! without locks), the Tracking API's settings, the record of refusals, the metrics and the
+//! source debugger's feed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use junction_event::Limits;
 use junction_store::Store;
 use junction_workspace::Snapshot;
 
+use crate::live::LiveEvents;
+use crate::metrics::Metrics;
 use crate::rejections::{IngestStats, IngestTotals, Rejections};
 
 /// Settings of the Tracking API.
@@ -20,6 +23,9 @@ pub struct TrackingConfig {
     pub retry_after: Duration,
     /// How many recent refusals are kept in memory for the admin API.
     pub rejection_log_capacity: usize,
+    /// How many accepted events per source the source debugger keeps in memory (0: none, and
+    /// events are then copied only while someone watches the live stream).
+    pub debugger_recent: usize,
 }
 
 impl Default for TrackingConfig {
@@ -30,6 +36,7 @@ impl Default for TrackingConfig {
             // second lets a full commit queue (about half a second of work) drain.
             retry_after: Duration::from_secs(1),
             rejection_log_capacity: 1000,
+            debugger_recent: 500,
         }
     }
 }
@@ -46,12 +53,15 @@ struct Inner {
     config: TrackingConfig,
     rejections: Rejections,
     stats: IngestStats,
+    metrics: Metrics,
+    live: LiveEvents,
 }
 
 impl AppState {
     /// A state serving `snapshot` and committing to `store`.
     pub fn new(store: Arc<dyn Store>, snapshot: Snapshot, config: TrackingConfig) -> Self {
         let rejections = Rejections::new(config.rejection_log_capacity);
+        let live = LiveEvents::new(config.debugger_recent);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -59,6 +69,8 @@ impl AppState {
                 config,
                 rejections,
                 stats: IngestStats::default(),
+                metrics: Metrics::default(),
+                live,
             }),
         }
     }
@@ -96,5 +108,16 @@ impl AppState {
 
     pub(crate) fn ingest_stats(&self) -> &IngestStats {
         &self.inner.stats
+    }
+
+    /// The Prometheus metrics (the delivery engine counts into them too, see
+    /// [`Metrics::delivery_hook`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The source debugger's feed of accepted events.
+    pub fn live(&self) -> &LiveEvents {
+        &self.inner.live
     }
 }

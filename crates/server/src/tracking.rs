@@ -1,9 +1,10 @@
 //! The Tracking API handler: authenticate the write key, read the (decompressed, size-limited)
 //! body, parse and validate it, normalise and route every valid event against the current
 //! snapshot, commit events, jobs and discards through the store, and answer only once the commit
-//! is durable. Every refusal is counted, logged and kept in the recent-refusals log.
+//! is durable. Every refusal is counted, logged and kept in the recent-refusals log; accepted
+//! events are counted (metrics) and handed to the source debugger's feed after the commit.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Body;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, RejectedItem};
 use crate::extract::read_limited;
+use crate::metrics::RoutingTally;
 use crate::rejections::RejectionRecord;
 use crate::state::AppState;
 
@@ -138,6 +140,8 @@ async fn ingest(
         events,
         mut rejected,
     } = prepared;
+    let source_metrics = state.metrics().source(&source_id);
+    source_metrics.received(to_u64(events.len() + rejected.len()));
     if let Endpoint::Single(_) = endpoint
         && let Some((_, rejection)) = rejected.pop()
     {
@@ -157,7 +161,13 @@ async fn ingest(
     }
 
     let accepted = events.len();
-    let outcomes = match state.store().commit(events).await {
+    // Both are taken before the commit consumes the events; both are cheap (see their docs).
+    let routing = RoutingTally::of(&events);
+    let captured = state.live().capture(&source_id, &events);
+    let started = Instant::now();
+    let committed = state.store().commit(events).await;
+    state.metrics().commit_duration(started.elapsed());
+    let outcomes = match committed {
         Ok(outcomes) => outcomes,
         Err(err) => {
             if matches!(err, StoreError::Overloaded { .. }) {
@@ -176,6 +186,11 @@ async fn ingest(
     state
         .ingest_stats()
         .committed(to_u64(accepted - duplicates), to_u64(duplicates));
+    source_metrics.accepted(to_u64(accepted - duplicates), to_u64(duplicates));
+    routing.record(state.metrics(), &outcomes);
+    if let Some(captured) = captured {
+        state.live().publish(&source_id, captured, &outcomes);
+    }
     if duplicates > 0 {
         tracing::debug!(source = %source_id, duplicates, "duplicate events acknowledged");
     }

@@ -750,9 +750,9 @@ fn a_hanging_endpoint_is_retried_and_does_not_slow_another_lane() {
     let dir = tempfile::tempdir().unwrap();
     let hook_a = Webhook::start();
     let hook_b = Webhook::start();
-    // A takes a fifth of the events. With all of them hanging A's adaptive limit falls to one,
-    // and the lane starts every job it has buffered before it claims a due retry: with all 100
-    // the first retry would come only after ~60 more one-second timeouts.
+    // A takes a fifth of the events: with its adaptive limit fallen to one, each job takes a
+    // one-second timeout and a due retry waits behind the jobs the lane holds (at least 8) and
+    // any first attempts due before it; a fifth keeps that wait, and the test, short.
     let mut a = contact_destination("a", &hook_a.url(HOOK), json!({}), None);
     a["mappings"][0]["trigger"] = json!("type = \"identify\" and traits.plan = \"pro\"");
     let b = contact_destination("b", &hook_b.url(HOOK), json!({}), None);

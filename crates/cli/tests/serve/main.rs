@@ -12,9 +12,11 @@
     missing_docs
 )]
 
+mod cli_admin;
 mod clients;
 mod crash;
 mod delivery;
 mod lifecycle;
+mod secrets;
 mod util;
 mod webhook;

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use junction_store::{EventRecord, Store};
@@ -26,10 +26,26 @@ pub struct Running {
     /// The admin API's `host:port`.
     pub admin_address: String,
     pub banner: Vec<String>,
+    /// Every line written on stderr so far, when started with [`Options::capture_stderr`].
+    pub stderr: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+/// How [`start_with`] starts the server.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Environment variables set after the defaults (so they override them).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Keep stderr's lines (logs) in [`Running::stderr`] instead of discarding them.
+    pub capture_stderr: bool,
 }
 
 /// Starts `junction serve` with `args` on a free port over `data_dir`, and waits for its banner.
 pub fn start(data_dir: &Path, args: &[&str]) -> Running {
+    start_with(data_dir, args, &Options::default())
+}
+
+/// [`start`] with more environment variables, and stderr captured if asked.
+pub fn start_with(data_dir: &Path, args: &[&str], options: &Options<'_>) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
         .arg("serve")
         .args(args)
@@ -37,10 +53,26 @@ pub fn start(data_dir: &Path, args: &[&str]) -> Running {
         .env("JUNCTION_TRACKING_ADDR", "127.0.0.1:0")
         .env("JUNCTION_ADMIN_ADDR", "127.0.0.1:0")
         .env("JUNCTION_LOG", "warn")
+        .envs(options.env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if options.capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().map(|stderr| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        lines
+    });
     let stdout = child.stdout.take().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -74,6 +106,7 @@ pub fn start(data_dir: &Path, args: &[&str]) -> Running {
                 address,
                 admin_address,
                 banner,
+                stderr,
             };
         }
     }

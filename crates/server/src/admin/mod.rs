@@ -6,13 +6,21 @@
 //! missing token gets a bare 401 that reveals nothing about what exists. Webhook URLs carry a
 //! secret token in their path and query, so every URL shown is masked.
 //!
-//! One module per area: `story` (event lookup), `dead_letter` (list, replay), `testers` (test
-//! authentication). Each contributes its routes to [`admin_app`].
+//! One module per area: `config` (sources, destinations, mappings, the catalog), `story` (event
+//! lookup), `dead_letter` (list, replay), `testers` (test authentication, event and mapping
+//! testers), `overview` (delivery overview and time series), `debugger` (the source debugger's
+//! live stream and recent events), `ops` (health, readiness, metrics). Each contributes its
+//! routes to [`admin_app`].
 
+mod config;
 mod dead_letter;
+mod debugger;
+mod ops;
+mod overview;
 mod story;
 mod testers;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -32,6 +40,9 @@ pub struct AdminState {
     app: AppState,
     sender: Arc<HttpSender>,
     token: Option<Arc<str>>,
+    /// Serialises configuration changes: each one reads the workspace in force, changes, compiles,
+    /// stores and swaps it, and none may start from a workspace another is replacing.
+    config_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AdminState {
@@ -42,6 +53,7 @@ impl AdminState {
             app,
             sender,
             token: token.map(Arc::from),
+            config_lock: Arc::default(),
         }
     }
 }
@@ -52,8 +64,14 @@ pub fn admin_app(state: AdminState) -> Router {
         .merge(story::routes())
         .merge(dead_letter::routes())
         .merge(testers::routes())
+        .merge(config::routes())
+        .merge(debugger::routes())
+        .merge(ops::routes())
+        .merge(overview::routes())
         .fallback(|| async { AdminError::not_found("no such admin route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Merged after the layer: probes (`/healthz`, `/readyz`) need no token.
+        .merge(ops::public_routes())
         .with_state(state)
 }
 
@@ -83,7 +101,10 @@ pub(crate) struct AdminError {
     status: StatusCode,
     kind: &'static str,
     message: String,
-    field: Option<&'static str>,
+    field: Option<Cow<'static, str>>,
+    /// Further errors of the same type, `(message, field)`, when one answer lists several (a
+    /// configuration with more than one problem).
+    more: Vec<(String, Option<String>)>,
 }
 
 impl AdminError {
@@ -93,6 +114,7 @@ impl AdminError {
             kind,
             message: message.into(),
             field: None,
+            more: Vec::new(),
         }
     }
 
@@ -102,9 +124,25 @@ impl AdminError {
 
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(Cow::Borrowed(field)),
             ..Self::new(StatusCode::BAD_REQUEST, "validation", message)
         }
+    }
+
+    /// A 409: the id (or write key) is already taken.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// A 400 listing validation errors, each `(message, field)`; `None` when there is none.
+    pub(crate) fn validation(errors: Vec<(String, Option<String>)>) -> Option<Self> {
+        let mut errors = errors.into_iter();
+        let (message, field) = errors.next()?;
+        Some(Self {
+            field: field.map(Cow::Owned),
+            more: errors.collect(),
+            ..Self::new(StatusCode::BAD_REQUEST, "validation", message)
+        })
     }
 }
 
@@ -112,6 +150,9 @@ impl From<StoreError> for AdminError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound { what } => Self::not_found(format!("{what} not found")),
+            StoreError::InvalidRequest { detail } => {
+                Self::new(StatusCode::BAD_REQUEST, "validation", detail)
+            }
             err if err.is_retryable() => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -128,11 +169,21 @@ impl From<StoreError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let mut error = json!({"type": self.kind, "message": self.message});
-        if let (Some(field), Some(object)) = (self.field, error.as_object_mut()) {
-            object.insert("field".to_owned(), Value::from(field));
-        }
-        (self.status, Json(json!({"errors": [error]}))).into_response()
+        let kind = self.kind;
+        let view = |message: String, field: Option<String>| {
+            let mut error = json!({"type": kind, "message": message});
+            if let (Some(field), Some(object)) = (field, error.as_object_mut()) {
+                object.insert("field".to_owned(), Value::from(field));
+            }
+            error
+        };
+        let mut errors = vec![view(self.message, self.field.map(Cow::into_owned))];
+        errors.extend(
+            self.more
+                .into_iter()
+                .map(|(message, field)| view(message, field)),
+        );
+        (self.status, Json(json!({"errors": errors}))).into_response()
     }
 }
 

@@ -4,10 +4,13 @@
 // Test code: a failed expectation is a failed test, and a panic says so best.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin_config;
 mod endpoints;
 mod errors;
 mod limits;
 mod oneshot;
+mod ops;
 mod overload;
+mod overview;
 mod routing;
 mod util;

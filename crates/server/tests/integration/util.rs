@@ -212,3 +212,91 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A running admin API over a [`TestServer`]'s state, with a client that keeps every response
+/// body it read, so that a test can check no secret ever left the server.
+pub struct AdminClient {
+    pub url: String,
+    token: Option<String>,
+    client: reqwest::Client,
+    bodies: std::sync::Mutex<Vec<String>>,
+}
+
+impl AdminClient {
+    /// Starts the admin listener on 127.0.0.1 port 0 for `server`, requiring `token` when given.
+    pub async fn start(server: &TestServer, token: Option<&str>) -> Self {
+        let sender = junction_delivery::HttpSender::new(junction_delivery::ClientOptions {
+            timeout: Duration::from_secs(5),
+            ..junction_delivery::ClientOptions::default()
+        })
+        .unwrap();
+        let state = junction_server::AdminState::new(
+            server.state.clone(),
+            Arc::new(sender),
+            token.map(str::to_owned),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(junction_server::serve_admin(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        Self {
+            url: format!("http://{addr}"),
+            token: token.map(str::to_owned),
+            client: server.client.clone(),
+            bodies: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A request to `path` (under the admin URL) with the configured token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and returns the status and JSON body, keeping the body's text.
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        self.bodies.lock().unwrap().push(text);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(self.request(reqwest::Method::POST, path).json(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(self.request(reqwest::Method::PATCH, path).json(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.request(reqwest::Method::PUT, path)).await
+    }
+
+    /// Panics if any response body read so far contains `secret`.
+    pub fn assert_never_shown(&self, secret: &str) {
+        let bodies = self.bodies.lock().unwrap();
+        assert!(!bodies.is_empty());
+        for body in bodies.iter() {
+            assert!(!body.contains(secret), "a response showed a secret: {body}");
+        }
+    }
+}
