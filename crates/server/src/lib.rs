@@ -16,6 +16,7 @@ mod extract;
 mod live;
 mod metrics;
 mod rejections;
+mod routes;
 mod state;
 mod tracking;
 
@@ -25,24 +26,25 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 
-pub use admin::{AdminState, admin_app};
+use crate::routes::{Route, router};
+
+pub use admin::{AdminState, admin_app, admin_routes};
 pub use error::{ApiError, RejectedItem, event_rejection_code};
 pub use extract::{ApiJson, read_limited};
 pub use live::{LiveEvent, LiveEvents, Subscription};
 pub use metrics::{AtomicHistogram, Metrics};
 pub use rejections::{IngestTotals, RejectionCount, RejectionRecord, Rejections};
+pub use routes::ServedRoute;
 pub use state::{AppState, TrackingConfig};
 
 /// The Tracking API router: `POST /v1/{identify,track,page,screen,group,alias,batch,import}` and
 /// analytics.js's `/v1/{i,t,p,s,g,a,b}`, with CORS and gzip request bodies.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/{endpoint}", post(tracking::track))
+    router(tracking_table())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -50,6 +52,15 @@ pub fn app(state: AppState) -> Router {
         // our error format rather than the layer answering a bare 415.
         .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
         .layer(cors())
+}
+
+/// Every route [`app`] serves (none is public: each needs a write key).
+pub fn tracking_routes() -> Vec<ServedRoute> {
+    tracking_table().iter().map(|r| r.served(false)).collect()
+}
+
+fn tracking_table() -> Vec<Route<AppState>> {
+    vec![Route::post("/v1/{endpoint}", tracking::track)]
 }
 
 /// Serves `state`'s Tracking API on `listener` until `shutdown` completes; then stops accepting

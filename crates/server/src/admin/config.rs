@@ -6,13 +6,12 @@
 //! Secrets never leave in full: write keys are shown masked (except the one a call just created),
 //! and secret settings (ChartMogul's webhook URL) are masked after the host.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use junction_actions::{ActionDefinition, DestinationDefinition, registry};
 use junction_fields::{Fields, InputField};
 use junction_workspace::{
@@ -25,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::story::mask_url;
 use super::{AdminError, AdminState};
+use crate::routes::Route;
 
 /// The most items one page of a list holds.
 const MAX_PAGE: usize = 1_000;
@@ -32,57 +32,55 @@ const MAX_PAGE: usize = 1_000;
 const MAX_ID_CHARS: usize = 64;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/api/v1/catalog/destinations", get(list_catalog))
-        .route("/api/v1/catalog/destinations/{slug}", get(get_catalog))
-        .route("/api/v1/sources", get(list_sources).post(create_source))
-        .route(
-            "/api/v1/sources/{id}",
-            get(get_source).patch(rename_source).delete(delete_source),
-        )
-        .route("/api/v1/sources/{id}/write-keys", post(add_write_key))
-        .route(
-            "/api/v1/sources/{id}/write-keys/revoke",
-            post(revoke_write_key),
-        )
-        .route(
-            "/api/v1/destinations",
-            get(list_destinations).post(create_destination),
-        )
-        .route(
-            "/api/v1/destinations/{id}",
-            get(get_destination)
-                .patch(update_destination)
-                .delete(delete_destination),
-        )
-        .route("/api/v1/destinations/{id}/enable", post(enable_destination))
-        .route(
-            "/api/v1/destinations/{id}/disable",
-            post(disable_destination),
-        )
-        .route(
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![
+        Route::get("/api/v1/catalog/destinations", list_catalog),
+        Route::get("/api/v1/catalog/destinations/{slug}", get_catalog),
+        Route::get("/api/v1/sources", list_sources),
+        Route::post("/api/v1/sources", create_source),
+        Route::get("/api/v1/sources/{id}", get_source),
+        Route::patch("/api/v1/sources/{id}", rename_source),
+        Route::delete("/api/v1/sources/{id}", delete_source),
+        Route::post("/api/v1/sources/{id}/write-keys", add_write_key),
+        Route::post("/api/v1/sources/{id}/write-keys/revoke", revoke_write_key),
+        Route::get("/api/v1/destinations", list_destinations),
+        Route::post("/api/v1/destinations", create_destination),
+        Route::get("/api/v1/destinations/{id}", get_destination),
+        Route::patch("/api/v1/destinations/{id}", update_destination),
+        Route::delete("/api/v1/destinations/{id}", delete_destination),
+        Route::post("/api/v1/destinations/{id}/enable", enable_destination),
+        Route::post("/api/v1/destinations/{id}/disable", disable_destination),
+        Route::put(
             "/api/v1/destinations/{id}/sources/{source_id}",
-            put(connect_source).delete(disconnect_source),
-        )
-        .route(
-            "/api/v1/destinations/{id}/mappings",
-            get(list_mappings).post(create_mapping),
-        )
-        .route(
+            connect_source,
+        ),
+        Route::delete(
+            "/api/v1/destinations/{id}/sources/{source_id}",
+            disconnect_source,
+        ),
+        Route::get("/api/v1/destinations/{id}/mappings", list_mappings),
+        Route::post("/api/v1/destinations/{id}/mappings", create_mapping),
+        Route::get(
             "/api/v1/destinations/{id}/mappings/{mapping_id}",
-            get(get_mapping)
-                .patch(update_mapping)
-                .delete(delete_mapping),
-        )
-        .route(
+            get_mapping,
+        ),
+        Route::patch(
+            "/api/v1/destinations/{id}/mappings/{mapping_id}",
+            update_mapping,
+        ),
+        Route::delete(
+            "/api/v1/destinations/{id}/mappings/{mapping_id}",
+            delete_mapping,
+        ),
+        Route::post(
             "/api/v1/destinations/{id}/mappings/{mapping_id}/enable",
-            post(enable_mapping),
-        )
-        .route(
+            enable_mapping,
+        ),
+        Route::post(
             "/api/v1/destinations/{id}/mappings/{mapping_id}/disable",
-            post(disable_mapping),
-        )
+            disable_mapping,
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 //! The dead letter: list discarded and expired jobs with filters, and replay a selection as-is or
 //! re-mapped.
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use junction_delivery::{ReplayMode, replay};
 use junction_store::{DeadJob, DeadLetterFilter, JobId, JobState};
 use serde::Deserialize;
@@ -11,15 +10,17 @@ use serde_json::{Value, json};
 
 use super::story::job_view;
 use super::{AdminError, AdminState};
+use crate::routes::Route;
 
 /// The most dead-letter jobs listed or replayed in one request.
 const MAX_PAGE: usize = 1_000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/api/v1/dead-letter", get(list_dead_letter))
-        .route("/api/v1/dead-letter/replay", post(replay_dead_letter))
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![
+        Route::get("/api/v1/dead-letter", list_dead_letter),
+        Route::post("/api/v1/dead-letter/replay", replay_dead_letter),
+    ]
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,10 +4,9 @@
 
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::Stream;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -15,12 +14,14 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{AdminError, AdminState};
 use crate::live::Subscription;
+use crate::routes::Route;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/api/v1/sources/{id}/events/recent", get(recent))
-        .route("/api/v1/sources/{id}/events/live", get(live))
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![
+        Route::get("/api/v1/sources/{id}/events/recent", recent),
+        Route::get("/api/v1/sources/{id}/events/live", live),
+    ]
 }
 
 fn known_source(state: &AdminState, id: &str) -> Result<(), AdminError> {

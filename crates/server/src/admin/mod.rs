@@ -2,19 +2,22 @@
 //! repairing Junction while it runs. Responses are wrapped in `{"data": …}`; errors are
 //! `{"errors": [{"type", "message", "field"?}]}`, as Segment's Public API shapes them.
 //!
-//! Every route requires `Authorization: Bearer <token>` when a token is configured; a wrong or
-//! missing token gets a bare 401 that reveals nothing about what exists. Webhook URLs carry a
-//! secret token in their path and query, so every URL shown is masked.
+//! Every route but `/healthz`, `/readyz` and `/api/v1/openapi.json` requires `Authorization:
+//! Bearer <token>` when a token is configured; a wrong or missing token gets a bare 401 that
+//! reveals nothing about what exists. Webhook URLs carry a secret token in their path and query,
+//! so every URL shown is masked.
 //!
 //! One module per area: `config` (sources, destinations, mappings, the catalog), `story` (event
 //! lookup), `dead_letter` (list, replay), `testers` (test authentication, event and mapping
 //! testers), `overview` (delivery overview and time series), `debugger` (the source debugger's
-//! live stream and recent events), `ops` (health, readiness, metrics). Each contributes its
-//! routes to [`admin_app`].
+//! live stream and recent events), `ops` (health, readiness, metrics), `openapi` (the OpenAPI
+//! document of both APIs). Each contributes its table of [`Route`]s to [`admin_app`], which is
+//! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
 mod config;
 mod dead_letter;
 mod debugger;
+mod openapi;
 mod ops;
 mod overview;
 mod story;
@@ -32,6 +35,7 @@ use junction_delivery::HttpSender;
 use junction_store::StoreError;
 use serde_json::{Value, json};
 
+use crate::routes::{Route, ServedRoute, router};
 use crate::state::AppState;
 
 /// What the admin routes share.
@@ -60,19 +64,44 @@ impl AdminState {
 
 /// The admin router.
 pub fn admin_app(state: AdminState) -> Router {
-    Router::new()
-        .merge(story::routes())
-        .merge(dead_letter::routes())
-        .merge(testers::routes())
-        .merge(config::routes())
-        .merge(debugger::routes())
-        .merge(ops::routes())
-        .merge(overview::routes())
+    router(authenticated_routes())
         .fallback(|| async { AdminError::not_found("no such admin route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        // Merged after the layer: probes (`/healthz`, `/readyz`) need no token.
-        .merge(ops::public_routes())
+        // Merged after the layer: probes (`/healthz`, `/readyz`) and the OpenAPI document need
+        // no token.
+        .merge(router(public_routes()))
         .with_state(state)
+}
+
+/// Every route [`admin_app`] serves, in its tables' order; `public` ones need no token.
+pub fn admin_routes() -> Vec<ServedRoute> {
+    let authenticated = authenticated_routes().into_iter().map(|r| r.served(false));
+    let public = public_routes().into_iter().map(|r| r.served(true));
+    authenticated.chain(public).collect()
+}
+
+/// The routes behind the token check (when a token is configured).
+fn authenticated_routes() -> Vec<Route<AdminState>> {
+    [
+        story::routes(),
+        dead_letter::routes(),
+        testers::routes(),
+        config::routes(),
+        debugger::routes(),
+        ops::routes(),
+        overview::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The routes answered without a token.
+fn public_routes() -> Vec<Route<AdminState>> {
+    [ops::public_routes(), openapi::routes()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 async fn authenticate(State(state): State<AdminState>, request: Request, next: Next) -> Response {

@@ -4,30 +4,31 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use serde_json::json;
 
 use super::{AdminError, AdminState};
 use crate::metrics::ScrapeInput;
+use crate::routes::Route;
 
 /// How long `/readyz` waits for the store before calling it unreachable.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The routes that need no token (probes).
-pub(super) fn public_routes() -> Router<AdminState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub(super) fn public_routes() -> Vec<Route<AdminState>> {
+    vec![
+        Route::get("/healthz", healthz),
+        Route::get("/readyz", readyz),
+    ]
 }
 
 /// The routes authenticated like the rest of the admin API.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new().route("/metrics", get(metrics))
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![Route::get("/metrics", metrics)]
 }
 
 async fn healthz() -> Json<serde_json::Value> {

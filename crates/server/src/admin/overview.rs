@@ -5,10 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use junction_store::{
     DiscardReason, LatencySummary, OverviewBucket, OverviewCounts, OverviewQuery, OverviewTotals,
     UnixMillis,
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{AdminError, AdminState};
+use crate::routes::Route;
 
 /// The shortest window: 10 minutes.
 const MIN_WINDOW_SECS: i64 = 10 * 60;
@@ -24,8 +24,8 @@ const MIN_WINDOW_SECS: i64 = 10 * 60;
 const MAX_WINDOW_SECS: i64 = OverviewQuery::MAX_WINDOW_MS / 1000;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new().route("/api/v1/destinations/{id}/overview", get(overview))
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![Route::get("/api/v1/destinations/{id}/overview", overview)]
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,18 +1,18 @@
 //! Event lookup: the whole story of a `messageId` (received, routed, each attempt, final state),
 //! and the JSON views of jobs and attempts other admin modules reuse.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use junction_store::{AttemptRecord, EventRecord, Job, JobRecord, JobState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AdminError, AdminState};
+use crate::routes::Route;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new().route("/api/v1/events/{message_id}", get(lookup))
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![Route::get("/api/v1/events/{message_id}", lookup)]
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,9 +4,8 @@
 
 use std::time::SystemTime;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::post;
-use axum::{Json, Router};
 use junction_actions::{
     ErrorReport, Evaluation, HttpRequest, Outcome, Subscription, SubscriptionConfig, evaluate,
 };
@@ -19,24 +18,26 @@ use serde_json::{Value, json};
 use super::config::{Body, NewMapping};
 use super::story::mask_url;
 use super::{AdminError, AdminState};
+use crate::routes::Route;
 
 /// The routes of this module.
-pub(super) fn routes() -> Router<AdminState> {
-    Router::new()
-        .route(
+pub(super) fn routes() -> Vec<Route<AdminState>> {
+    vec![
+        Route::post(
             "/api/v1/destinations/{id}/test-authentication",
-            post(test_destination_authentication),
-        )
-        .route("/api/v1/destinations/{id}/test-event", post(test_event))
-        .route(
+            test_destination_authentication,
+        ),
+        Route::post("/api/v1/destinations/{id}/test-event", test_event),
+        Route::post(
             "/api/v1/destinations/{id}/mappings/{mapping_id}/test",
-            post(test_saved_mapping),
-        )
+            test_saved_mapping,
+        ),
         // Not under `/mappings/`: a static segment there would hide a mapping of that id.
-        .route(
+        Route::post(
             "/api/v1/destinations/{id}/test-mapping",
-            post(test_unsaved_mapping),
-        )
+            test_unsaved_mapping,
+        ),
+    ]
 }
 
 fn find_destination<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a Destination, AdminError> {

@@ -9,6 +9,7 @@ mod endpoints;
 mod errors;
 mod limits;
 mod oneshot;
+mod openapi;
 mod ops;
 mod overload;
 mod overview;
