@@ -60,11 +60,75 @@ impl AdminClient {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// `PUT path` with a JSON body, returning the `data` member.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
+    /// `PATCH path` with a JSON body, returning the `data` member.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    /// `DELETE path`, returning the `data` member.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
+    /// Every item of a paginated list (`GET path`, following `pagination.next`).
+    pub async fn get_all(&self, path: &str) -> anyhow::Result<Vec<Value>> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let url = match &after {
+                Some(cursor) => format!("{path}{separator}limit=1000&after={}", encode(cursor)),
+                None => format!("{path}{separator}limit=1000"),
+            };
+            let body = self.send_full(self.http.get(self.url(&url))).await?;
+            if let Some(page) = body.get("data").and_then(Value::as_array) {
+                items.extend(page.iter().cloned());
+            }
+            match body.pointer("/pagination/next").and_then(Value::as_str) {
+                Some(next) if after.as_deref() != Some(next) => after = Some(next.to_owned()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Opens a Server-Sent Events stream (`GET path`); API errors are rendered as for `get`.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let request = self
+            .http
+            .get(self.url(path))
+            .header("accept", "text/event-stream");
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!("{}", api_errors(status.as_u16(), &body));
+        }
+        Ok(response)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let body = self.send_full(request).await?;
+        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Sends `request` and returns the whole JSON answer, or the API's errors.
+    async fn send_full(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -81,7 +145,7 @@ impl AdminClient {
         if !status.is_success() {
             bail!("{}", api_errors(status.as_u16(), &body));
         }
-        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+        Ok(body)
     }
 }
 

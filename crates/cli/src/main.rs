@@ -50,6 +50,21 @@ enum Command {
     TestAuth(commands::test_auth::TestAuthArgs),
     /// Send sample or given events to a Tracking API, to try Junction out.
     Send(commands::send::SendArgs),
+    /// Manage sources and their write keys.
+    Sources(commands::sources::SourcesArgs),
+    /// Manage destinations, their settings and connected sources; browse the catalog.
+    Destinations(commands::destinations::DestinationsArgs),
+    /// Manage a destination's mappings.
+    Mappings(commands::mappings::MappingsArgs),
+    /// Send an event through every enabled mapping of a destination, for real, and show each
+    /// mapping's result.
+    TestEvent(commands::test_event::TestEventArgs),
+    /// Show a destination's delivery overview over a window.
+    Overview(commands::overview::OverviewArgs),
+    /// Follow the events a source accepts, with their routing (Ctrl-C ends it).
+    Tail(commands::tail::TailArgs),
+    /// Make the running workspace match a workspace file: print the plan, then apply it.
+    Apply(commands::apply::ApplyArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +78,13 @@ fn main() -> ExitCode {
         Command::Replay(args) => block_on(commands::dead_letter::replay(admin, args)),
         Command::TestAuth(args) => block_on(commands::test_auth::run(admin, args)),
         Command::Send(args) => block_on(commands::send::run(admin, args)),
+        Command::Sources(args) => block_on(commands::sources::run(admin, args)),
+        Command::Destinations(args) => block_on(commands::destinations::run(admin, args)),
+        Command::Mappings(args) => block_on(commands::mappings::run(admin, args)),
+        Command::TestEvent(args) => block_on(commands::test_event::run(admin, args)),
+        Command::Overview(args) => block_on(commands::overview::run(admin, args)),
+        Command::Tail(args) => block_on(commands::tail::run(admin, args)),
+        Command::Apply(args) => block_on(commands::apply::run(admin, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,17 @@
 //! The admin subcommands: each turns its arguments into admin API calls and prints the answer as
 //! a table, or as the API's JSON with `--json`.
 
+pub mod apply;
 pub mod dead_letter;
+pub mod destinations;
 pub mod lookup;
+pub mod mappings;
+pub mod overview;
 pub mod send;
+pub mod sources;
+pub mod tail;
 pub mod test_auth;
+pub mod test_event;
 
 use serde_json::Value;
 

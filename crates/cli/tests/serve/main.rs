@@ -13,6 +13,7 @@
 )]
 
 mod cli_admin;
+mod cli_config;
 mod clients;
 mod crash;
 mod delivery;
