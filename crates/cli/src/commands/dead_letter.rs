@@ -150,52 +150,128 @@ pub async fn replay(admin: &AdminArgs, args: &ReplayArgs) -> anyhow::Result<()> 
         Mode::AsIs => "as_is",
         Mode::Remapped => "remapped",
     };
-    let mut body = json!({"mode": mode});
+    // In pages, so that a large replay shows its progress and no request runs for long.
+    let (mut replayed, mut failed) = (Vec::new(), Vec::new());
     if args.job_ids.is_empty() {
-        let filter: Map<String, Value> = args
-            .filter
-            .pairs()
-            .into_iter()
-            .map(|(key, value)| {
-                let value = match key {
-                    "since" | "until" | "limit" => value
-                        .parse::<i64>()
-                        .map(Value::from)
-                        .unwrap_or(Value::String(value)),
-                    "include_replayed" => Value::Bool(true),
-                    _ => Value::String(value),
-                };
-                (key.to_owned(), value)
-            })
-            .collect();
-        body["filter"] = Value::Object(filter);
+        let total = args.filter.limit;
+        let mut after: Option<i64> = None;
+        while replayed.len() + failed.len() < total {
+            let mut filter = filter_object(&args.filter);
+            let page = (total - replayed.len() - failed.len()).min(REPLAY_PAGE);
+            filter.insert("limit".to_owned(), Value::from(page));
+            if let Some(after) = after {
+                filter.insert("after".to_owned(), Value::from(after));
+            }
+            let body = json!({"mode": mode, "filter": filter});
+            let data = client.post("/api/v1/dead-letter/replay", &body).await?;
+            let (done, not_done) = page_results(&data);
+            if done.is_empty() && not_done.is_empty() {
+                break;
+            }
+            after = done
+                .iter()
+                .chain(&not_done)
+                .filter_map(|item| item.get("job_id").and_then(Value::as_i64))
+                .max();
+            replayed.extend(done);
+            failed.extend(not_done);
+            progress(admin, replayed.len(), failed.len(), total);
+        }
     } else {
-        body["job_ids"] = json!(args.job_ids);
+        let total = args.job_ids.len();
+        for chunk in args.job_ids.chunks(REPLAY_PAGE) {
+            let body = json!({"mode": mode, "job_ids": chunk});
+            let data = client.post("/api/v1/dead-letter/replay", &body).await?;
+            let (done, not_done) = page_results(&data);
+            replayed.extend(done);
+            failed.extend(not_done);
+            if total > REPLAY_PAGE {
+                progress(admin, replayed.len(), failed.len(), total);
+            }
+        }
     }
-    let data = client.post("/api/v1/dead-letter/replay", &body).await?;
     if admin.json {
-        return print_json(&data);
+        return print_json(&json!({"replayed": replayed, "failed": failed}));
     }
-    let replayed = data.get("replayed").and_then(Value::as_array);
-    let failed = data.get("failed").and_then(Value::as_array);
-    for pair in replayed.into_iter().flatten() {
+    for pair in &replayed {
         println!(
             "job {} replayed as job {}",
             cell(pair.get("job_id")),
             cell(pair.get("replay_id"))
         );
     }
-    for failure in failed.into_iter().flatten() {
+    for failure in &failed {
         println!(
             "job {} not replayed: {}",
             cell(failure.get("job_id")),
             cell(failure.get("reason"))
         );
     }
-    println!(
-        "{} replayed, {} not replayed",
-        replayed.map_or(0, Vec::len),
-        failed.map_or(0, Vec::len)
-    );
+    println!("{} replayed, {} not replayed", replayed.len(), failed.len());
     Ok(())
+}
+
+/// Jobs replayed per request.
+const REPLAY_PAGE: usize = 100;
+
+/// The filter as the replay request's `filter` object (without `limit`, set per page).
+fn filter_object(filter: &FilterArgs) -> Map<String, Value> {
+    filter
+        .pairs()
+        .into_iter()
+        .filter(|(key, _)| *key != "limit")
+        .map(|(key, value)| {
+            let value = match key {
+                "since" | "until" => value
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(value)),
+                "include_replayed" => Value::Bool(true),
+                _ => Value::String(value),
+            };
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+/// A replay answer's `replayed` and `failed` lists.
+fn page_results(data: &Value) -> (Vec<Value>, Vec<Value>) {
+    let list = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    (list("replayed"), list("failed"))
+}
+
+/// Progress on stderr, so that stdout keeps only the result.
+fn progress(admin: &AdminArgs, replayed: usize, failed: usize, total: usize) {
+    if !admin.json {
+        eprintln!("replay: {replayed} replayed, {failed} not replayed (of at most {total})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_filter_leaves_the_page_size_to_each_request() {
+        let filter = FilterArgs {
+            destination: Some("cm".to_owned()),
+            since: Some(5),
+            include_replayed: true,
+            limit: 250,
+            ..FilterArgs::default()
+        };
+        let object = filter_object(&filter);
+        assert_eq!(
+            Value::Object(object),
+            json!({"destination_id": "cm", "since": 5, "include_replayed": true})
+        );
+        let (done, failed) = page_results(&json!({"replayed": [{"job_id": 1}], "failed": []}));
+        assert_eq!((done.len(), failed.len()), (1, 0));
+        assert_eq!(page_results(&Value::Null), (Vec::new(), Vec::new()));
+    }
 }
