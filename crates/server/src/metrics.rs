@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use junction_delivery::{DeliveryMetrics, DeliveryOutcome, LaneMetrics, LaneStatsHandle};
-use junction_store::{CommitOutcome, LaneDue, NewEvent, StoreStats, UnixMillis};
+use junction_store::{CommitOutcome, LaneBacklog, LaneDue, NewEvent, StoreStats, UnixMillis};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -55,6 +55,8 @@ pub const LANE_HELD: &str = "junction_lane_held_jobs";
 /// How long the earliest due job of a lane has waited past its due time (0 when none is late):
 /// the delivery backlog, read from the store. Gauge.
 pub const LANE_LAG: &str = "junction_lane_due_lag_seconds";
+/// Jobs not yet terminal per lane: the backlog in the store.
+pub const LANE_QUEUED: &str = "junction_lane_queued_jobs";
 
 /// Histogram buckets, in seconds: from half a millisecond (a group commit) to a minute (a slow
 /// webhook within its timeout).
@@ -210,6 +212,8 @@ pub(crate) struct ScrapeInput {
     pub(crate) store: StoreStats,
     /// The store's lanes with their earliest due time, when it could be read.
     pub(crate) lanes_due: Option<Vec<LaneDue>>,
+    /// The store's lanes with their queued jobs, when it could be read.
+    pub(crate) lane_backlogs: Option<Vec<LaneBacklog>>,
     pub(crate) now: UnixMillis,
 }
 
@@ -381,6 +385,17 @@ impl Metrics {
             LANE_LAG,
             "How long a lane's earliest due job has waited past its due time",
             lag,
+        );
+        let queued = Family::<LaneLabels, Gauge>::default();
+        for backlog in input.lane_backlogs.iter().flatten() {
+            queued
+                .get_or_create(&lane_labels(&backlog.endpoint))
+                .set(i64::try_from(backlog.queued).unwrap_or(i64::MAX));
+        }
+        registry.register(
+            LANE_QUEUED,
+            "Jobs of a delivery lane not yet delivered, discarded or expired",
+            queued,
         );
     }
 }

@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DueJob, EventId, EventRecord, JobId, LaneDue, NewEvent, NewReplay, Overview, OverviewQuery,
-    PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
+    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
+    OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
 };
 use tokio::sync::Notify;
 
@@ -294,6 +294,10 @@ impl Store for SqliteStore {
 
     async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError> {
         self.readers.run(queries::lanes).await
+    }
+
+    async fn lane_backlogs(&self) -> Result<Vec<LaneBacklog>, StoreError> {
+        self.readers.run(queries::lane_backlogs).await
     }
 
     async fn claim_jobs(

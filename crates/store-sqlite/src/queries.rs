@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use junction_store::{
     ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardReason, EventId,
-    EventRecord, JobRecord, LaneDue, LatencySummary, Overview, OverviewCounts, OverviewPoint,
-    OverviewQuery, OverviewTotals, StoreError, UnixMillis,
+    EventRecord, JobRecord, LaneBacklog, LaneDue, LatencySummary, Overview, OverviewCounts,
+    OverviewPoint, OverviewQuery, OverviewTotals, StoreError, UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
@@ -254,6 +254,20 @@ pub(crate) fn lanes(conn: &mut Connection) -> Result<Vec<LaneDue>, Error> {
         Ok(LaneDue {
             endpoint: row.get(0)?,
             next_at: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every lane's count of queued jobs: one pass over `job_queue_lane` (the index covers it).
+pub(crate) fn lane_backlogs(conn: &mut Connection) -> Result<Vec<LaneBacklog>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT endpoint, count(*) FROM job_queue GROUP BY endpoint ORDER BY endpoint",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(LaneBacklog {
+            endpoint: row.get(0)?,
+            queued: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

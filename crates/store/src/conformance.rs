@@ -444,6 +444,12 @@ pub async fn claims_are_per_lane_ordered_limited_and_leased<H: Harness>() {
     let lanes = store.lanes().await.unwrap();
     let names: Vec<&str> = lanes.iter().map(|l| l.endpoint.as_str()).collect();
     assert_eq!(names, [lane0, lane1]);
+    let backlogs = store.lane_backlogs().await.unwrap();
+    let counted: Vec<(&str, u64)> = backlogs
+        .iter()
+        .map(|b| (b.endpoint.as_str(), b.queued))
+        .collect();
+    assert_eq!(counted, [(lane0, 2), (lane1, 2)]);
     assert!(lanes.iter().all(|l| l.next_at >= before));
 
     assert!(

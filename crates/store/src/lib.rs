@@ -20,8 +20,8 @@ pub use error::{BoxError, StoreError};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
-    JobRecord, JobState, JobTransition, LaneDue, LatencySummary, NewDiscard, NewEvent, NewJob,
-    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewPoint, OverviewQuery,
+    JobRecord, JobState, JobTransition, LaneBacklog, LaneDue, LatencySummary, NewDiscard, NewEvent,
+    NewJob, NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewPoint, OverviewQuery,
     OverviewTotals, PruneOutcome, StoreStats, UnixMillis, UnknownName,
 };
 
@@ -62,6 +62,10 @@ pub trait Store: Send + Sync {
     /// Every lane (endpoint) with jobs not yet terminal, with its earliest `next_at`, in endpoint
     /// order. Cheap: one index probe per lane, whatever the backlog.
     async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError>;
+
+    /// Every lane with jobs not yet terminal and how many it has (pending, awaiting retry or
+    /// claimed), in endpoint order. Counts the queue: for metrics scrapes, not for hot paths.
+    async fn lane_backlogs(&self) -> Result<Vec<LaneBacklog>, StoreError>;
 
     /// Claims up to `limit` jobs of `endpoint` due at `now` (earliest first): each gets a lease
     /// until `lease_until` (it is not due again before, so no other worker takes it) and its

@@ -399,6 +399,15 @@ pub struct LaneDue {
     pub next_at: UnixMillis,
 }
 
+/// A lane (endpoint) and how many jobs it holds that are not yet terminal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneBacklog {
+    /// The lane key (see [`NewJob::endpoint`]).
+    pub endpoint: String,
+    /// Its jobs not yet terminal: due, awaiting retry, or claimed.
+    pub queued: u64,
+}
+
 /// Which dead-letter jobs to list: every condition given must hold. The list is ordered by job id
 /// and paged with `after`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -77,11 +77,16 @@ async fn metrics(State(state): State<AdminState>) -> Result<Response, AdminError
         .await
         .ok()
         .and_then(Result::ok);
+    let lane_backlogs = tokio::time::timeout(READY_TIMEOUT, app.store().lane_backlogs())
+        .await
+        .ok()
+        .and_then(Result::ok);
     let input = ScrapeInput {
         rejections: app.rejections().counts(),
         totals: app.stats(),
         store: app.store().stats(),
         lanes_due,
+        lane_backlogs,
         now: now_ms(),
     };
     let text = app.metrics().render(&input).map_err(|err| {

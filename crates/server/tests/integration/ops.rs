@@ -214,6 +214,11 @@ async fn metrics_count_known_traffic_exactly() {
         .is_some(),
         "{text}"
     );
+    assert_eq!(
+        value("junction_lane_queued_jobs{destination=\"chartmogul\",host=\"chartmogul.example\"}"),
+        2.0,
+        "the two jobs wait in the store"
+    );
     assert!(!text.contains("token=secret"), "no webhook URL in metrics");
 }
 
