@@ -1072,3 +1072,49 @@ fn expired_jobs_reach_the_dead_letter_and_replay_as_is_or_remapped() {
     assert_eq!(dead_letter(&running, "").len(), 0, "all replayed");
     assert!(terminate(running));
 }
+
+#[test]
+fn a_rate_limited_lane_sends_no_faster_than_its_limit() {
+    const EVENTS: usize = 12;
+    const RATE: f64 = 4.0;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let destination = contact_destination(
+        "limited",
+        &hook.url(HOOK),
+        json!({"rate_limit": RATE}),
+        None,
+    );
+    let config = config(dir.path(), 2, 10);
+    let workspace = write_workspace(dir.path(), "workspace.json", &workspace(vec![destination]));
+    let running = serve(dir.path(), &config, &workspace);
+
+    let message_ids = ids("rated", EVENTS);
+    let events: Vec<Value> = message_ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| identify(id, n))
+        .collect();
+    send_batch(&running, &events);
+    let requests = hook.wait_for("every event delivered", PATIENCE, |r| r.len() >= EVENTS);
+    assert_eq!(requests.len(), EVENTS, "each event once");
+
+    // A token bucket of 4 per second starts full (a burst of 4), then admits one request every
+    // 250 ms: request n (from 0) cannot arrive before (n - 3) × 250 ms after the first.
+    let first = requests[0].at;
+    for (n, request) in requests.iter().enumerate().skip(4) {
+        let earliest = Duration::from_secs_f64((n as f64 - 3.0) / RATE);
+        let after = request.at.duration_since(first);
+        // 20 ms of slack for the two clocks (the lane's and the webhook's receipt time).
+        assert!(
+            after + Duration::from_millis(20) >= earliest,
+            "request {n} arrived {after:?} after the first, before {earliest:?}"
+        );
+    }
+    let span = requests[EVENTS - 1].at.duration_since(first);
+    assert!(
+        span >= Duration::from_millis(1_980),
+        "12 requests at 4/s with a burst of 4 take at least 2 s, took {span:?}"
+    );
+    assert!(terminate(running));
+}
