@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use junction_store::{
     ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardReason, EventId,
-    EventRecord, JobRecord, LaneBacklog, LaneDue, LatencySummary, Overview, OverviewCounts,
-    OverviewPoint, OverviewQuery, OverviewTotals, StoreError, UnixMillis,
+    EventRecord, JobRecord, LaneBacklog, LaneDue, Overview, OverviewCounts, OverviewPoint,
+    OverviewQuery, OverviewTotals, StoreError, UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
@@ -20,7 +20,9 @@ use crate::model::{
     transition_from_row,
 };
 use crate::recent::RecentKeys;
-use crate::rollup::{MINUTE_MS, Outcome, bin_value, minute_of};
+use junction_store::rollup::{
+    Histogram, MINUTE_MS, Outcome, add_to_destination, add_to_mapping, minute_of, newest, summarise,
+};
 
 /// The read-only connections, the permits that bound how many reads run at once, and the recent
 /// message keys that lookups by message id consult besides the index file.
@@ -382,9 +384,6 @@ pub(crate) fn load_config(conn: &mut Connection) -> Result<Option<ConfigDocument
     }))
 }
 
-/// A latency histogram: bucket (see `rollup::latency_bin`) to count.
-type Histogram = BTreeMap<i64, u64>;
-
 /// The delivery overview: sums the window's rollup minutes (never its events) into the
 /// destination's and each mapping's totals and the series, reads the newest samples of each
 /// counter with a backwards index range, and the awaiting-retry gauges. One read transaction.
@@ -442,7 +441,8 @@ pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<O
         while let Some(row) = rows.next()? {
             let minute: i64 = row.get(0)?;
             let subscription = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let outcome = Outcome::parse(row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?)?;
+            let outcome = Outcome::parse(row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?)
+                .map_err(|err| Error::Corrupt(err.to_string()))?;
             let n = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
             let destination_row = subscription.is_empty();
             add_to_destination(&mut destination_counts, destination_row, outcome, n);
@@ -593,51 +593,6 @@ pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<O
     })
 }
 
-/// Adds a stored counter to a mapping's counts: its `received` is what its trigger saw, that is
-/// its jobs and its discards.
-fn add_to_mapping(counts: &mut OverviewCounts, outcome: Outcome, n: u64) {
-    match outcome {
-        // Only written at destination level.
-        Outcome::Received => {}
-        Outcome::Job => {
-            counts.jobs += n;
-            counts.received += n;
-        }
-        Outcome::Discard(reason) => {
-            *counts.discarded.entry(reason).or_default() += n;
-            counts.received += n;
-        }
-        Outcome::Delivered => counts.delivered += n,
-        Outcome::Retried => counts.retried += n,
-        Outcome::FailedDiscarded => counts.failed_discarded += n,
-        Outcome::FailedExpired => counts.failed_expired += n,
-    }
-}
-
-/// Adds a stored counter to its destination's counts. Destination-level rows count events
-/// (received, excluded by the integrations object, matched by no mapping); a mapping's rows add
-/// its jobs, its other discards and its deliveries.
-fn add_to_destination(
-    counts: &mut OverviewCounts,
-    destination_row: bool,
-    outcome: Outcome,
-    n: u64,
-) {
-    match (destination_row, outcome) {
-        (true, Outcome::Received) => counts.received += n,
-        (true, Outcome::Discard(reason)) => *counts.discarded.entry(reason).or_default() += n,
-        // A mapping not matching an event the destination still delivered through another one is
-        // not the destination's "not matched": its own row counts those.
-        (true, _) | (false, Outcome::Received | Outcome::Discard(DiscardReason::NotMatched)) => {}
-        (false, Outcome::Discard(reason)) => *counts.discarded.entry(reason).or_default() += n,
-        (false, Outcome::Job) => counts.jobs += n,
-        (false, Outcome::Delivered) => counts.delivered += n,
-        (false, Outcome::Retried) => counts.retried += n,
-        (false, Outcome::FailedDiscarded) => counts.failed_discarded += n,
-        (false, Outcome::FailedExpired) => counts.failed_expired += n,
-    }
-}
-
 /// The newest samples of one counter in the window, with their minutes: a backwards range read
 /// of the samples' primary key that stops after [`OverviewTotals::MAX_SAMPLES`].
 fn samples(
@@ -667,44 +622,4 @@ fn samples(
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The newest distinct `messageId`s of `found`, at most [`OverviewTotals::MAX_SAMPLES`].
-fn newest(mut found: Vec<(i64, String)>) -> Vec<String> {
-    found.sort_unstable_by(|a, b| b.cmp(a));
-    let mut ids: Vec<String> = Vec::with_capacity(OverviewTotals::MAX_SAMPLES);
-    for (_, id) in found {
-        if ids.len() == OverviewTotals::MAX_SAMPLES {
-            break;
-        }
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    ids
-}
-
-/// p50 and p95 of a histogram (nearest rank), each its bucket's middle value.
-fn summarise(histogram: &Histogram) -> LatencySummary {
-    let count: u64 = histogram.values().sum();
-    if count == 0 {
-        return LatencySummary::default();
-    }
-    let quantile = |q: u64| -> Option<u64> {
-        // Nearest rank: the smallest value with at least q% of the values at or below it.
-        let rank = (count * q).div_ceil(100).max(1);
-        let mut seen = 0;
-        for (&bin, &n) in histogram {
-            seen += n;
-            if seen >= rank {
-                return Some(bin_value(bin));
-            }
-        }
-        None
-    };
-    LatencySummary {
-        count,
-        p50_ms: quantile(50),
-        p95_ms: quantile(95),
-    }
 }

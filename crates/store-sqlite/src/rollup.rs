@@ -11,10 +11,9 @@ use junction_store::{
 };
 use rusqlite::Connection;
 
-use crate::error::Error;
+use junction_store::rollup::{MINUTE_MS, Outcome, latency_bin, minute_of};
 
-/// Rollup rows are kept per minute: the finest grain of a series.
-pub(crate) const MINUTE_MS: i64 = 60_000;
+use crate::error::Error;
 
 /// Minutes of rollups deleted per retention pass at most, so that a first pass after a long pause
 /// does not hold the writer for long.
@@ -22,95 +21,6 @@ const PRUNE_MINUTES: i64 = 6 * 60;
 
 /// The most sample `messageId`s stored per counter and minute.
 const MAX_SAMPLES: i64 = OverviewTotals::MAX_SAMPLES as i64;
-
-/// The minute holding `at` (minutes since the epoch).
-pub(crate) fn minute_of(at: UnixMillis) -> i64 {
-    at.div_euclid(MINUTE_MS)
-}
-
-/// Latency histogram buckets per doubling: bucket `b >= 1` holds `[2^((b-1)/4), 2^(b/4))` ms and
-/// bucket 0 everything under 1 ms. Four per doubling keeps the estimate within about 9% of the
-/// true value (reported at the bucket's geometric middle) with about 120 buckets up to 14 days.
-const BINS_PER_DOUBLING: f64 = 4.0;
-
-/// The histogram bucket of a latency in milliseconds.
-pub(crate) fn latency_bin(ms: i64) -> i64 {
-    if ms < 1 {
-        return 0;
-    }
-    // Exact for every latency that matters: f64 holds integers up to 2^53 ms exactly.
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-    let bin = ((ms as f64).log2() * BINS_PER_DOUBLING).floor() as i64;
-    bin + 1
-}
-
-/// The value a histogram bucket stands for: its geometric middle, in milliseconds.
-pub(crate) fn bin_value(bin: i64) -> u64 {
-    if bin <= 0 {
-        return 0;
-    }
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let value = 2f64.powf((bin as f64 - 0.5) / BINS_PER_DOUBLING).round() as u64;
-    value
-}
-
-/// What a rollup counter counts. Stored by name (see [`Outcome::name`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Outcome {
-    /// An event routed to the destination (destination-level rows only, each event once).
-    Received,
-    /// A job built by the mapping.
-    Job,
-    /// A routing discard. Destination-level rows hold the destination-wide ones (the
-    /// `integrations` object) and the events no mapping matched; mapping rows hold the mapping's.
-    Discard(DiscardReason),
-    /// A job delivered.
-    Delivered,
-    /// A failed attempt followed by a scheduled retry.
-    Retried,
-    /// A job discarded after a non-retryable answer.
-    FailedDiscarded,
-    /// A job whose retry window ended.
-    FailedExpired,
-}
-
-impl Outcome {
-    /// The stored name. Never change one: stored rows use it.
-    pub(crate) fn name(self) -> Cow<'static, str> {
-        match self {
-            Outcome::Received => "received".into(),
-            Outcome::Job => "job".into(),
-            Outcome::Discard(reason) => format!("discard:{reason}").into(),
-            Outcome::Delivered => "delivered".into(),
-            Outcome::Retried => "retried".into(),
-            Outcome::FailedDiscarded => "failed:discarded".into(),
-            Outcome::FailedExpired => "failed:expired".into(),
-        }
-    }
-
-    /// The outcome a stored name stands for.
-    pub(crate) fn parse(name: &str) -> Result<Outcome, Error> {
-        Ok(match name {
-            "received" => Outcome::Received,
-            "job" => Outcome::Job,
-            "delivered" => Outcome::Delivered,
-            "retried" => Outcome::Retried,
-            "failed:discarded" => Outcome::FailedDiscarded,
-            "failed:expired" => Outcome::FailedExpired,
-            other => {
-                let reason = other.strip_prefix("discard:").and_then(|r| r.parse().ok());
-                let Some(reason) = reason else {
-                    return Err(Error::Corrupt(format!("overview outcome '{other}'")));
-                };
-                Outcome::Discard(reason)
-            }
-        })
-    }
-}
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct CountKey<'a> {
@@ -456,22 +366,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_bins_are_log_scale_and_values_close() {
-        assert_eq!(latency_bin(0), 0);
-        assert_eq!(latency_bin(-5), 0);
-        assert_eq!(latency_bin(1), 1);
-        assert_eq!(latency_bin(2), 5);
-        assert_eq!(latency_bin(1024), 41);
-        for ms in [1i64, 3, 17, 250, 999, 12_345, 3_600_000, 14 * 86_400_000] {
-            let value = bin_value(latency_bin(ms));
-            #[allow(clippy::cast_precision_loss)]
-            let error = (value as f64 - ms as f64).abs() / ms as f64;
-            assert!(error < 0.1, "{ms} ms read back as {value}");
-        }
-        assert!(latency_bin(14 * 86_400_000) < 130);
-    }
-
-    #[test]
     fn many_counters_switch_to_an_index_and_keep_counting() {
         let mut rollup = Rollup::default();
         let names: Vec<String> = (0..40).map(|n| format!("m-{n}")).collect();
@@ -490,22 +384,5 @@ mod tests {
         assert_eq!(rollup.counts.len(), 40);
         assert!(rollup.counts.iter().all(|(_, tally)| tally.count == 3));
         assert_eq!(rollup.index.len(), 40);
-    }
-
-    #[test]
-    fn outcome_names_round_trip() {
-        let mut outcomes = vec![
-            Outcome::Received,
-            Outcome::Job,
-            Outcome::Delivered,
-            Outcome::Retried,
-            Outcome::FailedDiscarded,
-            Outcome::FailedExpired,
-        ];
-        outcomes.extend(DiscardReason::ALL.map(Outcome::Discard));
-        for outcome in outcomes {
-            assert_eq!(Outcome::parse(&outcome.name()).unwrap(), outcome);
-        }
-        assert!(Outcome::parse("discard:nope").is_err());
     }
 }

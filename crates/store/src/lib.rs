@@ -7,6 +7,7 @@
 
 mod error;
 mod model;
+pub mod rollup;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

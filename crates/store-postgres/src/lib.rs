@@ -1,0 +1,299 @@
+//! The clustered storage engine: every Junction node of a cluster opens the same PostgreSQL
+//! database through [`PostgresStore`], which implements [`junction_store::Store`] with the same
+//! behaviour as the embedded SQLite engine (the conformance suite checks both).
+//!
+//! - **Schema** applied at start-up by versioned, append-only migrations under an advisory lock
+//!   (several nodes may start at once).
+//! - **Commits** go through a small in-process queue with one committing task per node (group
+//!   commit, bounded admission that fails fast with `Overloaded`); dedupe takes a
+//!   transaction-scoped advisory lock on the (source, `messageId`) key so that it is exact across
+//!   nodes.
+//! - **Claims** use `FOR UPDATE SKIP LOCKED` and a lease (`next_at` moves to the lease's end), so
+//!   nodes never block each other and a dead node's jobs come back when its leases end.
+//! - **Wake-ups**: commits and replays `NOTIFY` a channel; a background `LISTEN`er on every node
+//!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
+
+mod error;
+mod migrations;
+mod queries;
+mod rollup;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use junction_store::{
+    CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
+    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
+    OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
+};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use writer::WriterPause;
+
+use crate::error::Error;
+use crate::writer::{Writer, WriterSettings};
+
+/// The channel commits and replays `NOTIFY` when they add due jobs.
+pub const JOBS_CHANNEL: &str = "junction_jobs";
+/// The channel a configuration save `NOTIFY`s, with the new version as payload.
+pub const CONFIG_CHANNEL: &str = "junction_config";
+
+/// Settings of the PostgreSQL engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// The settings every engine honours.
+    pub store: StoreOptions,
+    /// Connections this node keeps to the database (reads, claims, completions, the writer).
+    pub max_connections: u32,
+    /// How long an operation waits for a free connection before failing as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            store: StoreOptions::default(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL engine: see the crate documentation.
+pub struct PostgresStore {
+    pool: PgPool,
+    writer: Writer,
+    signal: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/database`), applies pending migrations and
+    /// starts the writer and the `LISTEN`er. Must be called within a Tokio runtime.
+    pub async fn open(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            path: redact(url).into(),
+            source: Box::new(source),
+        };
+        let connect: PgConnectOptions = url.parse().map_err(open_error)?;
+        {
+            let mut conn = connect.connect().await.map_err(open_error)?;
+            migrations::migrate(&mut conn).await?;
+            let _ = conn.close().await;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(open_error)?;
+        let signal = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(pool.clone(), Arc::clone(&signal)));
+        let settings = WriterSettings {
+            dedupe_window_ms: i64::try_from(options.store.dedupe_window.as_millis())
+                .unwrap_or(i64::MAX),
+            max_group_events: options.store.max_group_events.max(1),
+        };
+        let writer = Writer::start(
+            pool.clone(),
+            settings,
+            options.store.queue_capacity,
+            Arc::clone(&signal),
+        );
+        Ok(PostgresStore {
+            pool,
+            writer,
+            signal,
+            listener,
+        })
+    }
+
+    /// Holds the writer: commits queue up (and fail with `Overloaded` past capacity) until the
+    /// guard is dropped. For tests.
+    pub fn pause_writer(&self) -> WriterPause {
+        self.writer.pause()
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.writer.shared.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Holds a `LISTEN` connection and fires `signal` on every job notification; reconnects after a
+/// lost connection (and fires once then, since notifications may have been missed).
+async fn listen(pool: PgPool, signal: Arc<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(err) = listener.listen(JOBS_CHANNEL).await {
+                    tracing::warn!(error = %err, "cannot LISTEN for jobs");
+                } else {
+                    signal.notify_one();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => signal.notify_one(),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "job notifications lost");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot connect the job listener"),
+        }
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Headers as stored: a JSON array of `[name, value]` pairs, order and duplicates kept.
+pub(crate) fn encode_headers(headers: &[(String, String)]) -> Result<String, Error> {
+    serde_json::to_string(headers).map_err(|err| Error::Corrupt(format!("headers: {err}")))
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn commit(&self, batch: Vec<NewEvent>) -> Result<Vec<CommitOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answer = self.writer.submit_commit(batch)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn events_by_message_id(
+        &self,
+        source_id: &str,
+        message_id: &str,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(queries::events_by_message_id(&self.pool, source_id, message_id).await?)
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<EventRecord>, StoreError> {
+        Ok(queries::event(&self.pool, id).await?)
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(queries::counts(&self.pool).await?)
+    }
+
+    async fn lanes(&self) -> Result<Vec<LaneDue>, StoreError> {
+        Ok(queries::lanes(&self.pool).await?)
+    }
+
+    async fn lane_backlogs(&self) -> Result<Vec<LaneBacklog>, StoreError> {
+        Ok(queries::lane_backlogs(&self.pool).await?)
+    }
+
+    async fn claim_jobs(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<DueJob>, StoreError> {
+        self.check_open()?;
+        Ok(queries::claim(&self.pool, endpoint, now, lease_until, limit).await?)
+    }
+
+    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError> {
+        self.check_open()?;
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        queries::release(&self.pool, &job_ids).await?;
+        self.signal.notify_one();
+        Ok(())
+    }
+
+    async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError> {
+        self.check_open()?;
+        Ok(queries::complete(&self.pool, &completions).await?)
+    }
+
+    async fn dead_letter(&self, filter: DeadLetterFilter) -> Result<Vec<DeadJob>, StoreError> {
+        Ok(queries::dead_letter(&self.pool, &filter).await?)
+    }
+
+    async fn replay_jobs(&self, replays: Vec<NewReplay>) -> Result<Vec<JobId>, StoreError> {
+        self.check_open()?;
+        if replays.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = queries::replay(&self.pool, &replays).await?;
+        self.signal.notify_one();
+        Ok(ids)
+    }
+
+    async fn prune(
+        &self,
+        before: UnixMillis,
+        max_events: usize,
+    ) -> Result<PruneOutcome, StoreError> {
+        self.check_open()?;
+        Ok(queries::prune(&self.pool, before, max_events).await?)
+    }
+
+    async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError> {
+        Ok(rollup::overview(&self.pool, &query).await?)
+    }
+
+    fn job_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.signal)
+    }
+
+    async fn load_config(&self) -> Result<Option<ConfigDocument>, StoreError> {
+        Ok(queries::load_config(&self.pool).await?)
+    }
+
+    async fn save_config(&self, document: serde_json::Value) -> Result<ConfigVersion, StoreError> {
+        let text =
+            serde_json::to_string(&document).map_err(|err| StoreError::Backend(Box::new(err)))?;
+        let answer = self.writer.submit_config(text)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.writer.stats()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.writer.shutdown().await
+    }
+}

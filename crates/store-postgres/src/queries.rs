@@ -1,0 +1,677 @@
+//! Reads, and the delivery writes (claims, releases, completions, replays, retention). These run
+//! on the pool directly, each in its own short transaction: unlike commits they gain nothing from
+//! grouping, and several nodes must be able to run them side by side.
+
+use junction_store::{
+    AttemptRecord, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
+    DiscardRecord, DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition,
+    LaneBacklog, LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+
+use crate::error::Error;
+use crate::rollup::{self, CompletedJob, Rollup};
+use crate::writer::insert_job;
+use crate::{JOBS_CHANNEL, encode_headers, now_ms};
+
+const JOB_COLUMNS: &str = "jobs.id, jobs.event_id, jobs.destination_id, jobs.subscription_id, \
+     jobs.endpoint, jobs.method, jobs.url, jobs.headers, jobs.body, jobs.created_at, \
+     jobs.replay_of";
+
+fn decode_headers(text: &str) -> Result<Vec<(String, String)>, Error> {
+    serde_json::from_str(text).map_err(|err| Error::Corrupt(format!("headers: {err}")))
+}
+
+fn decode_u32(value: i64, what: &str) -> Result<u32, Error> {
+    u32::try_from(value).map_err(|_| Error::Corrupt(format!("{what} out of range: {value}")))
+}
+
+fn decode_status(value: Option<i32>) -> Result<Option<u16>, Error> {
+    value
+        .map(|v| {
+            u16::try_from(v).map_err(|_| Error::Corrupt(format!("HTTP status out of range: {v}")))
+        })
+        .transpose()
+}
+
+fn decode_state(name: &str) -> Result<JobState, Error> {
+    name.parse()
+        .map_err(|err| Error::Corrupt(format!("job state: {err}")))
+}
+
+/// Decodes [`JOB_COLUMNS`] starting at column `at`.
+fn job_from_row(row: &PgRow, at: usize) -> Result<Job, Error> {
+    let headers: String = row.try_get(at + 7)?;
+    Ok(Job {
+        id: JobId(row.try_get(at)?),
+        event_id: EventId(row.try_get(at + 1)?),
+        destination_id: row.try_get(at + 2)?,
+        subscription_id: row.try_get(at + 3)?,
+        endpoint: row.try_get(at + 4)?,
+        method: row.try_get(at + 5)?,
+        url: row.try_get(at + 6)?,
+        headers: decode_headers(&headers)?,
+        body: row.try_get(at + 8)?,
+        created_at: row.try_get(at + 9)?,
+        replay_of: row.try_get::<Option<i64>, _>(at + 10)?.map(JobId),
+    })
+}
+
+pub(crate) async fn events_by_message_id(
+    pool: &PgPool,
+    source_id: &str,
+    message_id: &str,
+) -> Result<Vec<EventRecord>, Error> {
+    // One snapshot for the whole answer.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE source_id = $1 AND message_id = $2 ORDER BY id",
+    )
+    .bind(source_id)
+    .bind(message_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(record) = event_record(&mut tx, EventId(id)).await? {
+            records.push(record);
+        }
+    }
+    tx.commit().await?;
+    Ok(records)
+}
+
+pub(crate) async fn event(pool: &PgPool, id: EventId) -> Result<Option<EventRecord>, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let record = event_record(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+async fn event_record(conn: &mut PgConnection, id: EventId) -> Result<Option<EventRecord>, Error> {
+    let Some(row) =
+        sqlx::query("SELECT source_id, message_id, received_at, payload FROM events WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let duplicates: Vec<i64> = sqlx::query_scalar(
+        "SELECT received_at FROM event_duplicates WHERE event_id = $1 ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let job_rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE event_id = $1 ORDER BY id"
+    ))
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let transition_rows = sqlx::query(
+        "SELECT t.job_id, t.seq, t.state, t.at, t.next_at, t.attempt, t.detail
+         FROM job_transitions t JOIN jobs ON jobs.id = t.job_id
+         WHERE jobs.event_id = $1 ORDER BY t.job_id, t.seq",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let attempt_rows = sqlx::query(
+        "SELECT a.job_id, a.attempt, a.started_at, a.duration_ms, a.status, a.error_class,
+                a.response_headers, a.response_excerpt
+         FROM job_attempts a JOIN jobs ON jobs.id = a.job_id
+         WHERE jobs.event_id = $1 ORDER BY a.job_id, a.attempt",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut jobs = Vec::with_capacity(job_rows.len());
+    for row in &job_rows {
+        let job = job_from_row(row, 0)?;
+        let mut transitions = Vec::new();
+        for t in &transition_rows {
+            if t.try_get::<i64, _>(0)? != job.id.0 {
+                continue;
+            }
+            transitions.push(JobTransition {
+                seq: decode_u32(t.try_get(1)?, "seq")?,
+                state: decode_state(t.try_get(2)?)?,
+                at: t.try_get(3)?,
+                next_at: t.try_get(4)?,
+                attempt: decode_u32(t.try_get(5)?, "attempt")?,
+                detail: t.try_get(6)?,
+            });
+        }
+        let mut attempts = Vec::new();
+        for a in &attempt_rows {
+            if a.try_get::<i64, _>(0)? != job.id.0 {
+                continue;
+            }
+            let headers: Option<String> = a.try_get(6)?;
+            let duration: i64 = a.try_get(3)?;
+            attempts.push(AttemptRecord {
+                attempt: decode_u32(a.try_get(1)?, "attempt")?,
+                started_at: a.try_get(2)?,
+                duration_ms: u64::try_from(duration).unwrap_or(0),
+                status: decode_status(a.try_get(4)?)?,
+                error_class: a.try_get(5)?,
+                response_headers: headers
+                    .as_deref()
+                    .map(decode_headers)
+                    .transpose()?
+                    .unwrap_or_default(),
+                response_excerpt: a.try_get::<Option<Vec<u8>>, _>(7)?.unwrap_or_default(),
+            });
+        }
+        jobs.push(JobRecord {
+            job,
+            transitions,
+            attempts,
+        });
+    }
+    let discard_rows = sqlx::query(
+        "SELECT destination_id, subscription_id, reason, message FROM discards
+         WHERE event_id = $1 ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut discards = Vec::with_capacity(discard_rows.len());
+    for d in &discard_rows {
+        let reason: String = d.try_get(2)?;
+        discards.push(DiscardRecord {
+            destination_id: d.try_get(0)?,
+            subscription_id: d.try_get(1)?,
+            reason: reason
+                .parse()
+                .map_err(|err| Error::Corrupt(format!("discard: {err}")))?,
+            message: d.try_get(3)?,
+        });
+    }
+    Ok(Some(EventRecord {
+        id,
+        source_id: row.try_get(0)?,
+        message_id: row.try_get(1)?,
+        received_at: row.try_get(2)?,
+        payload: row.try_get(3)?,
+        duplicates,
+        jobs,
+        discards,
+    }))
+}
+
+pub(crate) async fn counts(pool: &PgPool) -> Result<Counts, Error> {
+    let row = sqlx::query("SELECT events, duplicates, jobs, discards FROM counters WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    let get = |at: usize| -> Result<u64, Error> {
+        let value: i64 = row.try_get(at)?;
+        u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative counter: {value}")))
+    };
+    Ok(Counts {
+        events: get(0)?,
+        duplicates: get(1)?,
+        jobs: get(2)?,
+        discards: get(3)?,
+    })
+}
+
+pub(crate) async fn lanes(pool: &PgPool) -> Result<Vec<LaneDue>, Error> {
+    // A loose index scan: one probe per lane, whatever the backlog.
+    let rows = sqlx::query(
+        "WITH RECURSIVE lane (endpoint) AS (
+             SELECT min(endpoint) FROM job_queue
+             UNION ALL
+             SELECT (SELECT min(endpoint) FROM job_queue WHERE endpoint > lane.endpoint)
+             FROM lane WHERE lane.endpoint IS NOT NULL
+         )
+         SELECT endpoint,
+                (SELECT min(next_at) FROM job_queue WHERE job_queue.endpoint = lane.endpoint)
+         FROM lane WHERE endpoint IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LaneDue {
+                endpoint: row.try_get(0)?,
+                next_at: row.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn lane_backlogs(pool: &PgPool) -> Result<Vec<LaneBacklog>, Error> {
+    let rows =
+        sqlx::query("SELECT endpoint, count(*) FROM job_queue GROUP BY endpoint ORDER BY endpoint")
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LaneBacklog {
+                endpoint: row.try_get(0)?,
+                queued: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn claim(
+    pool: &PgPool,
+    endpoint: &str,
+    now: UnixMillis,
+    lease_until: UnixMillis,
+    limit: usize,
+) -> Result<Vec<DueJob>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // One statement: lock the due rows other claimers have not locked, lease them, and return
+    // them with the values from before the lease.
+    let rows = sqlx::query(&format!(
+        "WITH due AS (
+             SELECT job_id, next_at, attempt FROM job_queue
+             WHERE endpoint = $1 AND next_at <= $2
+             ORDER BY next_at, job_id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED
+         ), leased AS (
+             UPDATE job_queue SET next_at = $4, attempt = job_queue.attempt + 1
+             FROM due WHERE job_queue.job_id = due.job_id
+             RETURNING due.job_id, due.next_at, due.attempt
+         )
+         SELECT leased.next_at, leased.attempt, {JOB_COLUMNS}
+         FROM leased JOIN jobs ON jobs.id = leased.job_id
+         ORDER BY leased.next_at, leased.job_id"
+    ))
+    .bind(endpoint)
+    .bind(now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(lease_until)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DueJob {
+                next_at: row.try_get(0)?,
+                attempt: decode_u32(row.try_get(1)?, "attempt")?,
+                job: job_from_row(row, 2)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn release(pool: &PgPool, ids: &[JobId]) -> Result<(), Error> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE job_queue SET next_at = $2, attempt = greatest(attempt - 1, 0)
+         WHERE job_id = ANY($1)",
+    )
+    .bind(&ids)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(JOBS_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Result<(), Error> {
+    if completions.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    // Row locks in job order, so that two nodes completing overlapping jobs (a duplicate delivery
+    // after a lease ended) cannot deadlock. Stable: a job completed twice keeps its order.
+    let mut ordered: Vec<&Completion> = completions.iter().collect();
+    ordered.sort_by_key(|completion| completion.job_id);
+    let mut tx = pool.begin().await?;
+    let mut rollup = Rollup::default();
+    for completion in ordered {
+        let job_id = completion.job_id.0;
+        if let Some(attempt) = &completion.attempt {
+            let headers = encode_headers(&attempt.response_headers)?;
+            sqlx::query(
+                "INSERT INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
+                                           error_class, response_headers, response_excerpt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (job_id, attempt) DO UPDATE SET
+                     started_at = excluded.started_at, duration_ms = excluded.duration_ms,
+                     status = excluded.status, error_class = excluded.error_class,
+                     response_headers = excluded.response_headers,
+                     response_excerpt = excluded.response_excerpt",
+            )
+            .bind(job_id)
+            .bind(i64::from(attempt.attempt))
+            .bind(attempt.started_at)
+            .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+            .bind(attempt.status.map(i32::from))
+            .bind(&attempt.error_class)
+            .bind(headers)
+            .bind(&attempt.response_excerpt)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Locked so that a concurrent completion of the same job (another node, after a lease
+        // ended) waits and then finds it terminal.
+        let entry = sqlx::query(
+            "SELECT q.last_seq, q.attempt, jobs.destination_id, jobs.subscription_id,
+                    jobs.created_at, events.message_id
+             FROM job_queue q JOIN jobs ON jobs.id = q.job_id
+             JOIN events ON events.id = jobs.event_id
+             WHERE q.job_id = $1 FOR UPDATE OF q",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(entry) = entry else {
+            // Already terminal: the attempt is recorded, nothing else.
+            continue;
+        };
+        let (last_seq, attempts): (i64, i64) = (entry.try_get(0)?, entry.try_get(1)?);
+        let state = completion.state;
+        let failed = matches!(state, JobState::Discarded | JobState::Expired);
+        rollup.add_completion(CompletedJob {
+            destination_id: entry.try_get(2)?,
+            subscription_id: entry.try_get(3)?,
+            created_at: entry.try_get(4)?,
+            message_id: if failed { entry.try_get(5)? } else { None },
+            at: completion.attempt.as_ref().map_or(now, |attempt| {
+                let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
+                attempt.started_at.saturating_add(duration)
+            }),
+            state,
+            was_retrying: last_seq > 0,
+        });
+        let seq = last_seq + 1;
+        let next_at = (!state.is_terminal()).then_some(completion.next_at);
+        sqlx::query(
+            "INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(job_id)
+        .bind(seq)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(next_at)
+        .bind(attempts)
+        .bind(&completion.detail)
+        .execute(&mut *tx)
+        .await?;
+        match state {
+            JobState::AwaitingRetry | JobState::Pending => {
+                sqlx::query("UPDATE job_queue SET next_at = $2, last_seq = $3 WHERE job_id = $1")
+                    .bind(job_id)
+                    .bind(completion.next_at)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            JobState::Discarded | JobState::Expired => {
+                sqlx::query("DELETE FROM job_queue WHERE job_id = $1")
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let (made, status, error_class) = match &completion.attempt {
+                    Some(attempt) => (
+                        attempts,
+                        attempt.status.map(i32::from),
+                        attempt.error_class.clone(),
+                    ),
+                    None => {
+                        let last = sqlx::query(
+                            "SELECT status, error_class FROM job_attempts WHERE job_id = $1
+                             ORDER BY attempt DESC LIMIT 1",
+                        )
+                        .bind(job_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let (status, class) = match last {
+                            Some(row) => (row.try_get(0)?, row.try_get(1)?),
+                            None => (None, None),
+                        };
+                        // The claim counted an attempt that was not made.
+                        ((attempts - 1).max(0), status, class)
+                    }
+                };
+                sqlx::query(
+                    "INSERT INTO dead_letter (job_id, destination_id, subscription_id, state, at,
+                                              attempts, status, error_class, detail)
+                     SELECT id, destination_id, subscription_id, $2, $3, $4, $5, $6, $7
+                     FROM jobs WHERE id = $1
+                     ON CONFLICT (job_id) DO UPDATE SET
+                         state = excluded.state, at = excluded.at, attempts = excluded.attempts,
+                         status = excluded.status, error_class = excluded.error_class,
+                         detail = excluded.detail",
+                )
+                .bind(job_id)
+                .bind(state.as_str())
+                .bind(now)
+                .bind(made)
+                .bind(status)
+                .bind(error_class)
+                .bind(&completion.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            _ => {
+                sqlx::query("DELETE FROM job_queue WHERE job_id = $1")
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    rollup.flush(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn dead_letter(
+    pool: &PgPool,
+    filter: &DeadLetterFilter,
+) -> Result<Vec<DeadJob>, Error> {
+    let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
+        "SELECT dead_letter.state, dead_letter.at, dead_letter.attempts, dead_letter.status,
+                dead_letter.error_class, dead_letter.detail, dead_letter.replayed_by, {JOB_COLUMNS}
+         FROM dead_letter JOIN jobs ON jobs.id = dead_letter.job_id WHERE TRUE"
+    ));
+    if let Some(destination) = &filter.destination_id {
+        sql.push(" AND dead_letter.destination_id = ")
+            .push_bind(destination.clone());
+    }
+    if let Some(subscription) = &filter.subscription_id {
+        sql.push(" AND dead_letter.subscription_id = ")
+            .push_bind(subscription.clone());
+    }
+    if let Some(state) = filter.state {
+        sql.push(" AND dead_letter.state = ")
+            .push_bind(state.as_str());
+    }
+    if let Some(class) = &filter.error_class {
+        sql.push(" AND dead_letter.error_class = ")
+            .push_bind(class.clone());
+    }
+    if let Some(since) = filter.since {
+        sql.push(" AND dead_letter.at >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND dead_letter.at < ").push_bind(until);
+    }
+    if let Some(after) = filter.after {
+        sql.push(" AND dead_letter.job_id > ").push_bind(after.0);
+    }
+    if !filter.include_replayed {
+        sql.push(" AND dead_letter.replayed_by IS NULL");
+    }
+    if !filter.job_ids.is_empty() {
+        let ids: Vec<i64> = filter.job_ids.iter().map(|id| id.0).collect();
+        sql.push(" AND dead_letter.job_id = ANY(")
+            .push_bind(ids)
+            .push(")");
+    }
+    sql.push(" ORDER BY dead_letter.job_id LIMIT ")
+        .push_bind(i64::try_from(filter.limit).unwrap_or(i64::MAX));
+    let rows = sql.build().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            let state: String = row.try_get(0)?;
+            Ok(DeadJob {
+                state: decode_state(&state)?,
+                at: row.try_get(1)?,
+                attempts: decode_u32(row.try_get(2)?, "attempts")?,
+                status: decode_status(row.try_get(3)?)?,
+                error_class: row.try_get(4)?,
+                detail: row.try_get(5)?,
+                replayed_by: row.try_get::<Option<i64>, _>(6)?.map(JobId),
+                job: job_from_row(row, 7)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn replay(pool: &PgPool, replays: &[NewReplay]) -> Result<Vec<JobId>, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::with_capacity(replays.len());
+    for replay in replays {
+        let original = replay.replay_of.0;
+        let event_id: Option<i64> = sqlx::query_scalar(
+            "SELECT jobs.event_id FROM dead_letter JOIN jobs ON jobs.id = dead_letter.job_id
+             WHERE dead_letter.job_id = $1 FOR UPDATE OF dead_letter",
+        )
+        .bind(original)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(event_id) = event_id else {
+            return Err(StoreError::NotFound {
+                what: format!("dead-letter job {original}"),
+            }
+            .into());
+        };
+        let detail = format!("replay of job {original}");
+        let id = insert_job(
+            &mut tx,
+            event_id,
+            &replay.job,
+            now,
+            Some(original),
+            Some(detail),
+        )
+        .await?;
+        sqlx::query("UPDATE dead_letter SET replayed_by = $2 WHERE job_id = $1")
+            .bind(original)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        ids.push(JobId(id));
+    }
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(JOBS_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+pub(crate) async fn prune(
+    pool: &PgPool,
+    before: UnixMillis,
+    max_events: usize,
+) -> Result<PruneOutcome, Error> {
+    let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    // The oldest events (by id) received before the cutoff, up to the limit, one more to know
+    // whether the pass stopped at it.
+    let rows = sqlx::query("SELECT id, received_at FROM events ORDER BY id LIMIT $1")
+        .bind(limit.saturating_add(1))
+        .fetch_all(&mut *tx)
+        .await?;
+    let (mut oldest, mut upto, mut count, mut full) = (None, None, 0u64, false);
+    for row in &rows {
+        let (id, received_at): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if received_at >= before {
+            break;
+        }
+        if count == max_events as u64 {
+            full = true;
+            break;
+        }
+        oldest.get_or_insert(id);
+        upto = Some(id);
+        count += 1;
+    }
+    // Each pass also removes a bounded slice of old rollup minutes, whatever `before` is.
+    rollup::prune(&mut tx, now_ms()).await?;
+    let (Some(from), Some(upto)) = (oldest, upto) else {
+        tx.commit().await?;
+        return Ok(PruneOutcome::default());
+    };
+    // Events with a job still queued are kept; everything about the others goes.
+    let doomed: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE id BETWEEN $1 AND $2
+           AND NOT EXISTS (SELECT 1 FROM jobs JOIN job_queue ON job_queue.job_id = jobs.id
+                           WHERE jobs.event_id = events.id)
+         FOR UPDATE",
+    )
+    .bind(from)
+    .bind(upto)
+    .fetch_all(&mut *tx)
+    .await?;
+    for table in ["job_attempts", "job_transitions", "dead_letter"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1))"
+        ))
+        .bind(&doomed)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for table in ["jobs", "discards", "event_duplicates"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE event_id = ANY($1)"))
+            .bind(&doomed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let removed = sqlx::query("DELETE FROM events WHERE id = ANY($1)")
+        .bind(&doomed)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(PruneOutcome {
+        events: removed,
+        more: full && removed > 0,
+    })
+}
+
+pub(crate) async fn load_config(pool: &PgPool) -> Result<Option<ConfigDocument>, Error> {
+    let Some(row) = sqlx::query(
+        "SELECT version, saved_at, document FROM config_versions ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let version: i64 = row.try_get(0)?;
+    let text: String = row.try_get(2)?;
+    let document = serde_json::from_str(&text)
+        .map_err(|err| Error::Corrupt(format!("config version {version}: {err}")))?;
+    Ok(Some(ConfigDocument {
+        version: ConfigVersion(version),
+        saved_at: row.try_get(1)?,
+        document,
+    }))
+}

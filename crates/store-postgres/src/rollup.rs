@@ -1,0 +1,527 @@
+//! The delivery overview's per-minute rollups (counters, sample `messageId`s, latency histograms,
+//! awaiting-retry gauges), written in the transactions that store events and completions, and the
+//! overview query that sums a window's minutes. The same model as the embedded engine's: see
+//! `junction-store-sqlite`'s `rollup` module for the reasoning; only the SQL differs.
+//!
+//! Upserts run in key order, so that two nodes' transactions touching the same rollup rows take
+//! their row locks in the same order and cannot deadlock.
+
+use std::collections::BTreeMap;
+
+use junction_store::{
+    DiscardReason, JobState, NewEvent, Overview, OverviewCounts, OverviewPoint, OverviewQuery,
+    OverviewTotals, StoreError, UnixMillis,
+};
+use sqlx::{PgConnection, PgPool, Row};
+
+use junction_store::rollup::{
+    Histogram, MINUTE_MS, Outcome, add_to_destination, add_to_mapping, latency_bin, minute_of,
+    newest, summarise,
+};
+
+use crate::error::Error;
+
+/// The most minutes of one rollup table a prune pass removes (bounded transactions).
+const PRUNE_MINUTES: i64 = 6 * 60;
+/// (destination, minute, mapping or "" for destination-level, outcome).
+type CountKey = (String, i64, String, Outcome);
+
+#[derive(Default)]
+struct Tally {
+    count: i64,
+    samples: Vec<String>,
+    bins: BTreeMap<i64, i64>,
+}
+
+/// A completed job as the rollup needs it.
+pub(crate) struct CompletedJob {
+    pub(crate) destination_id: String,
+    pub(crate) subscription_id: String,
+    pub(crate) created_at: UnixMillis,
+    /// The event's `messageId`, for failed jobs' samples.
+    pub(crate) message_id: Option<String>,
+    /// When the attempt ended (or the completion, without one).
+    pub(crate) at: UnixMillis,
+    pub(crate) state: JobState,
+    /// Whether it had a completion before (it counted in the awaiting-retry gauge).
+    pub(crate) was_retrying: bool,
+}
+
+/// The rollup changes of one transaction, aggregated and written once per key.
+#[derive(Default)]
+pub(crate) struct Rollup {
+    counts: BTreeMap<CountKey, Tally>,
+    gauges: BTreeMap<(String, String), i64>,
+}
+
+impl Rollup {
+    fn count(&mut self, key: CountKey, sample: Option<&str>) {
+        let tally = self.counts.entry(key).or_default();
+        tally.count += 1;
+        if let Some(sample) = sample
+            && tally.samples.len() < OverviewTotals::MAX_SAMPLES
+        {
+            tally.samples.push(sample.to_owned());
+        }
+    }
+
+    /// Counts a stored event's outcomes (see [`OverviewCounts`] for what each means).
+    pub(crate) fn add_event(&mut self, event: &NewEvent) {
+        #[derive(Default)]
+        struct Seen {
+            jobs: bool,
+            destination_wide: bool,
+            mapping_discards: usize,
+            not_matched: usize,
+        }
+        let minute = minute_of(event.received_at);
+        let message_id = event.message_id.as_str();
+        let mut seen: Vec<(&str, Seen)> = Vec::new();
+        fn at<'e>(seen: &mut Vec<(&'e str, Seen)>, destination: &'e str) -> usize {
+            match seen.iter().position(|(d, _)| *d == destination) {
+                Some(index) => index,
+                None => {
+                    seen.push((destination, Seen::default()));
+                    seen.len() - 1
+                }
+            }
+        }
+        for job in &event.jobs {
+            let index = at(&mut seen, &job.destination_id);
+            seen[index].1.jobs = true;
+            self.count(
+                (
+                    job.destination_id.clone(),
+                    minute,
+                    job.subscription_id.clone(),
+                    Outcome::Job,
+                ),
+                None,
+            );
+        }
+        for discard in &event.discards {
+            let index = at(&mut seen, &discard.destination_id);
+            let entry = &mut seen[index].1;
+            let subscription = match &discard.subscription_id {
+                Some(subscription) => {
+                    entry.mapping_discards += 1;
+                    if discard.reason == DiscardReason::NotMatched {
+                        entry.not_matched += 1;
+                    }
+                    subscription.clone()
+                }
+                None => {
+                    entry.destination_wide = true;
+                    String::new()
+                }
+            };
+            self.count(
+                (
+                    discard.destination_id.clone(),
+                    minute,
+                    subscription,
+                    Outcome::Discard(discard.reason),
+                ),
+                Some(message_id),
+            );
+        }
+        for (destination, entry) in &seen {
+            let destination = (*destination).to_owned();
+            self.count(
+                (
+                    destination.clone(),
+                    minute,
+                    String::new(),
+                    Outcome::Received,
+                ),
+                None,
+            );
+            let none_matched = !entry.jobs
+                && !entry.destination_wide
+                && entry.mapping_discards > 0
+                && entry.not_matched == entry.mapping_discards;
+            if none_matched {
+                self.count(
+                    (
+                        destination,
+                        minute,
+                        String::new(),
+                        Outcome::Discard(DiscardReason::NotMatched),
+                    ),
+                    Some(message_id),
+                );
+            }
+        }
+    }
+
+    /// Counts a completion: delivered (with its latency), retried or failed, and moves the
+    /// awaiting-retry gauge.
+    pub(crate) fn add_completion(&mut self, job: CompletedJob) {
+        let outcome = match job.state {
+            JobState::Succeeded => Outcome::Delivered,
+            JobState::AwaitingRetry | JobState::Pending => Outcome::Retried,
+            JobState::Discarded => Outcome::FailedDiscarded,
+            JobState::Expired => Outcome::FailedExpired,
+            _ => return,
+        };
+        let retrying = i64::from(!job.state.is_terminal());
+        let delta = retrying - i64::from(job.was_retrying);
+        if delta != 0 {
+            *self
+                .gauges
+                .entry((job.destination_id.clone(), job.subscription_id.clone()))
+                .or_default() += delta;
+        }
+        let tally = self
+            .counts
+            .entry((
+                job.destination_id,
+                minute_of(job.at),
+                job.subscription_id,
+                outcome,
+            ))
+            .or_default();
+        tally.count += 1;
+        if outcome == Outcome::Delivered {
+            *tally
+                .bins
+                .entry(latency_bin(job.at - job.created_at))
+                .or_default() += 1;
+        }
+        if let Some(message_id) = job.message_id
+            && tally.samples.len() < OverviewTotals::MAX_SAMPLES
+        {
+            tally.samples.push(message_id);
+        }
+    }
+
+    /// Writes the aggregated changes in the current transaction.
+    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<(), Error> {
+        let max_samples = i64::try_from(OverviewTotals::MAX_SAMPLES).unwrap_or(i64::MAX);
+        for ((destination, minute, subscription, outcome), tally) in &self.counts {
+            let outcome = outcome.name();
+            let total: i64 = sqlx::query_scalar(
+                "INSERT INTO overview_counts (destination_id, minute, subscription_id, outcome, n)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (destination_id, minute, subscription_id, outcome)
+                 DO UPDATE SET n = overview_counts.n + excluded.n
+                 RETURNING n",
+            )
+            .bind(destination)
+            .bind(minute)
+            .bind(subscription)
+            .bind(&outcome)
+            .bind(tally.count)
+            .fetch_one(&mut *conn)
+            .await?;
+            // Only while the minute has fewer than the most samples kept.
+            let room = usize::try_from(max_samples - (total - tally.count)).unwrap_or(0);
+            let samples: Vec<&String> = tally.samples.iter().take(room).collect();
+            if !samples.is_empty() {
+                sqlx::query(
+                    "INSERT INTO overview_samples
+                         (destination_id, subscription_id, outcome, minute, message_id)
+                     SELECT $1, $2, $3, $4, unnest($5::text[])
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(destination)
+                .bind(subscription)
+                .bind(&outcome)
+                .bind(minute)
+                .bind(samples)
+                .execute(&mut *conn)
+                .await?;
+            }
+            for (bin, n) in &tally.bins {
+                sqlx::query(
+                    "INSERT INTO overview_latency (destination_id, minute, subscription_id, bin, n)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (destination_id, minute, subscription_id, bin)
+                     DO UPDATE SET n = overview_latency.n + excluded.n",
+                )
+                .bind(destination)
+                .bind(minute)
+                .bind(subscription)
+                .bind(bin)
+                .bind(n)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        for ((destination, subscription), delta) in &self.gauges {
+            if *delta == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (destination_id, subscription_id)
+                 DO UPDATE SET awaiting_retry = overview_gauges.awaiting_retry
+                                                + excluded.awaiting_retry",
+            )
+            .bind(destination)
+            .bind(subscription)
+            .bind(delta)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a bounded slice of rollup minutes older than the longest overview window.
+pub(crate) async fn prune(conn: &mut PgConnection, now: UnixMillis) -> Result<(), Error> {
+    let cutoff = minute_of(now) - OverviewQuery::MAX_WINDOW_MS / MINUTE_MS - 1;
+    for table in ["overview_counts", "overview_latency", "overview_samples"] {
+        let oldest: Option<i64> = sqlx::query_scalar(&format!("SELECT min(minute) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await?;
+        let Some(oldest) = oldest.filter(|oldest| *oldest < cutoff) else {
+            continue;
+        };
+        let upto = cutoff.min(oldest.saturating_add(PRUNE_MINUTES));
+        sqlx::query(&format!("DELETE FROM {table} WHERE minute < $1"))
+            .bind(upto)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The newest samples of one counter over a window: (minute, `messageId`).
+async fn samples(
+    conn: &mut PgConnection,
+    destination: &str,
+    subscription: &str,
+    outcome: Outcome,
+    (from_minute, until_minute): (i64, i64),
+) -> Result<Vec<(i64, String)>, Error> {
+    let rows = sqlx::query(
+        "SELECT minute, message_id FROM overview_samples
+         WHERE destination_id = $1 AND subscription_id = $2 AND outcome = $3
+           AND minute >= $4 AND minute < $5
+         ORDER BY minute DESC, message_id DESC
+         LIMIT $6",
+    )
+    .bind(destination)
+    .bind(subscription)
+    .bind(outcome.name())
+    .bind(from_minute)
+    .bind(until_minute)
+    .bind(i64::try_from(OverviewTotals::MAX_SAMPLES).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}
+
+/// The delivery overview: sums the window's rollup minutes into the destination's and each
+/// mapping's totals and the series, in one read-only snapshot.
+pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Overview, Error> {
+    if query.points() > OverviewQuery::MAX_POINTS {
+        return Err(StoreError::InvalidRequest {
+            detail: format!(
+                "the series would have {} points, more than {}",
+                query.points(),
+                OverviewQuery::MAX_POINTS
+            ),
+        }
+        .into());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let destination = query.destination_id.as_str();
+    let scope = query.subscription_id.as_deref();
+    let from_minute = minute_of(query.from);
+    let until_minute = if query.until > query.from {
+        minute_of(query.until.saturating_sub(1)) + 1
+    } else {
+        from_minute
+    };
+    let step = query.bucket.millis();
+    let first = query.first_bucket();
+    let mut series: Vec<OverviewPoint> = (0..query.points())
+        .map(|n| OverviewPoint {
+            start: first + i64::try_from(n).unwrap_or(i64::MAX) * step,
+            ..OverviewPoint::default()
+        })
+        .collect();
+    let point = |minute: i64| -> Option<usize> {
+        usize::try_from((minute * MINUTE_MS - first).div_euclid(step)).ok()
+    };
+
+    // `$4` NULL: every mapping; otherwise only the scoped mapping's rows.
+    let rows = sqlx::query(
+        "SELECT minute, subscription_id, outcome, n FROM overview_counts
+         WHERE destination_id = $1 AND minute >= $2 AND minute < $3
+           AND ($4::text IS NULL OR subscription_id = $4)",
+    )
+    .bind(destination)
+    .bind(from_minute)
+    .bind(until_minute)
+    .bind(scope)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut destination_counts = OverviewCounts::default();
+    let mut mappings: BTreeMap<String, OverviewTotals> = BTreeMap::new();
+    for row in &rows {
+        let minute: i64 = row.try_get(0)?;
+        let subscription: String = row.try_get(1)?;
+        let outcome =
+            Outcome::parse(row.try_get(2)?).map_err(|err| Error::Corrupt(err.to_string()))?;
+        let n = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
+        let destination_row = subscription.is_empty();
+        add_to_destination(&mut destination_counts, destination_row, outcome, n);
+        if !destination_row {
+            add_to_mapping(
+                &mut mappings.entry(subscription).or_default().counts,
+                outcome,
+                n,
+            );
+        }
+        if let Some(point) = point(minute).and_then(|index| series.get_mut(index)) {
+            match scope {
+                Some(_) => add_to_mapping(&mut point.counts, outcome, n),
+                None => add_to_destination(&mut point.counts, destination_row, outcome, n),
+            }
+        }
+    }
+
+    let rows = sqlx::query(
+        "SELECT minute, subscription_id, bin, n FROM overview_latency
+         WHERE destination_id = $1 AND minute >= $2 AND minute < $3
+           AND ($4::text IS NULL OR subscription_id = $4)",
+    )
+    .bind(destination)
+    .bind(from_minute)
+    .bind(until_minute)
+    .bind(scope)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut destination_latency = Histogram::new();
+    let mut mapping_latency: BTreeMap<String, Histogram> = BTreeMap::new();
+    let mut series_latency: Vec<Histogram> = vec![Histogram::new(); series.len()];
+    for row in &rows {
+        let minute: i64 = row.try_get(0)?;
+        let subscription: String = row.try_get(1)?;
+        let bin: i64 = row.try_get(2)?;
+        let n = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
+        *destination_latency.entry(bin).or_default() += n;
+        *mapping_latency
+            .entry(subscription)
+            .or_default()
+            .entry(bin)
+            .or_default() += n;
+        if let Some(histogram) = point(minute).and_then(|index| series_latency.get_mut(index)) {
+            *histogram.entry(bin).or_default() += n;
+        }
+    }
+    for (point, histogram) in series.iter_mut().zip(&series_latency) {
+        point.latency = summarise(histogram);
+    }
+
+    let rows = sqlx::query(
+        "SELECT subscription_id, awaiting_retry FROM overview_gauges WHERE destination_id = $1",
+    )
+    .bind(destination)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut gauges: BTreeMap<String, u64> = BTreeMap::new();
+    for row in &rows {
+        let subscription: String = row.try_get(0)?;
+        let value = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
+        if scope.is_none_or(|scope| scope == subscription) && value > 0 {
+            gauges.insert(subscription, value);
+        }
+    }
+
+    let window = (from_minute, until_minute);
+    let mut destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>> = BTreeMap::new();
+    let mut destination_failed: Vec<(i64, String)> = Vec::new();
+    for (subscription, totals) in &mut mappings {
+        let reasons: Vec<DiscardReason> = totals
+            .counts
+            .discarded
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(reason, _)| *reason)
+            .collect();
+        for reason in reasons {
+            let found = samples(
+                &mut tx,
+                destination,
+                subscription,
+                Outcome::Discard(reason),
+                window,
+            )
+            .await?;
+            if reason != DiscardReason::NotMatched {
+                destination_samples
+                    .entry(reason)
+                    .or_default()
+                    .extend(found.iter().cloned());
+            }
+            totals.discard_samples.insert(reason, newest(found));
+        }
+        let mut failed = Vec::new();
+        for (outcome, count) in [
+            (Outcome::FailedDiscarded, totals.counts.failed_discarded),
+            (Outcome::FailedExpired, totals.counts.failed_expired),
+        ] {
+            if count > 0 {
+                failed.extend(samples(&mut tx, destination, subscription, outcome, window).await?);
+            }
+        }
+        destination_failed.extend(failed.iter().cloned());
+        totals.failed_samples = newest(failed);
+    }
+    if scope.is_none() {
+        for reason in [
+            DiscardReason::IntegrationsFiltered,
+            DiscardReason::NotMatched,
+        ] {
+            if destination_counts.discard_count(reason) > 0 {
+                let found =
+                    samples(&mut tx, destination, "", Outcome::Discard(reason), window).await?;
+                destination_samples.entry(reason).or_default().extend(found);
+            }
+        }
+    }
+    tx.commit().await?;
+
+    for (subscription, value) in &gauges {
+        mappings
+            .entry(subscription.clone())
+            .or_default()
+            .awaiting_retry = *value;
+    }
+    for (subscription, histogram) in &mapping_latency {
+        if let Some(totals) = mappings.get_mut(subscription) {
+            totals.latency = summarise(histogram);
+        }
+    }
+    let totals = match scope {
+        Some(scope) => mappings.get(scope).cloned().unwrap_or_default(),
+        None => OverviewTotals {
+            counts: destination_counts,
+            discard_samples: destination_samples
+                .into_iter()
+                .map(|(reason, found)| (reason, newest(found)))
+                .collect(),
+            failed_samples: newest(destination_failed),
+            awaiting_retry: gauges.values().sum(),
+            latency: summarise(&destination_latency),
+        },
+    };
+    Ok(Overview {
+        from: from_minute * MINUTE_MS,
+        until: until_minute * MINUTE_MS,
+        bucket: query.bucket,
+        totals,
+        mappings,
+        series,
+    })
+}

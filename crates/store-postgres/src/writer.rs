@@ -1,0 +1,588 @@
+//! Group commit: one task per open store takes every commit request waiting in its queue, writes
+//! them in one PostgreSQL transaction, then answers every caller. Admission is bounded in events
+//! and fails fast, exactly as in the embedded engine, so that both engines share one observable
+//! contract (overload, grouping, graceful close). PostgreSQL would accept concurrent writers, but
+//! one transaction per group also saves a WAL flush per request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use junction_store::{
+    CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent, StoreError,
+    StoreStats, UnixMillis,
+};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::rollup::Rollup;
+use crate::{JOBS_CHANNEL, encode_headers, now_ms};
+
+/// The answer to one commit request.
+type CommitReply = oneshot::Sender<Result<Vec<CommitOutcome>, StoreError>>;
+/// The answer to one config save.
+type ConfigReply = oneshot::Sender<Result<ConfigVersion, StoreError>>;
+
+enum Request {
+    Write(Write),
+    Shutdown,
+}
+
+enum Write {
+    Commit {
+        events: Vec<NewEvent>,
+        reply: CommitReply,
+    },
+    SaveConfig {
+        document: String,
+        reply: ConfigReply,
+    },
+}
+
+/// State shared by callers and the writer task.
+pub(crate) struct Shared {
+    capacity: usize,
+    queued_events: AtomicUsize,
+    pub(crate) closed: AtomicBool,
+    commit_requests: AtomicU64,
+    transactions: AtomicU64,
+    overloaded: AtomicU64,
+    pauses: Mutex<usize>,
+    resumed: Notify,
+}
+
+impl Shared {
+    /// Reserves room for `events`, or refuses at once. A request larger than the whole capacity
+    /// is let through when the queue is empty, so that it is not refused forever.
+    fn admit(&self, events: usize) -> Result<(), StoreError> {
+        let mut queued = self.queued_events.load(Ordering::Acquire);
+        loop {
+            let fits = queued.saturating_add(events) <= self.capacity;
+            if !fits && queued != 0 {
+                self.overloaded.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded {
+                    capacity: self.capacity,
+                });
+            }
+            match self.queued_events.compare_exchange_weak(
+                queued,
+                queued + events,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => queued = actual,
+            }
+        }
+    }
+
+    fn release(&self, events: usize) {
+        self.queued_events.fetch_sub(events, Ordering::AcqRel);
+    }
+
+    fn paused(&self) -> bool {
+        *self.pauses.lock().unwrap_or_else(PoisonError::into_inner) > 0
+    }
+
+    async fn wait_while_paused(&self) {
+        loop {
+            let resumed = self.resumed.notified();
+            if !self.paused() {
+                return;
+            }
+            // A bounded wait as well, in case a resume raced the registration above.
+            let _ = tokio::time::timeout(Duration::from_millis(20), resumed).await;
+        }
+    }
+}
+
+/// Keeps the writer from starting a transaction until dropped (see
+/// [`crate::PostgresStore::pause_writer`]).
+#[must_use = "the writer resumes as soon as the guard is dropped"]
+pub struct WriterPause {
+    shared: Arc<Shared>,
+}
+
+impl Drop for WriterPause {
+    fn drop(&mut self) {
+        let mut pauses = self
+            .shared
+            .pauses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *pauses = pauses.saturating_sub(1);
+        self.shared.resumed.notify_waiters();
+    }
+}
+
+/// Settings the writer needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriterSettings {
+    pub(crate) dedupe_window_ms: i64,
+    pub(crate) max_group_events: usize,
+}
+
+/// The callers' side of the writer.
+pub(crate) struct Writer {
+    sender: mpsc::UnboundedSender<Request>,
+    pub(crate) shared: Arc<Shared>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub(crate) fn start(
+        pool: PgPool,
+        settings: WriterSettings,
+        capacity: usize,
+        signal: Arc<Notify>,
+    ) -> Writer {
+        let shared = Arc::new(Shared {
+            capacity,
+            queued_events: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            commit_requests: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
+            pauses: Mutex::new(0),
+            resumed: Notify::new(),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let task_shared = Arc::clone(&shared);
+        let task = tokio::spawn(run(pool, receiver, task_shared, settings, signal));
+        Writer {
+            sender,
+            shared,
+            task: tokio::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Enqueues a commit; fails at once when closed or full.
+    pub(crate) fn submit_commit(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> Result<oneshot::Receiver<Result<Vec<CommitOutcome>, StoreError>>, StoreError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let count = events.len();
+        self.shared.admit(count)?;
+        let (reply, answer) = oneshot::channel();
+        if self
+            .sender
+            .send(Request::Write(Write::Commit { events, reply }))
+            .is_err()
+        {
+            self.shared.release(count);
+            return Err(StoreError::Closed);
+        }
+        Ok(answer)
+    }
+
+    /// Enqueues a config save; fails at once when closed.
+    pub(crate) fn submit_config(
+        &self,
+        document: String,
+    ) -> Result<oneshot::Receiver<Result<ConfigVersion, StoreError>>, StoreError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Request::Write(Write::SaveConfig { document, reply }))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Live counters.
+    pub(crate) fn stats(&self) -> StoreStats {
+        StoreStats {
+            commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+            queued_events: self.shared.queued_events.load(Ordering::Acquire),
+            overloaded: self.shared.overloaded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// See [`crate::PostgresStore::pause_writer`].
+    pub(crate) fn pause(&self) -> WriterPause {
+        *self
+            .shared
+            .pauses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        WriterPause {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Refuses new requests, lets the task finish what is queued, and waits for it. Calling it
+    /// again does nothing.
+    pub(crate) async fn shutdown(&self) -> Result<(), StoreError> {
+        self.shared.closed.store(true, Ordering::Release);
+        let Some(task) = self.task.lock().await.take() else {
+            return Ok(());
+        };
+        // Queued after everything admitted so far, so all of it is written first. A send error
+        // means the task is already gone; awaiting it is still right.
+        let _ = self.sender.send(Request::Shutdown);
+        task.await
+            .map_err(|join| StoreError::Backend(Box::new(join)))
+    }
+}
+
+/// The writer task: group, write, answer; until shut down or every sender is gone.
+async fn run(
+    pool: PgPool,
+    mut receiver: mpsc::UnboundedReceiver<Request>,
+    shared: Arc<Shared>,
+    settings: WriterSettings,
+    signal: Arc<Notify>,
+) {
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = receiver.recv().await else {
+            break;
+        };
+        shared.wait_while_paused().await;
+        let mut group = Group::default();
+        stopping |= group.push(first);
+        while group.events < settings.max_group_events {
+            match receiver.try_recv() {
+                Ok(request) => stopping |= group.push(request),
+                Err(_) => break,
+            }
+        }
+        if stopping {
+            while let Ok(request) = receiver.try_recv() {
+                group.push(request);
+            }
+        }
+        write_group(&pool, group, &shared, settings, &signal).await;
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    writes: Vec<Write>,
+    events: usize,
+}
+
+impl Group {
+    fn push(&mut self, request: Request) -> bool {
+        match request {
+            Request::Shutdown => true,
+            Request::Write(write) => {
+                if let Write::Commit { events, .. } = &write {
+                    self.events += events.len();
+                }
+                self.writes.push(write);
+                false
+            }
+        }
+    }
+}
+
+enum Answer {
+    Commit(Vec<CommitOutcome>),
+    Config(ConfigVersion),
+}
+
+/// Writes a group in one transaction and answers every caller; if it fails, each write is
+/// retried alone so that one bad request fails alone.
+async fn write_group(
+    pool: &PgPool,
+    group: Group,
+    shared: &Shared,
+    settings: WriterSettings,
+    signal: &Notify,
+) {
+    if group.writes.is_empty() {
+        return;
+    }
+    let commit_requests = group
+        .writes
+        .iter()
+        .filter(|w| matches!(w, Write::Commit { .. }))
+        .count();
+    let adds_jobs = group.writes.iter().any(|write| match write {
+        Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
+        Write::SaveConfig { .. } => false,
+    });
+    let mut transactions = 0;
+    let mut answered = Vec::with_capacity(group.writes.len());
+    match write_transaction(pool, &group.writes, settings).await {
+        Ok(answers) => {
+            transactions += 1;
+            answered.extend(group.writes.into_iter().zip(answers.into_iter().map(Ok)));
+        }
+        Err(_) => {
+            for write in group.writes {
+                let answer =
+                    match write_transaction(pool, std::slice::from_ref(&write), settings).await {
+                        Ok(mut answers) => {
+                            transactions += 1;
+                            answers.pop().ok_or_else(mismatch)
+                        }
+                        Err(err) => Err(StoreError::from(err)),
+                    };
+                answered.push((write, answer));
+            }
+        }
+    }
+    shared
+        .transactions
+        .fetch_add(transactions, Ordering::Relaxed);
+    shared
+        .commit_requests
+        .fetch_add(commit_requests as u64, Ordering::Relaxed);
+    shared.release(group.events);
+    if adds_jobs && transactions > 0 {
+        // This node's engine at once; other nodes through the NOTIFY sent with the transaction.
+        signal.notify_one();
+    }
+    for (write, answer) in answered {
+        match write {
+            Write::Commit { reply, .. } => {
+                let _ = reply.send(answer.and_then(|answer| match answer {
+                    Answer::Commit(outcomes) => Ok(outcomes),
+                    Answer::Config(_) => Err(mismatch()),
+                }));
+            }
+            Write::SaveConfig { reply, .. } => {
+                let _ = reply.send(answer.and_then(|answer| match answer {
+                    Answer::Config(version) => Ok(version),
+                    Answer::Commit(_) => Err(mismatch()),
+                }));
+            }
+        }
+    }
+}
+
+fn mismatch() -> StoreError {
+    StoreError::Backend("the writer answered a request with another kind of answer".into())
+}
+
+async fn write_transaction(
+    pool: &PgPool,
+    writes: &[Write],
+    settings: WriterSettings,
+) -> Result<Vec<Answer>, Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(writes.len());
+    let mut totals = Counts::default();
+    let mut adds_jobs = false;
+    let mut rollup = Rollup::default();
+    if settings.dedupe_window_ms > 0 {
+        lock_message_keys(&mut tx, writes).await?;
+    }
+    for write in writes {
+        answers.push(match write {
+            Write::Commit { events, .. } => {
+                adds_jobs |= events.iter().any(|event| !event.jobs.is_empty());
+                Answer::Commit(
+                    commit_events(&mut tx, events, now, settings, &mut totals, &mut rollup).await?,
+                )
+            }
+            Write::SaveConfig { document, .. } => {
+                let version: i64 = sqlx::query(
+                    "INSERT INTO config_versions (saved_at, document) VALUES ($1, $2)
+                     RETURNING version",
+                )
+                .bind(now)
+                .bind(document)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::CONFIG_CHANNEL)
+                    .bind(version.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                Answer::Config(ConfigVersion(version))
+            }
+        });
+    }
+    rollup.flush(&mut tx).await?;
+    let as_sql = |total: u64| i64::try_from(total).unwrap_or(i64::MAX);
+    if totals != Counts::default() {
+        sqlx::query(
+            "UPDATE counters SET events = events + $1, duplicates = duplicates + $2,
+                                 jobs = jobs + $3, discards = discards + $4
+             WHERE id = 1",
+        )
+        .bind(as_sql(totals.events))
+        .bind(as_sql(totals.duplicates))
+        .bind(as_sql(totals.jobs))
+        .bind(as_sql(totals.discards))
+        .execute(&mut *tx)
+        .await?;
+    }
+    if adds_jobs {
+        // Delivered to every listening node when (and only if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// Takes a transaction-scoped advisory lock on every (source, `messageId`) of the group, in key
+/// order (so that two nodes' groups cannot deadlock), in one statement. A node committing the same
+/// message concurrently waits until this transaction ends, and its lookup, a later statement,
+/// then sees this one's event: dedupe is exact across nodes. (The lookup must not share the
+/// locking statement: a statement's snapshot predates the wait.)
+async fn lock_message_keys(conn: &mut PgConnection, writes: &[Write]) -> Result<(), Error> {
+    let (mut sources, mut messages) = (Vec::new(), Vec::new());
+    for write in writes {
+        if let Write::Commit { events, .. } = write {
+            for event in events {
+                sources.push(event.source_id.as_str());
+                messages.push(event.message_id.as_str());
+            }
+        }
+    }
+    if sources.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(key) FROM (
+             SELECT DISTINCT hashtextextended(s || chr(31) || m, 0) AS key
+             FROM unnest($1::text[], $2::text[]) AS t (s, m)
+             ORDER BY key
+         ) AS keys",
+    )
+    .bind(sources)
+    .bind(messages)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Dedupes and inserts one request's events.
+async fn commit_events(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    now: UnixMillis,
+    settings: WriterSettings,
+    totals: &mut Counts,
+    rollup: &mut Rollup,
+) -> Result<Vec<CommitOutcome>, Error> {
+    let window = settings.dedupe_window_ms;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        if window > 0 {
+            let original: Option<i64> = sqlx::query(
+                "SELECT events.id FROM events
+                 WHERE events.source_id = $1 AND events.message_id = $2
+                   AND events.received_at > $3 AND events.received_at < $4
+                 ORDER BY events.id DESC LIMIT 1",
+            )
+            .bind(&event.source_id)
+            .bind(&event.message_id)
+            .bind(event.received_at.saturating_sub(window))
+            .bind(event.received_at.saturating_add(window))
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+            if let Some(original) = original {
+                sqlx::query("INSERT INTO event_duplicates (event_id, received_at) VALUES ($1, $2)")
+                    .bind(original)
+                    .bind(event.received_at)
+                    .execute(&mut *conn)
+                    .await?;
+                totals.duplicates += 1;
+                outcomes.push(CommitOutcome::Duplicate {
+                    original: EventId(original),
+                });
+                continue;
+            }
+        }
+        let event_id: i64 = sqlx::query(
+            "INSERT INTO events (source_id, message_id, received_at, payload)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&event.source_id)
+        .bind(&event.message_id)
+        .bind(event.received_at)
+        .bind(&event.payload)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        let mut job_ids = Vec::with_capacity(event.jobs.len());
+        for job in &event.jobs {
+            let job_id = insert_job(conn, event_id, job, now, None, None).await?;
+            job_ids.push(JobId(job_id));
+        }
+        for discard in &event.discards {
+            sqlx::query(
+                "INSERT INTO discards (event_id, destination_id, subscription_id, reason, message)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(event_id)
+            .bind(&discard.destination_id)
+            .bind(&discard.subscription_id)
+            .bind(discard.reason.as_str())
+            .bind(&discard.message)
+            .execute(&mut *conn)
+            .await?;
+        }
+        rollup.add_event(event);
+        totals.events += 1;
+        totals.jobs += event.jobs.len() as u64;
+        totals.discards += event.discards.len() as u64;
+        outcomes.push(CommitOutcome::Stored {
+            event_id: EventId(event_id),
+            job_ids,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Inserts a job with its initial `pending` transition and its queue entry, in one statement.
+pub(crate) async fn insert_job(
+    conn: &mut PgConnection,
+    event_id: i64,
+    job: &junction_store::NewJob,
+    now: UnixMillis,
+    replay_of: Option<i64>,
+    detail: Option<String>,
+) -> Result<i64, Error> {
+    let headers = encode_headers(&job.headers)?;
+    let id: i64 = sqlx::query(
+        "WITH job AS (
+             INSERT INTO jobs (event_id, destination_id, subscription_id, endpoint, method, url,
+                               headers, body, created_at, replay_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             RETURNING id, endpoint, created_at
+         ), transition AS (
+             INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail)
+             SELECT id, 0, $11, created_at, created_at, 0, $12 FROM job
+         )
+         INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq)
+         SELECT id, endpoint, created_at, 0, 0 FROM job
+         RETURNING job_id",
+    )
+    .bind(event_id)
+    .bind(&job.destination_id)
+    .bind(&job.subscription_id)
+    .bind(&job.endpoint)
+    .bind(&job.method)
+    .bind(&job.url)
+    .bind(headers)
+    .bind(&job.body)
+    .bind(now)
+    .bind(replay_of)
+    .bind(JobState::Pending.as_str())
+    .bind(detail)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    Ok(id)
+}
