@@ -15,6 +15,7 @@ use junction_delivery::{
 };
 use junction_server::{AdminState, AppState};
 use junction_store::{ConfigVersion, Store};
+use junction_store_postgres::{PostgresOptions, PostgresStore};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
 use junction_workspace::{Format, Snapshot, WorkspaceConfig};
 use tokio::net::TcpListener;
@@ -67,16 +68,7 @@ async fn serve(
     settings: Settings,
     workspace_file: Option<(String, WorkspaceConfig, Snapshot)>,
 ) -> anyhow::Result<()> {
-    let database = settings.database_path();
-    let options = SqliteOptions {
-        store: settings.store.clone(),
-        ..SqliteOptions::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&database, options)
-            .await
-            .with_context(|| format!("cannot open the store at {}", database.display()))?,
-    );
+    let store = open_store(&settings).await?;
 
     let (origin, version, config, snapshot) = match load_workspace(&*store, workspace_file).await {
         Ok(loaded) => loaded,
@@ -143,6 +135,16 @@ async fn serve(
         RETENTION_EVERY,
         stopped.clone(),
     ));
+    // Nodes of a cluster share the stored workspace: a change saved through any node's admin API
+    // must reach this node's snapshot. The embedded store has one node, which swaps its own.
+    if settings.store_url.is_some() {
+        tokio::spawn(follow_config(
+            Arc::clone(&store),
+            state.clone(),
+            version,
+            stopped.clone(),
+        ));
+    }
     let admin_served = tokio::spawn(junction_server::serve_admin(
         admin_listener,
         admin,
@@ -169,6 +171,75 @@ async fn serve(
     closed.context("cannot close the store cleanly")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The embedded SQLite store under the data directory, or the PostgreSQL database of
+/// `[store] url` (clustered mode).
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &settings.store_url {
+        let options = PostgresOptions {
+            store: settings.store.clone(),
+            ..PostgresOptions::default()
+        };
+        // The error names the database with its password removed; the URL itself never is shown.
+        let store = PostgresStore::open(url, options)
+            .await
+            .context("cannot open the PostgreSQL store ([store] url)")?;
+        return Ok(Arc::new(store));
+    }
+    let database = settings.database_path();
+    let options = SqliteOptions {
+        store: settings.store.clone(),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&database, options)
+        .await
+        .with_context(|| format!("cannot open the store at {}", database.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// How often a cluster node looks for a workspace saved by another node: well within the second
+/// a change may take to reach every node.
+const CONFIG_POLL: Duration = Duration::from_millis(250);
+
+/// Puts in force every workspace version saved after `seen` (by any node), until `stopped`. A
+/// version that no longer compiles (saved by a newer build, say) is reported and skipped: the
+/// snapshot in force stays.
+async fn follow_config(
+    store: Arc<dyn Store>,
+    state: AppState,
+    mut seen: ConfigVersion,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CONFIG_POLL) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let stored = match store.load_config().await {
+            Ok(Some(stored)) if stored.version > seen => stored,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the stored workspace");
+                continue;
+            }
+        };
+        seen = stored.version;
+        let compiled = WorkspaceConfig::from_document(stored.document)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| Snapshot::compile(config).map_err(anyhow::Error::from));
+        match compiled {
+            Ok(snapshot) => {
+                state.replace_snapshot(snapshot);
+                tracing::info!(version = %seen, "workspace changed by another node: in force");
+            }
+            Err(err) => tracing::error!(
+                version = %seen,
+                error = %format!("{err:#}"),
+                "a stored workspace version does not compile; keeping the one in force"
+            ),
+        }
+    }
 }
 
 /// How often retention looks for old events.
@@ -288,7 +359,10 @@ fn print_banner(
         "no token set: loopback only"
     };
     println!("  Admin API:    http://{admin_address}/api/v1   ({admin_auth})");
-    println!("  Database:     {}", settings.database_path().display());
+    match &settings.store_url {
+        Some(_) => println!("  Database:     PostgreSQL ([store] url)"),
+        None => println!("  Database:     {}", settings.database_path().display()),
+    }
     println!("  Workspace:    {origin}");
     for source in &config.sources {
         let keys: Vec<String> = source

@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// Events that may wait for the store's writer before requests get 503 [default: 25000].
     #[arg(long, env = "JUNCTION_STORE_QUEUE_CAPACITY", value_name = "EVENTS")]
     pub store_queue_capacity: Option<usize>,
+    /// A PostgreSQL URL (`postgres://user@host/db`) to store in instead of the embedded SQLite
+    /// file: the clustered mode's shared database.
+    #[arg(
+        long,
+        env = "JUNCTION_STORE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub store_url: Option<String>,
     /// Log format on stderr: human (default) or json (one object per line).
     #[arg(long, env = "JUNCTION_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -146,6 +155,7 @@ struct TrackingSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoreSection {
+    url: Option<String>,
     dedupe_window_secs: Option<u64>,
     queue_capacity: Option<usize>,
     max_group_events: Option<usize>,
@@ -175,6 +185,9 @@ pub struct Settings {
     pub tracking: TrackingConfig,
     /// Store settings.
     pub store: StoreOptions,
+    /// The PostgreSQL database to store in, if not the embedded SQLite file. May carry a
+    /// password: never printed or logged.
+    pub store_url: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -262,6 +275,11 @@ impl Settings {
                 .filter(|token| !token.is_empty()),
             tracking,
             store,
+            store_url: args
+                .store_url
+                .clone()
+                .or(file.store.url)
+                .filter(|url| !url.is_empty()),
             delivery: resolve_delivery(&file.delivery)?,
             log_format: args.log_format.or(file.log.format).unwrap_or_default(),
         })

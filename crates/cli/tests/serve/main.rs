@@ -15,6 +15,7 @@
 mod cli_admin;
 mod cli_config;
 mod clients;
+mod cluster;
 mod crash;
 mod delivery;
 mod lifecycle;
