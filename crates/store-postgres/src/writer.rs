@@ -4,13 +4,13 @@
 //! contract (overload, grouping, graceful close). PostgreSQL would accept concurrent writers, but
 //! one transaction per group also saves a WAL flush per request.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use junction_store::{
-    CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent, StoreError,
-    StoreStats, UnixMillis,
+    Admission, CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent,
+    StoreError, StoreStats, UnixMillis,
 };
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -43,45 +43,15 @@ enum Write {
 
 /// State shared by callers and the writer task.
 pub(crate) struct Shared {
-    capacity: usize,
-    queued_events: AtomicUsize,
+    admission: Admission,
     pub(crate) closed: AtomicBool,
     commit_requests: AtomicU64,
     transactions: AtomicU64,
-    overloaded: AtomicU64,
     pauses: Mutex<usize>,
     resumed: Notify,
 }
 
 impl Shared {
-    /// Reserves room for `events`, or refuses at once. A request larger than the whole capacity
-    /// is let through when the queue is empty, so that it is not refused forever.
-    fn admit(&self, events: usize) -> Result<(), StoreError> {
-        let mut queued = self.queued_events.load(Ordering::Acquire);
-        loop {
-            let fits = queued.saturating_add(events) <= self.capacity;
-            if !fits && queued != 0 {
-                self.overloaded.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded {
-                    capacity: self.capacity,
-                });
-            }
-            match self.queued_events.compare_exchange_weak(
-                queued,
-                queued + events,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(actual) => queued = actual,
-            }
-        }
-    }
-
-    fn release(&self, events: usize) {
-        self.queued_events.fetch_sub(events, Ordering::AcqRel);
-    }
-
     fn paused(&self) -> bool {
         *self.pauses.lock().unwrap_or_else(PoisonError::into_inner) > 0
     }
@@ -140,12 +110,10 @@ impl Writer {
         signal: Arc<Notify>,
     ) -> Writer {
         let shared = Arc::new(Shared {
-            capacity,
-            queued_events: AtomicUsize::new(0),
+            admission: Admission::new(capacity),
             closed: AtomicBool::new(false),
             commit_requests: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
-            overloaded: AtomicU64::new(0),
             pauses: Mutex::new(0),
             resumed: Notify::new(),
         });
@@ -168,14 +136,14 @@ impl Writer {
             return Err(StoreError::Closed);
         }
         let count = events.len();
-        self.shared.admit(count)?;
+        self.shared.admission.admit(count)?;
         let (reply, answer) = oneshot::channel();
         if self
             .sender
             .send(Request::Write(Write::Commit { events, reply }))
             .is_err()
         {
-            self.shared.release(count);
+            self.shared.admission.release(count);
             return Err(StoreError::Closed);
         }
         Ok(answer)
@@ -201,8 +169,8 @@ impl Writer {
         StoreStats {
             commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
             transactions: self.shared.transactions.load(Ordering::Relaxed),
-            queued_events: self.shared.queued_events.load(Ordering::Acquire),
-            overloaded: self.shared.overloaded.load(Ordering::Relaxed),
+            queued_events: self.shared.admission.queued(),
+            overloaded: self.shared.admission.overloaded(),
         }
     }
 
@@ -338,7 +306,7 @@ async fn write_group(
     shared
         .commit_requests
         .fetch_add(commit_requests as u64, Ordering::Relaxed);
-    shared.release(group.events);
+    shared.admission.release(group.events);
     if adds_jobs && transactions > 0 {
         // This node's engine at once; other nodes through the NOTIFY sent with the transaction.
         signal.notify_one();

@@ -3,13 +3,13 @@
 //! (up to a cap), writes it all in one durable transaction, then answers every caller.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use junction_store::{
-    CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent, StoreError,
-    StoreStats, UnixMillis,
+    Admission, CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent,
+    StoreError, StoreStats, UnixMillis,
 };
 use rusqlite::{CachedStatement, Connection};
 use tokio::sync::{Notify, oneshot};
@@ -81,46 +81,16 @@ struct Context<'a> {
 
 /// State shared by callers and the writer thread.
 pub(crate) struct Shared {
-    capacity: usize,
-    queued_events: AtomicUsize,
+    admission: Admission,
     closed: AtomicBool,
     commit_requests: AtomicU64,
     transactions: AtomicU64,
-    overloaded: AtomicU64,
     /// How many [`WriterPause`] guards are alive; the writer starts no transaction while > 0.
     pauses: Mutex<usize>,
     resumed: Condvar,
 }
 
 impl Shared {
-    /// Reserves room for `events` in the queue, or refuses at once. A request larger than the
-    /// whole capacity is let through when the queue is empty, so that it is not refused forever.
-    fn admit(&self, events: usize) -> Result<(), StoreError> {
-        let mut queued = self.queued_events.load(Ordering::Acquire);
-        loop {
-            let fits = queued.saturating_add(events) <= self.capacity;
-            if !fits && queued != 0 {
-                self.overloaded.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded {
-                    capacity: self.capacity,
-                });
-            }
-            match self.queued_events.compare_exchange_weak(
-                queued,
-                queued + events,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(actual) => queued = actual,
-            }
-        }
-    }
-
-    fn release(&self, events: usize) {
-        self.queued_events.fetch_sub(events, Ordering::AcqRel);
-    }
-
     fn wait_while_paused(&self) {
         let pauses = self.pauses.lock().unwrap_or_else(PoisonError::into_inner);
         let _resumed = self
@@ -166,16 +136,14 @@ impl Writer {
         signal: Arc<Notify>,
     ) -> std::io::Result<Writer> {
         let shared = Arc::new(Shared {
-            capacity,
-            queued_events: AtomicUsize::new(0),
+            admission: Admission::new(capacity),
             closed: AtomicBool::new(false),
             commit_requests: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
-            overloaded: AtomicU64::new(0),
             pauses: Mutex::new(0),
             resumed: Condvar::new(),
         });
-        // Unbounded channel, bounded admission: the event count in `Shared::admit` is the real
+        // Unbounded channel, bounded admission: the event count in `Admission::admit` is the real
         // limit (a request may carry 1 or 2,500 events), and sending never blocks a caller.
         let (sender, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
@@ -207,11 +175,11 @@ impl Writer {
             return Err(StoreError::Closed);
         }
         let count = events.len();
-        self.shared.admit(count)?;
+        self.shared.admission.admit(count)?;
         let (reply, answer) = oneshot::channel();
         let write = Write::Commit { events, reply };
         if self.sender.send(Request::Write(write)).is_err() {
-            self.shared.release(count);
+            self.shared.admission.release(count);
             return Err(StoreError::Closed);
         }
         Ok(answer)
@@ -252,8 +220,8 @@ impl Writer {
         StoreStats {
             commit_requests: self.shared.commit_requests.load(Ordering::Relaxed),
             transactions: self.shared.transactions.load(Ordering::Relaxed),
-            queued_events: self.shared.queued_events.load(Ordering::Acquire),
-            overloaded: self.shared.overloaded.load(Ordering::Relaxed),
+            queued_events: self.shared.admission.queued(),
+            overloaded: self.shared.admission.overloaded(),
         }
     }
 
@@ -391,7 +359,7 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
         .fetch_add(commit_requests as u64, Ordering::Relaxed);
     // Released before answering: a caller that saw its answer must not find its own events still
     // counted as queued, and one that retries at once must find the room it freed.
-    shared.release(group.events);
+    shared.admission.release(group.events);
     if adds_jobs && transactions > 0 {
         // A stored permit, so a delivery engine busy elsewhere still sees it on its next wait.
         context.signal.notify_one();

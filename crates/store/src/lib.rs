@@ -5,6 +5,7 @@
 //! **Architecture Invariant:** this crate knows no engine, no HTTP and no event schema. Payloads,
 //! request bodies and the configuration document are opaque bytes or JSON to it.
 
+mod admission;
 mod error;
 mod model;
 pub mod rollup;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use admission::Admission;
 pub use error::{BoxError, StoreError};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
