@@ -67,6 +67,7 @@ fn workspace(dir: &Path, url: &str) -> String {
 
 #[test]
 fn send_then_repair_a_broken_webhook_from_the_command_line() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let hook = Webhook::start();
     hook.set(Behaviour::Always(Reply::status(404)));

@@ -70,6 +70,7 @@ const KEY: &str = "wk_walkthrough_0123456789";
 
 #[test]
 fn the_readme_walk_through() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let hook = Webhook::start();
     hook.set(Behaviour::Always(Reply::ok()));
@@ -289,6 +290,7 @@ fn the_readme_walk_through() {
 
 #[test]
 fn sources_destinations_and_mappings_change_and_errors_read_as_the_api_wrote_them() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let running = start(&dir.path().join("data"), &[]);
 
@@ -443,6 +445,7 @@ fn sources_destinations_and_mappings_change_and_errors_read_as_the_api_wrote_the
 
 #[test]
 fn apply_plans_applies_and_then_has_nothing_left_to_do() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let running = start(&dir.path().join("data"), &[]);
     let file = dir.path().join("workspace.toml");

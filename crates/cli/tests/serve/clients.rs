@@ -394,17 +394,20 @@ fn check_routing(record: &EventRecord, call: &Value, context: &str) {
 
 #[test]
 fn analytics_python_calls_are_stored_normalised_and_routed() {
+    let _shared = crate::util::alongside_others();
     let (library, gzip) = python(false);
     check_library(library, gzip);
 }
 
 #[test]
 fn analytics_python_gzip_batches_are_stored_normalised_and_routed() {
+    let _shared = crate::util::alongside_others();
     let (library, gzip) = python(true);
     check_library(library, gzip);
 }
 
 #[test]
 fn analytics_node_calls_are_stored_normalised_and_routed() {
+    let _shared = crate::util::alongside_others();
     check_library(node(), false);
 }

@@ -76,6 +76,7 @@ fn node(dir: &std::path::Path, url: &str, args: &[&str]) -> Running {
 
 #[test]
 fn a_workspace_change_on_one_node_applies_on_the_others_within_a_second() {
+    let _shared = crate::util::alongside_others();
     let database = ScratchDatabase::create();
     let url = database.url();
     let dir = tempfile::tempdir().unwrap();

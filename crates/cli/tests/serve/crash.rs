@@ -149,6 +149,7 @@ fn round(data: &std::path::Path, round: usize, kill_after: Duration) -> usize {
 
 #[test]
 fn every_acknowledged_event_survives_sigkill_with_its_jobs() {
+    let _shared = crate::util::alongside_others();
     let seed = seed();
     // Printed for a failing run (the harness shows output of failed tests only).
     println!("crash test seed {seed} (replay with JUNCTION_CRASH_SEED={seed})");

@@ -324,6 +324,7 @@ const CUSTOMER_VECTOR: &str = "sendCustomer default mappings, full group event";
 
 #[test]
 fn every_event_is_delivered_once_with_the_reference_payload() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
     let config = config(dir.path(), 2, 10);
@@ -439,6 +440,7 @@ fn every_event_is_delivered_once_with_the_reference_payload() {
 
 #[test]
 fn a_failing_webhook_gets_every_event_once_it_recovers() {
+    let _shared = crate::util::alongside_others();
     const FAILURES: usize = 30;
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
@@ -516,6 +518,7 @@ fn a_failing_webhook_gets_every_event_once_it_recovers() {
 
 #[test]
 fn retry_after_pauses_the_whole_lane() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
     webhook.set(Behaviour::FailFirst {
@@ -583,6 +586,7 @@ fn retry_after_pauses_the_whole_lane() {
 
 #[test]
 fn client_errors_are_discarded_after_one_attempt_and_replayable() {
+    let _shared = crate::util::alongside_others();
     const EVENTS: usize = 5;
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
@@ -745,6 +749,7 @@ fn latencies(sent: &HashMap<String, Instant>, requests: &[Received]) -> Vec<Dura
 
 #[test]
 fn a_hanging_endpoint_is_retried_and_does_not_slow_another_lane() {
+    let _alone = crate::util::alone();
     const EVENTS: usize = 100;
     const TO_A: usize = EVENTS / PRO;
     let dir = tempfile::tempdir().unwrap();
@@ -839,6 +844,7 @@ fn a_hanging_endpoint_is_retried_and_does_not_slow_another_lane() {
 
 #[test]
 fn sigkill_mid_delivery_loses_nothing_and_repeats_only_what_was_in_flight() {
+    let _shared = crate::util::alongside_others();
     const EVENTS: usize = 60;
     const CONCURRENCY: usize = 5;
     let dir = tempfile::tempdir().unwrap();
@@ -953,6 +959,7 @@ fn sigkill_mid_delivery_loses_nothing_and_repeats_only_what_was_in_flight() {
 
 #[test]
 fn expired_jobs_reach_the_dead_letter_and_replay_as_is_or_remapped() {
+    let _shared = crate::util::alongside_others();
     const EVENTS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
@@ -1075,6 +1082,7 @@ fn expired_jobs_reach_the_dead_letter_and_replay_as_is_or_remapped() {
 
 #[test]
 fn a_rate_limited_lane_sends_no_faster_than_its_limit() {
+    let _shared = crate::util::alongside_others();
     const EVENTS: usize = 12;
     const RATE: f64 = 4.0;
     let dir = tempfile::tempdir().unwrap();

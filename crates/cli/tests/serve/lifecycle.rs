@@ -9,6 +9,7 @@ use crate::util::{post, start, terminate};
 
 #[test]
 fn serve_starts_on_the_sample_workspace_and_stops_on_sigterm() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let running = start(dir.path(), &[]);
     let banner = running.banner.join("\n");
@@ -46,6 +47,7 @@ fn serve_starts_on_the_sample_workspace_and_stops_on_sigterm() {
 
 #[test]
 fn a_workspace_file_is_validated_whole_and_stored() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let workspace = dir.path().join("workspace.toml");
     std::fs::write(
@@ -120,6 +122,7 @@ fn a_workspace_file_is_validated_whole_and_stored() {
 
 #[test]
 fn the_documented_config_file_starts_the_server() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../junction.toml");
     // The environment overrides the file's data_dir and listen address.

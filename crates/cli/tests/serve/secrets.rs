@@ -121,6 +121,7 @@ fn write_files(dir: &Path, webhook_url: &str) -> (String, String) {
 
 #[test]
 fn no_secret_appears_in_logs_or_answers() {
+    let _shared = crate::util::alongside_others();
     let dir = tempfile::tempdir().unwrap();
     let webhook = Webhook::start();
     let hook_path = format!("/api/webhooks/{PATH_TOKEN}");

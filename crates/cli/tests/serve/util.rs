@@ -7,11 +7,26 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::time::Duration;
 
 use junction_store::{EventRecord, Store};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
+
+/// Tests that measure latency run alone: the others (which start servers, kill them, run the
+/// Segment clients) share the machine's two cores among themselves and would make such a
+/// measurement compare a busy machine with an idle one.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Held by a test that may run alongside the others.
+pub fn alongside_others() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by a test that must have the machine to itself (a latency comparison).
+pub fn alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The sample workspace's source and write key (`examples/workspace.json`).
 pub const SAMPLE_SOURCE: &str = "sample-app";
