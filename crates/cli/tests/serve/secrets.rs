@@ -4,14 +4,12 @@
 //! admin API (lookup, dead letter, debugger, metrics, probes, a wrong token) are exercised, and
 //! no secret may appear in any log line, in the banner or in any API response.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{Options, Running, post, start_with, terminate};
+use crate::util::{Options, Running, body_of, post, request, start_with, terminate};
 use crate::webhook::{Behaviour, Reply, Webhook};
 
 const WRITE_KEY: &str = "wk-SECRET-4f7c2a9e";
@@ -23,52 +21,29 @@ const SECRETS: [&str; 4] = [WRITE_KEY, ADMIN_TOKEN, PATH_TOKEN, QUERY_TOKEN];
 /// One request to the admin API with a bearer token; the status and the whole raw answer
 /// (headers included).
 fn admin_get(running: &Running, path: &str, token: &str) -> (u16, String) {
-    let address = &running.admin_address;
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
-         Connection: close\r\n\r\n"
+    let authorization = format!("Bearer {token}");
+    request(
+        &running.admin_address,
+        "GET",
+        path,
+        &[("Authorization", &authorization)],
+        "",
     )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap();
-    (status, response)
 }
 
 /// POSTs JSON without an Authorization header (the write key is in the body).
 fn post_without_key(address: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    request(
+        address,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body,
     )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap();
-    (status, response)
 }
 
 fn body_json(raw: &str) -> Value {
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let body = body_of(raw);
     serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
 }
 

@@ -127,18 +127,26 @@ pub fn start_with(data_dir: &Path, args: &[&str], options: &Options<'_>) -> Runn
     }
 }
 
-/// POSTs `body` to `path` with HTTP Basic `write_key` on a connection of its own; the status code
-/// and the body.
-pub fn post(address: &str, path: &str, write_key: &str, body: &str) -> (u16, String) {
-    let credentials = base64(&format!("{write_key}:"));
+/// Sends one HTTP/1.1 request with `headers` and `body` on a connection of its own; the status
+/// code and the whole answer, head included (see [`body_of`]).
+pub fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -149,11 +157,27 @@ pub fn post(address: &str, path: &str, write_key: &str, body: &str) -> (u16, Str
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap();
-    let body = response
+    (status, response)
+}
+
+/// The body of a whole answer [`request`] returned.
+pub fn body_of(response: &str) -> &str {
+    response
         .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// POSTs `body` to `path` with HTTP Basic `write_key` on a connection of its own; the status code
+/// and the body.
+pub fn post(address: &str, path: &str, write_key: &str, body: &str) -> (u16, String) {
+    let authorization = format!("Basic {}", base64(&format!("{write_key}:")));
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, response) = request(address, "POST", path, &headers, body);
+    (status, body_of(&response).to_owned())
 }
 
 /// Sends one request without credentials on a connection of its own (the admin API needs none
@@ -165,28 +189,9 @@ pub fn admin(
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value) {
     let body = body.map(ToString::to_string).unwrap_or_default();
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
+    let headers = [("Content-Type", "application/json")];
+    let (status, response) = request(address, method, path, &headers, &body);
+    let body = body_of(&response);
     let json = if body.is_empty() {
         serde_json::Value::Null
     } else {
