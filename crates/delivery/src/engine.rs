@@ -5,6 +5,7 @@
 //! ```text
 //!  store.job_signal / timer ─▶ dispatcher ── lanes() ──▶ wake lane tasks whose jobs are due
 //!  lane task: claim_jobs(lane) ─▶ buffer ─▶ LaneControl::room ─▶ spawn attempt ─▶ HttpSender
+//!             (in a cluster: sync_lane ─▶ this node's share of the lane's limit)
 //!  attempt: classify ─▶ Completion ─▶ completer ── complete_jobs(batch) ─▶ store
 //! ```
 //!
@@ -30,6 +31,7 @@ use crate::classify::{AttemptResult, Verdict, classify};
 use crate::client::{ClientOptions, HttpSender};
 use crate::error::DeliveryError;
 use crate::lane::{LaneControl, LaneLimits, Slot};
+use crate::lane_sync::LaneSync;
 
 /// Per-destination delivery settings the engine needs, read at each claim so that a
 /// configuration change applies to running lanes.
@@ -78,6 +80,11 @@ pub struct EngineOptions {
     pub max_lane_buffer: usize,
     /// Where each job's outcome is counted (the server's Prometheus metrics); none counts nothing.
     pub metrics: Option<Arc<dyn DeliveryMetrics>>,
+    /// In a cluster: how often an active lane reports its use and renews its share.
+    pub lane_sync: Duration,
+    /// In a cluster: how long a node's share of a lane outlives its last report (a dead node's
+    /// share returns to the others after this).
+    pub lane_share_lease: Duration,
 }
 
 impl Default for EngineOptions {
@@ -90,6 +97,10 @@ impl Default for EngineOptions {
             completion_batch: 1_000,
             max_lane_buffer: 1_000,
             metrics: None,
+            // Ten reports a second per active lane and node: a share moves between nodes within
+            // a few hundred milliseconds, at a cost of a few small transactions.
+            lane_sync: Duration::from_millis(100),
+            lane_share_lease: Duration::from_secs(5),
         }
     }
 }
@@ -176,7 +187,7 @@ impl LaneStatsHandle {
                 LaneStats {
                     endpoint: lane.endpoint.clone(),
                     in_flight: control.in_flight(),
-                    limit: control.limit(),
+                    limit: control.effective_limit(),
                     held: lane
                         .held
                         .lock()
@@ -209,6 +220,8 @@ struct Shared {
     stop: watch::Receiver<bool>,
     /// Shared with [`LaneStatsHandle`]s, which must not hold the rest of this.
     lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
+    /// This process's identity in a cluster (lanes report under it).
+    node: Arc<str>,
 }
 
 /// One lane's shared state (its task owns the buffer).
@@ -234,7 +247,8 @@ pub struct LaneStats {
     pub endpoint: String,
     /// Attempts in flight.
     pub in_flight: u32,
-    /// The current adaptive concurrency limit.
+    /// The attempts this node may have in flight now: the adaptive limit, or in a cluster its
+    /// share of the lane if lower.
     pub limit: u32,
     /// Jobs claimed and not finished.
     pub held: usize,
@@ -258,6 +272,9 @@ impl Engine {
             completions,
             stop,
             lanes: Arc::new(Mutex::new(HashMap::new())),
+            // Unique per run: a restarted node must not inherit the share of its former self,
+            // whose attempts may still be in flight.
+            node: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)).into(),
         });
         let completer = tokio::spawn(record_completions(
             Arc::clone(&shared.store),
@@ -393,7 +410,11 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
         destination_id,
         wake: Notify::new(),
         due: AtomicBool::new(true),
-        control: Mutex::new(LaneControl::new(policy.limits, Instant::now())),
+        control: Mutex::new(if shared.store.shares_lanes() {
+            LaneControl::shared(policy.limits, Instant::now())
+        } else {
+            LaneControl::new(policy.limits, Instant::now())
+        }),
         held: Mutex::new(HashSet::new()),
         metrics,
     });
@@ -417,18 +438,30 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
     // Set when a claim found fewer jobs than asked: claim again only once woken.
     let mut drained = false;
     let mut claiming: Option<Claim> = None;
+    let mut sync = shared.store.shares_lanes().then(|| {
+        LaneSync::new(
+            Arc::clone(&shared.store),
+            Arc::clone(&shared.node),
+            lane.endpoint.clone(),
+            shared.options.lane_sync,
+            shared.options.lane_share_lease,
+        )
+    });
     let mut stop = shared.stop.clone();
+    let mut policy = shared.policies.policy(&lane.destination_id);
     loop {
         if *stop.borrow() {
             break;
         }
-        let policy = shared.policies.policy(&lane.destination_id);
+        policy = shared.policies.policy(&lane.destination_id);
         let limit = {
             let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
             if control.limits() != policy.limits {
                 control.set_limits(policy.limits);
             }
-            control.limit()
+            // What this node may use: in a cluster, its share (at least one job's worth of
+            // buffer, so that it has something to ask a share for).
+            control.effective_limit().max(1)
         };
         // Enough to keep the lane busy while the next claim is on its way (a claim is a write,
         // queued behind ingestion's group commits), small enough that a backed-off lane does not
@@ -458,10 +491,36 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
         } else {
             Vec::new()
         };
+        // In a cluster, ask for a share of the lane's limit for what this node could start: all
+        // of it while more jobs may be waiting in the store, else what it holds.
+        let active = if let Some(sync) = &mut sync {
+            let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+            let ceiling = control.limit();
+            let in_flight = control.in_flight();
+            let waiting = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
+            let want = if !drained || claiming.is_some() {
+                ceiling
+            } else {
+                ceiling.min(in_flight.saturating_add(waiting))
+            };
+            sync.maybe_report(
+                &mut control,
+                want,
+                policy.limits.max_concurrency,
+                Instant::now(),
+            );
+            want > 0 || in_flight > 0
+        } else {
+            false
+        };
         let wake_at = start_attempts(&shared, &lane, &policy, &mut buffer, &mut give_back);
         if !give_back.is_empty() {
             release(&shared, &lane, give_back).await;
         }
+        let wake_at = match (wake_at, sync.as_ref().and_then(|sync| sync.wake_at(active))) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if buffer.is_empty() && !drained && claiming.is_none() {
             // The last claim was full: there may be more due right now.
             continue;
@@ -489,6 +548,12 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
                     }
                 }
             }
+            answer = next_grant(&mut sync) => {
+                if let Some(sync) = &mut sync {
+                    let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+                    sync.apply(&mut control, answer);
+                }
+            }
             () = lane.wake.notified() => {}
             () = sleep_or_forever(sleep) => {}
             _ = stop.changed() => {}
@@ -508,6 +573,20 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
         unstarted.extend(claimed.into_iter().map(|due| due.job.id));
     }
     release(&shared, &lane, unstarted).await;
+    if let Some(sync) = sync {
+        sync.leave(&lane.control, policy.limits.max_concurrency)
+            .await;
+    }
+}
+
+/// The answer to the lane's report on its way, or never (not in a cluster, or none on its way).
+async fn next_grant(
+    sync: &mut Option<LaneSync>,
+) -> (Instant, u32, Result<junction_store::LaneGrant, StoreError>) {
+    match sync {
+        Some(sync) => sync.answer().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A claim on its way, answering with how many jobs were asked for.

@@ -19,6 +19,12 @@
 //!   takes one token. So a lane sends at most `burst + r × t` requests in any `t` seconds.
 //! - **Pause.** A `Retry-After` from the endpoint pauses the whole lane until `now + retry_after`:
 //!   no attempt starts before, whichever job it is for.
+//!
+//! In a cluster ([`LaneControl::shared`]) the lane is one of several nodes' views of the same
+//! endpoint. The node then also keeps within the *share* of the lane it was last granted, reports
+//! its halvings, successes and pauses with [`LaneControl::report`] instead of raising its limit
+//! itself, and adopts the shared limit and pause from each grant ([`LaneControl::adopt`]). A
+//! halving still applies locally at once, so a node backs off before its next report.
 
 use std::time::{Duration, Instant};
 
@@ -92,6 +98,36 @@ pub struct LaneControl {
     tokens: f64,
     refilled_at: Instant,
     paused_until: Option<Instant>,
+    /// In a cluster: the attempts this node may have in flight, and what it has not reported yet.
+    cluster: Option<ClusterView>,
+}
+
+/// A node's view of a lane shared by a cluster.
+#[derive(Debug, Clone, Default)]
+struct ClusterView {
+    /// The attempts this node may have in flight (0 until the first grant).
+    share: u32,
+    /// The shared limit's epoch at the last grant.
+    shared_epoch: u64,
+    /// A halving since the last report.
+    halved: bool,
+    /// Successes since the last report.
+    successes: u32,
+}
+
+/// What a node tells the cluster about its lane (see [`LaneControl::report`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneUsage {
+    /// Attempts in flight.
+    pub in_flight: u32,
+    /// The shared epoch the halving (if any) answered.
+    pub epoch: u64,
+    /// An overload halved the limit since the last report.
+    pub halved: bool,
+    /// Successes since the last report.
+    pub successes: u32,
+    /// How much longer the lane is paused here.
+    pub paused_for: Duration,
 }
 
 impl LaneControl {
@@ -106,6 +142,90 @@ impl LaneControl {
             tokens: burst(limits.rate()),
             refilled_at: now,
             paused_until: None,
+            cluster: None,
+        }
+    }
+
+    /// A lane shared with other nodes: like [`new`](Self::new), but nothing starts before the
+    /// first grant ([`adopt`](Self::adopt)).
+    pub fn shared(limits: LaneLimits, now: Instant) -> Self {
+        Self {
+            cluster: Some(ClusterView::default()),
+            ..Self::new(limits, now)
+        }
+    }
+
+    /// The attempts this node may have in flight: its limit, or its share of a shared lane if
+    /// lower.
+    pub fn effective_limit(&self) -> u32 {
+        match &self.cluster {
+            Some(cluster) => self.limit.min(cluster.share),
+            None => self.limit,
+        }
+    }
+
+    /// Whether a halving happened since the last [`report`](Self::report) (worth reporting at
+    /// once, so that the other nodes back off too).
+    pub fn has_news(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|cluster| cluster.halved)
+    }
+
+    /// Takes what happened since the last report, for the cluster.
+    pub fn report(&mut self, now: Instant) -> LaneUsage {
+        let paused_for = self
+            .paused_until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        let (epoch, halved, successes) = match &mut self.cluster {
+            Some(cluster) => (
+                cluster.shared_epoch,
+                std::mem::take(&mut cluster.halved),
+                std::mem::take(&mut cluster.successes),
+            ),
+            None => (0, false, 0),
+        };
+        LaneUsage {
+            in_flight: self.in_flight,
+            epoch,
+            halved,
+            successes,
+            paused_for,
+        }
+    }
+
+    /// Applies a grant of the cluster: the shared limit (a fall counts as a halving here too, so
+    /// that attempts started before it do not halve again), this node's share, the shared pause.
+    /// Does nothing on a lane that is not shared.
+    pub fn adopt(
+        &mut self,
+        limit: u32,
+        share: u32,
+        epoch: u64,
+        paused_for: Duration,
+        now: Instant,
+    ) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let limit = limit.clamp(1, self.limits.max_concurrency());
+        if limit < self.limit {
+            self.epoch += 1;
+        }
+        self.limit = limit;
+        cluster.share = share;
+        cluster.shared_epoch = epoch;
+        if let Some(until) = now
+            .checked_add(paused_for)
+            .filter(|_| !paused_for.is_zero())
+        {
+            self.paused_until = Some(self.paused_until.map_or(until, |old| old.max(until)));
+        }
+    }
+
+    /// Withdraws this node's share (its grant is too old to rely on: the other nodes may have
+    /// taken it back). Attempts in flight finish; no new one starts before the next grant.
+    pub fn revoke_share(&mut self) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.share = 0;
         }
     }
 
@@ -157,7 +277,7 @@ impl LaneControl {
                 wake_at: Some(until),
             };
         }
-        let free_slots = self.limit.saturating_sub(self.in_flight);
+        let free_slots = self.effective_limit().saturating_sub(self.in_flight);
         if free_slots == 0 {
             return Room {
                 available: 0,
@@ -206,13 +326,20 @@ impl LaneControl {
     pub fn finish(&mut self, slot: Slot, verdict: &Verdict, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         match *verdict {
-            Verdict::Delivered => self.raise(),
+            Verdict::Delivered => match &mut self.cluster {
+                // The shared limit rises with every node's successes, in the cluster's count.
+                Some(cluster) => cluster.successes = cluster.successes.saturating_add(1),
+                None => self.raise(),
+            },
             Verdict::Retry {
                 retry_after,
                 overload,
             } => {
                 if overload && slot.epoch == self.epoch {
                     self.halve();
+                    if let Some(cluster) = &mut self.cluster {
+                        cluster.halved = true;
+                    }
                 }
                 if let Some(until) = retry_after.and_then(|wait| now.checked_add(wait)) {
                     self.paused_until = Some(self.paused_until.map_or(until, |old| old.max(until)));
@@ -593,5 +720,107 @@ mod tests {
             "an older instant adds no tokens"
         );
         assert_eq!(lane.room(later + 500 * MS).available, 1);
+    }
+
+    fn shared(max_concurrency: u32, now: Instant) -> LaneControl {
+        LaneControl::shared(
+            LaneLimits {
+                max_concurrency,
+                rate_limit: None,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn a_shared_lane_starts_nothing_before_its_first_grant() {
+        let t0 = Instant::now();
+        let mut lane = shared(20, t0);
+        assert_eq!(lane.room(t0).available, 0);
+        lane.adopt(20, 7, 0, Duration::ZERO, t0);
+        assert_eq!((lane.room(t0).available, lane.effective_limit()), (7, 7));
+        let slots = fill(&mut lane, t0);
+        assert_eq!(slots.len(), 7, "no more than the share");
+        lane.revoke_share();
+        for slot in slots {
+            lane.finish(slot, &Verdict::Delivered, t0);
+        }
+        assert_eq!(lane.room(t0).available, 0, "a revoked share starts nothing");
+    }
+
+    #[test]
+    fn a_shared_lane_reports_successes_instead_of_raising_alone() {
+        let t0 = Instant::now();
+        let mut lane = shared(20, t0);
+        lane.adopt(4, 4, 3, Duration::ZERO, t0);
+        for slot in fill(&mut lane, t0) {
+            lane.finish(slot, &Verdict::Delivered, t0);
+        }
+        assert_eq!(lane.limit(), 4, "the cluster raises the shared limit");
+        let usage = lane.report(t0);
+        assert_eq!(
+            usage,
+            LaneUsage {
+                in_flight: 0,
+                epoch: 3,
+                halved: false,
+                successes: 4,
+                paused_for: Duration::ZERO
+            }
+        );
+        assert_eq!(lane.report(t0).successes, 0, "taken by the report");
+    }
+
+    #[test]
+    fn a_shared_lane_halves_at_once_and_reports_it_once() {
+        let t0 = Instant::now();
+        let mut lane = shared(20, t0);
+        lane.adopt(20, 20, 0, Duration::ZERO, t0);
+        let slots = fill(&mut lane, t0);
+        for slot in slots {
+            lane.finish(slot, &retry(Some(Duration::from_secs(2)), true), t0);
+        }
+        assert_eq!(
+            lane.limit(),
+            10,
+            "one halving for the burst, applied locally at once"
+        );
+        assert!(lane.has_news());
+        let usage = lane.report(t0);
+        assert!(usage.halved);
+        assert_eq!(usage.paused_for, Duration::from_secs(2));
+        assert!(!lane.has_news());
+    }
+
+    #[test]
+    fn a_grant_brings_the_shared_limit_and_pause() {
+        let t0 = Instant::now();
+        let mut lane = shared(20, t0);
+        lane.adopt(20, 10, 0, Duration::ZERO, t0);
+        let mut slots = fill(&mut lane, t0);
+        // Another node halved: attempts started before do not halve again here.
+        lane.adopt(10, 5, 1, Duration::from_millis(300), t0);
+        assert_eq!(lane.limit(), 10);
+        let slot = slots.pop().unwrap_or_else(|| panic!("ten slots"));
+        lane.finish(slot, &retry(None, true), t0);
+        assert_eq!(lane.limit(), 10);
+        assert_eq!(
+            lane.room(t0).wake_at,
+            Some(t0 + 300 * MS),
+            "paused cluster-wide"
+        );
+        assert_eq!(lane.report(t0).epoch, 1);
+        for slot in slots {
+            lane.finish(slot, &Verdict::Delivered, t0);
+        }
+        assert_eq!(lane.room(t0 + 300 * MS).available, 5);
+    }
+
+    #[test]
+    fn adopt_does_nothing_on_a_lane_of_one_node() {
+        let t0 = Instant::now();
+        let mut lane = lane(20, None, t0);
+        lane.adopt(3, 1, 9, Duration::from_secs(5), t0);
+        assert_eq!((lane.limit(), lane.room(t0).available), (20, 20));
     }
 }

@@ -11,6 +11,7 @@ mod client;
 mod engine;
 mod error;
 mod lane;
+mod lane_sync;
 mod replay;
 mod retention;
 mod test_auth;
@@ -25,7 +26,7 @@ pub use engine::{
     LaneStatsHandle, PolicySource,
 };
 pub use error::DeliveryError;
-pub use lane::{LaneControl, LaneLimits, Room, Slot};
+pub use lane::{LaneControl, LaneLimits, LaneUsage, Room, Slot};
 pub use replay::{ReplayFailure, ReplayMode, ReplayReport, Replayed, replay};
 pub use retention::run_retention;
 pub use test_auth::test_authentication;

@@ -10,10 +10,13 @@
 //!   nodes.
 //! - **Claims** use `FOR UPDATE SKIP LOCKED` and a lease (`next_at` moves to the lease's end), so
 //!   nodes never block each other and a dead node's jobs come back when its leases end.
+//! - **Lanes** keep their flow control cluster-wide: each node reports its use of a lane a few
+//!   times a second and is granted a share of the lane's shared adaptive limit (`lanes.rs`).
 //! - **Wake-ups**: commits and replays `NOTIFY` a channel; a background `LISTEN`er on every node
 //!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
 
 mod error;
+mod lanes;
 mod migrations;
 mod queries;
 mod rollup;
@@ -25,8 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
-    OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
+    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant, LaneReport, NewEvent,
+    NewReplay, Overview, OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats,
+    UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -230,6 +234,15 @@ impl Store for PostgresStore {
     ) -> Result<Vec<DueJob>, StoreError> {
         self.check_open()?;
         Ok(queries::claim(&self.pool, endpoint, now, lease_until, limit).await?)
+    }
+
+    fn shares_lanes(&self) -> bool {
+        true
+    }
+
+    async fn sync_lane(&self, report: LaneReport) -> Result<LaneGrant, StoreError> {
+        self.check_open()?;
+        Ok(lanes::sync(&self.pool, &report).await?)
     }
 
     async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError> {

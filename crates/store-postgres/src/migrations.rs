@@ -171,6 +171,28 @@ WHERE job_queue.last_seq > 0
 GROUP BY jobs.destination_id, jobs.subscription_id;
 "#;
 
+/// Version 4: cluster-wide lane flow control (see `lanes.rs`): the shared adaptive limit of each
+/// lane, and each node's share of it, held under a lease.
+const V4: &str = r#"
+CREATE TABLE lane_control (
+    endpoint        TEXT    PRIMARY KEY,
+    lane_limit      INTEGER NOT NULL,
+    max_concurrency INTEGER NOT NULL,
+    epoch           BIGINT  NOT NULL,
+    successes       INTEGER NOT NULL,
+    paused_until    BIGINT  NOT NULL
+);
+
+CREATE TABLE lane_shares (
+    endpoint    TEXT    NOT NULL,
+    node        TEXT    NOT NULL,
+    held        INTEGER NOT NULL,
+    want        INTEGER NOT NULL,
+    lease_until BIGINT  NOT NULL,
+    PRIMARY KEY (endpoint, node)
+);
+"#;
+
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -182,6 +204,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "delivery overview rollups",
         sql: V2,
+    },
+    Migration {
+        version: 4,
+        name: "cluster-wide lane flow control",
+        sql: V4,
     },
 ];
 

@@ -68,7 +68,7 @@ mod cluster {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 4]);
         drop(stores);
     }
 

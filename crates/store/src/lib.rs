@@ -7,6 +7,7 @@
 
 mod admission;
 mod error;
+pub mod lane_share;
 mod model;
 pub mod rollup;
 
@@ -23,9 +24,10 @@ pub use error::{BoxError, StoreError};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
-    JobRecord, JobState, JobTransition, LaneBacklog, LaneDue, LatencySummary, NewDiscard, NewEvent,
-    NewJob, NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewPoint, OverviewQuery,
-    OverviewTotals, PruneOutcome, StoreStats, UnixMillis, UnknownName,
+    JobRecord, JobState, JobTransition, LaneBacklog, LaneDue, LaneGrant, LaneReport,
+    LatencySummary, NewDiscard, NewEvent, NewJob, NewReplay, Overview, OverviewBucket,
+    OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, StoreStats,
+    UnixMillis, UnknownName,
 };
 
 /// Durable storage for events, their routing outcomes (jobs, discards), the jobs' transitions and
@@ -126,6 +128,29 @@ pub trait Store: Send + Sync {
     /// Notified whenever committed work may have made jobs due (new jobs, replays), so that an
     /// idle delivery engine starts at once instead of polling.
     fn job_signal(&self) -> Arc<Notify>;
+
+    /// True when other processes deliver from this store too (clustered mode): each lane's flow
+    /// control must then be shared through [`Store::sync_lane`]. Engines serving one process
+    /// answer false, and the node's own limits are the whole story.
+    fn shares_lanes(&self) -> bool {
+        false
+    }
+
+    /// Reports this node's use of a lane and answers the share of the lane's cluster-wide limit
+    /// it may use until its next report: shares of live nodes add up to at most the shared
+    /// adaptive limit, which halves once per overload whichever node saw it, rises with the
+    /// successes of all, and pauses for the longest `Retry-After` any node was given. A node
+    /// that stops reporting loses its share after its lease. Engines that do not share lanes
+    /// grant the whole configured limit.
+    async fn sync_lane(&self, report: LaneReport) -> Result<LaneGrant, StoreError> {
+        let limit = report.max_concurrency.max(1);
+        Ok(LaneGrant {
+            limit,
+            share: limit,
+            epoch: report.epoch,
+            paused_ms: report.paused_ms,
+        })
+    }
 
     /// The latest saved configuration, if any was saved.
     async fn load_config(&self) -> Result<Option<ConfigDocument>, StoreError>;

@@ -399,6 +399,52 @@ pub struct LaneDue {
     pub next_at: UnixMillis,
 }
 
+/// What one node tells the cluster about its use of a lane (see [`Store::sync_lane`]).
+///
+/// [`Store::sync_lane`]: crate::Store::sync_lane
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneReport {
+    /// The lane key (see [`NewJob::endpoint`]).
+    pub endpoint: String,
+    /// This process's identity in the cluster, unique per process run.
+    pub node: String,
+    /// The lane's configured concurrency, the ceiling of the shared adaptive limit.
+    pub max_concurrency: u32,
+    /// The most attempts this node may have in flight until it applies the answer: those in
+    /// flight now, or its current share if more (it may start up to that meanwhile).
+    pub in_flight_bound: u32,
+    /// Attempts this node could have in flight now (its due work), at most the limit.
+    pub want: u32,
+    /// The shared limit's epoch this node last saw: a halving reported against an older epoch
+    /// answered an overload another node already halved for, and does not halve again.
+    pub epoch: u64,
+    /// An overload (429, 503, timeout) halved this node's limit since its last report.
+    pub halved: bool,
+    /// Successful attempts since its last report (they raise the shared limit additively).
+    pub successes: u32,
+    /// How much longer this node's lane stays paused by a `Retry-After`, in milliseconds.
+    pub paused_ms: u64,
+    /// How long the share granted stays reserved for this node without another report, in
+    /// milliseconds: if the node dies, its share returns to the others after this.
+    pub lease_ms: u64,
+}
+
+/// A lane's cluster-wide flow control as one node may apply it (see [`Store::sync_lane`]).
+///
+/// [`Store::sync_lane`]: crate::Store::sync_lane
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneGrant {
+    /// The shared adaptive concurrency limit, across every node.
+    pub limit: u32,
+    /// How many attempts this node may have in flight: the nodes' shares never add up to more
+    /// than `limit` (except while attempts started under a higher limit finish).
+    pub share: u32,
+    /// The shared limit's epoch (bumped at every halving).
+    pub epoch: u64,
+    /// How much longer the whole lane is paused, cluster-wide, in milliseconds (0: not paused).
+    pub paused_ms: u64,
+}
+
 /// A lane (endpoint) and how many jobs it holds that are not yet terminal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneBacklog {
