@@ -9,15 +9,11 @@
 use std::collections::BTreeMap;
 
 use junction_store::{
-    DiscardReason, JobState, NewEvent, Overview, OverviewCounts, OverviewPoint, OverviewQuery,
-    OverviewTotals, StoreError, UnixMillis,
+    DiscardReason, JobState, NewEvent, Overview, OverviewQuery, OverviewTotals, UnixMillis,
 };
 use sqlx::{PgConnection, PgPool, Row};
 
-use junction_store::rollup::{
-    Histogram, MINUTE_MS, Outcome, add_to_destination, add_to_mapping, latency_bin, minute_of,
-    newest, summarise,
-};
+use junction_store::rollup::{MINUTE_MS, Outcome, OverviewBuilder, latency_bin, minute_of};
 
 use crate::error::Error;
 
@@ -319,39 +315,14 @@ async fn samples(
 /// The delivery overview: sums the window's rollup minutes into the destination's and each
 /// mapping's totals and the series, in one read-only snapshot.
 pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Overview, Error> {
-    if query.points() > OverviewQuery::MAX_POINTS {
-        return Err(StoreError::InvalidRequest {
-            detail: format!(
-                "the series would have {} points, more than {}",
-                query.points(),
-                OverviewQuery::MAX_POINTS
-            ),
-        }
-        .into());
-    }
+    let mut overview = OverviewBuilder::new(query)?;
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
     let destination = query.destination_id.as_str();
-    let scope = query.subscription_id.as_deref();
-    let from_minute = minute_of(query.from);
-    let until_minute = if query.until > query.from {
-        minute_of(query.until.saturating_sub(1)) + 1
-    } else {
-        from_minute
-    };
-    let step = query.bucket.millis();
-    let first = query.first_bucket();
-    let mut series: Vec<OverviewPoint> = (0..query.points())
-        .map(|n| OverviewPoint {
-            start: first + i64::try_from(n).unwrap_or(i64::MAX) * step,
-            ..OverviewPoint::default()
-        })
-        .collect();
-    let point = |minute: i64| -> Option<usize> {
-        usize::try_from((minute * MINUTE_MS - first).div_euclid(step)).ok()
-    };
+    let (from_minute, until_minute) = overview.minutes();
+    let scope = overview.scope().map(str::to_owned);
 
     // `$4` NULL: every mapping; otherwise only the scoped mapping's rows.
     let rows = sqlx::query(
@@ -362,32 +333,14 @@ pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Ove
     .bind(destination)
     .bind(from_minute)
     .bind(until_minute)
-    .bind(scope)
+    .bind(&scope)
     .fetch_all(&mut *tx)
     .await?;
-    let mut destination_counts = OverviewCounts::default();
-    let mut mappings: BTreeMap<String, OverviewTotals> = BTreeMap::new();
     for row in &rows {
-        let minute: i64 = row.try_get(0)?;
-        let subscription: String = row.try_get(1)?;
         let outcome =
             Outcome::parse(row.try_get(2)?).map_err(|err| Error::Corrupt(err.to_string()))?;
         let n = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
-        let destination_row = subscription.is_empty();
-        add_to_destination(&mut destination_counts, destination_row, outcome, n);
-        if !destination_row {
-            add_to_mapping(
-                &mut mappings.entry(subscription).or_default().counts,
-                outcome,
-                n,
-            );
-        }
-        if let Some(point) = point(minute).and_then(|index| series.get_mut(index)) {
-            match scope {
-                Some(_) => add_to_mapping(&mut point.counts, outcome, n),
-                None => add_to_destination(&mut point.counts, destination_row, outcome, n),
-            }
-        }
+        overview.add_count(row.try_get(0)?, row.try_get(1)?, outcome, n);
     }
 
     let rows = sqlx::query(
@@ -398,29 +351,12 @@ pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Ove
     .bind(destination)
     .bind(from_minute)
     .bind(until_minute)
-    .bind(scope)
+    .bind(&scope)
     .fetch_all(&mut *tx)
     .await?;
-    let mut destination_latency = Histogram::new();
-    let mut mapping_latency: BTreeMap<String, Histogram> = BTreeMap::new();
-    let mut series_latency: Vec<Histogram> = vec![Histogram::new(); series.len()];
     for row in &rows {
-        let minute: i64 = row.try_get(0)?;
-        let subscription: String = row.try_get(1)?;
-        let bin: i64 = row.try_get(2)?;
         let n = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
-        *destination_latency.entry(bin).or_default() += n;
-        *mapping_latency
-            .entry(subscription)
-            .or_default()
-            .entry(bin)
-            .or_default() += n;
-        if let Some(histogram) = point(minute).and_then(|index| series_latency.get_mut(index)) {
-            *histogram.entry(bin).or_default() += n;
-        }
-    }
-    for (point, histogram) in series.iter_mut().zip(&series_latency) {
-        point.latency = summarise(histogram);
+        overview.add_latency(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, n);
     }
 
     let rows = sqlx::query(
@@ -429,99 +365,23 @@ pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Ove
     .bind(destination)
     .fetch_all(&mut *tx)
     .await?;
-    let mut gauges: BTreeMap<String, u64> = BTreeMap::new();
     for row in &rows {
-        let subscription: String = row.try_get(0)?;
+        // A gauge is never negative; clamp rather than fail on a drifted one.
         let value = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
-        if scope.is_none_or(|scope| scope == subscription) && value > 0 {
-            gauges.insert(subscription, value);
-        }
+        overview.add_gauge(row.try_get(0)?, value);
     }
 
-    let window = (from_minute, until_minute);
-    let mut destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>> = BTreeMap::new();
-    let mut destination_failed: Vec<(i64, String)> = Vec::new();
-    for (subscription, totals) in &mut mappings {
-        let reasons: Vec<DiscardReason> = totals
-            .counts
-            .discarded
-            .iter()
-            .filter(|(_, count)| **count > 0)
-            .map(|(reason, _)| *reason)
-            .collect();
-        for reason in reasons {
-            let found = samples(
-                &mut tx,
-                destination,
-                subscription,
-                Outcome::Discard(reason),
-                window,
-            )
-            .await?;
-            if reason != DiscardReason::NotMatched {
-                destination_samples
-                    .entry(reason)
-                    .or_default()
-                    .extend(found.iter().cloned());
-            }
-            totals.discard_samples.insert(reason, newest(found));
-        }
-        let mut failed = Vec::new();
-        for (outcome, count) in [
-            (Outcome::FailedDiscarded, totals.counts.failed_discarded),
-            (Outcome::FailedExpired, totals.counts.failed_expired),
-        ] {
-            if count > 0 {
-                failed.extend(samples(&mut tx, destination, subscription, outcome, window).await?);
-            }
-        }
-        destination_failed.extend(failed.iter().cloned());
-        totals.failed_samples = newest(failed);
-    }
-    if scope.is_none() {
-        for reason in [
-            DiscardReason::IntegrationsFiltered,
-            DiscardReason::NotMatched,
-        ] {
-            if destination_counts.discard_count(reason) > 0 {
-                let found =
-                    samples(&mut tx, destination, "", Outcome::Discard(reason), window).await?;
-                destination_samples.entry(reason).or_default().extend(found);
-            }
-        }
+    for wanted in overview.samples_wanted() {
+        let found = samples(
+            &mut tx,
+            destination,
+            &wanted.subscription,
+            wanted.outcome,
+            (from_minute, until_minute),
+        )
+        .await?;
+        overview.add_samples(&wanted, found);
     }
     tx.commit().await?;
-
-    for (subscription, value) in &gauges {
-        mappings
-            .entry(subscription.clone())
-            .or_default()
-            .awaiting_retry = *value;
-    }
-    for (subscription, histogram) in &mapping_latency {
-        if let Some(totals) = mappings.get_mut(subscription) {
-            totals.latency = summarise(histogram);
-        }
-    }
-    let totals = match scope {
-        Some(scope) => mappings.get(scope).cloned().unwrap_or_default(),
-        None => OverviewTotals {
-            counts: destination_counts,
-            discard_samples: destination_samples
-                .into_iter()
-                .map(|(reason, found)| (reason, newest(found)))
-                .collect(),
-            failed_samples: newest(destination_failed),
-            awaiting_retry: gauges.values().sum(),
-            latency: summarise(&destination_latency),
-        },
-    };
-    Ok(Overview {
-        from: from_minute * MINUTE_MS,
-        until: until_minute * MINUTE_MS,
-        bucket: query.bucket,
-        totals,
-        mappings,
-        series,
-    })
+    Ok(overview.finish())
 }

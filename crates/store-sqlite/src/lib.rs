@@ -278,15 +278,6 @@ impl Store for SqliteStore {
     }
 
     async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError> {
-        let points = query.points();
-        if points > OverviewQuery::MAX_POINTS {
-            return Err(StoreError::InvalidRequest {
-                detail: format!(
-                    "an overview series of {points} points: at most {} per request",
-                    OverviewQuery::MAX_POINTS
-                ),
-            });
-        }
         self.readers
             .run(move |conn| queries::overview(conn, &query))
             .await

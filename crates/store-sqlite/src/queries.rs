@@ -2,13 +2,12 @@
 //! writer's connection), and the queries themselves, each in one read transaction so that an event
 //! and its jobs come from the same snapshot.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use junction_store::{
-    ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardReason, EventId,
-    EventRecord, JobRecord, LaneBacklog, LaneDue, Overview, OverviewCounts, OverviewPoint,
-    OverviewQuery, OverviewTotals, StoreError, UnixMillis,
+    ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, EventId, EventRecord,
+    JobRecord, LaneBacklog, LaneDue, Overview, OverviewQuery, OverviewTotals, StoreError,
+    UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::Semaphore;
@@ -20,9 +19,7 @@ use crate::model::{
     transition_from_row,
 };
 use crate::recent::RecentKeys;
-use junction_store::rollup::{
-    Histogram, MINUTE_MS, Outcome, add_to_destination, add_to_mapping, minute_of, newest, summarise,
-};
+use junction_store::rollup::{Outcome, OverviewBuilder};
 
 /// The read-only connections, the permits that bound how many reads run at once, and the recent
 /// message keys that lookups by message id consult besides the index file.
@@ -388,49 +385,25 @@ pub(crate) fn load_config(conn: &mut Connection) -> Result<Option<ConfigDocument
 /// destination's and each mapping's totals and the series, reads the newest samples of each
 /// counter with a backwards index range, and the awaiting-retry gauges. One read transaction.
 pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<Overview, Error> {
+    let mut overview = OverviewBuilder::new(query)?;
     let tx = conn.transaction()?;
     let destination = query.destination_id.as_str();
-    let scope = query.subscription_id.as_deref();
-    let from_minute = minute_of(query.from);
-    // Exclusive, rounded up: the minute holding the window's last millisecond counts whole.
-    let until_minute = if query.until > query.from {
-        minute_of(query.until.saturating_sub(1)) + 1
-    } else {
-        from_minute
-    };
-    let step = query.bucket.millis();
-    let first = query.first_bucket();
-    let mut series: Vec<OverviewPoint> = (0..query.points())
-        .map(|n| OverviewPoint {
-            start: first + i64::try_from(n).unwrap_or(i64::MAX) * step,
-            ..OverviewPoint::default()
-        })
-        .collect();
-    let point = |minute: i64| -> Option<usize> {
-        usize::try_from((minute * MINUTE_MS - first).div_euclid(step)).ok()
-    };
-
+    let (from_minute, until_minute) = overview.minutes();
     // `subscription_id = ''` holds destination-level counters; a scoped query reads only its
     // mapping's rows.
-    let scope_filter = if scope.is_some() {
+    let scope_filter = if overview.scope().is_some() {
         " AND subscription_id = ?4"
     } else {
         ""
-    };
-    let bind_scope = |params: &mut Vec<rusqlite::types::Value>| {
-        if let Some(scope) = scope {
-            params.push(rusqlite::types::Value::Text(scope.to_owned()));
-        }
     };
     let mut params: Vec<rusqlite::types::Value> = vec![
         rusqlite::types::Value::Text(destination.to_owned()),
         rusqlite::types::Value::Integer(from_minute),
         rusqlite::types::Value::Integer(until_minute),
     ];
-    bind_scope(&mut params);
-
-    let mut destination_counts = OverviewCounts::default();
-    let mut mappings: BTreeMap<String, OverviewTotals> = BTreeMap::new();
+    if let Some(scope) = overview.scope() {
+        params.push(rusqlite::types::Value::Text(scope.to_owned()));
+    }
     {
         let sql = format!(
             "SELECT minute, subscription_id, outcome, n FROM overview_counts
@@ -439,32 +412,13 @@ pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<O
         let mut stmt = tx.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
         while let Some(row) = rows.next()? {
-            let minute: i64 = row.get(0)?;
             let subscription = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
             let outcome = Outcome::parse(row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?)
                 .map_err(|err| Error::Corrupt(err.to_string()))?;
             let n = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
-            let destination_row = subscription.is_empty();
-            add_to_destination(&mut destination_counts, destination_row, outcome, n);
-            if !destination_row {
-                let totals = match mappings.get_mut(subscription) {
-                    Some(totals) => totals,
-                    None => mappings.entry(subscription.to_owned()).or_default(),
-                };
-                add_to_mapping(&mut totals.counts, outcome, n);
-            }
-            if let Some(point) = point(minute).and_then(|index| series.get_mut(index)) {
-                match scope {
-                    Some(_) => add_to_mapping(&mut point.counts, outcome, n),
-                    None => add_to_destination(&mut point.counts, destination_row, outcome, n),
-                }
-            }
+            overview.add_count(row.get(0)?, subscription, outcome, n);
         }
     }
-
-    let mut destination_latency = Histogram::new();
-    let mut mapping_latency: BTreeMap<String, Histogram> = BTreeMap::new();
-    let mut series_latency: Vec<Histogram> = vec![Histogram::new(); series.len()];
     {
         let sql = format!(
             "SELECT minute, subscription_id, bin, n FROM overview_latency
@@ -473,124 +427,35 @@ pub(crate) fn overview(conn: &mut Connection, query: &OverviewQuery) -> Result<O
         let mut stmt = tx.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
         while let Some(row) = rows.next()? {
-            let minute: i64 = row.get(0)?;
-            let subscription: String = row.get(1)?;
-            let bin: i64 = row.get(2)?;
+            let subscription = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
             let n = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
-            *destination_latency.entry(bin).or_default() += n;
-            *mapping_latency
-                .entry(subscription)
-                .or_default()
-                .entry(bin)
-                .or_default() += n;
-            if let Some(histogram) = point(minute).and_then(|index| series_latency.get_mut(index)) {
-                *histogram.entry(bin).or_default() += n;
-            }
+            overview.add_latency(row.get(0)?, subscription, row.get(2)?, n);
         }
     }
-    for (point, histogram) in series.iter_mut().zip(&series_latency) {
-        point.latency = summarise(histogram);
-    }
-
-    let mut gauges: BTreeMap<String, u64> = BTreeMap::new();
     {
         let mut stmt = tx.prepare_cached(
             "SELECT subscription_id, awaiting_retry FROM overview_gauges WHERE destination_id = ?1",
         )?;
         let mut rows = stmt.query([destination])?;
         while let Some(row) = rows.next()? {
-            let subscription: String = row.get(0)?;
+            let subscription = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
             // A gauge is never negative; clamp rather than fail on a drifted one.
             let value = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
-            if scope.is_none_or(|scope| scope == subscription) && value > 0 {
-                gauges.insert(subscription, value);
-            }
+            overview.add_gauge(subscription, value);
         }
     }
-
-    // Samples: the newest of each counter that has any, per mapping; the destination's are the
-    // newest of its own counters and of its mappings'.
-    let window = (from_minute, until_minute);
-    let mut destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>> = BTreeMap::new();
-    let mut destination_failed: Vec<(i64, String)> = Vec::new();
-    for (subscription, totals) in &mut mappings {
-        for (&reason, &count) in &totals.counts.discarded {
-            if count == 0 {
-                continue;
-            }
-            let found = samples(
-                &tx,
-                destination,
-                subscription,
-                Outcome::Discard(reason),
-                window,
-            )?;
-            // The destination counts events no mapping matched on its own row.
-            if reason != DiscardReason::NotMatched {
-                destination_samples
-                    .entry(reason)
-                    .or_default()
-                    .extend(found.iter().cloned());
-            }
-            totals.discard_samples.insert(reason, newest(found));
-        }
-        let mut failed = Vec::new();
-        for (outcome, count) in [
-            (Outcome::FailedDiscarded, totals.counts.failed_discarded),
-            (Outcome::FailedExpired, totals.counts.failed_expired),
-        ] {
-            if count > 0 {
-                failed.extend(samples(&tx, destination, subscription, outcome, window)?);
-            }
-        }
-        destination_failed.extend(failed.iter().cloned());
-        totals.failed_samples = newest(failed);
+    for wanted in overview.samples_wanted() {
+        let found = samples(
+            &tx,
+            destination,
+            &wanted.subscription,
+            wanted.outcome,
+            (from_minute, until_minute),
+        )?;
+        overview.add_samples(&wanted, found);
     }
-    if scope.is_none() {
-        for reason in [
-            DiscardReason::IntegrationsFiltered,
-            DiscardReason::NotMatched,
-        ] {
-            if destination_counts.discard_count(reason) > 0 {
-                let found = samples(&tx, destination, "", Outcome::Discard(reason), window)?;
-                destination_samples.entry(reason).or_default().extend(found);
-            }
-        }
-    }
-
-    for (subscription, value) in &gauges {
-        mappings
-            .entry(subscription.clone())
-            .or_default()
-            .awaiting_retry = *value;
-    }
-    for (subscription, histogram) in &mapping_latency {
-        if let Some(totals) = mappings.get_mut(subscription) {
-            totals.latency = summarise(histogram);
-        }
-    }
-    let totals = match scope {
-        Some(scope) => mappings.get(scope).cloned().unwrap_or_default(),
-        None => OverviewTotals {
-            counts: destination_counts,
-            discard_samples: destination_samples
-                .into_iter()
-                .map(|(reason, found)| (reason, newest(found)))
-                .collect(),
-            failed_samples: newest(destination_failed),
-            awaiting_retry: gauges.values().sum(),
-            latency: summarise(&destination_latency),
-        },
-    };
     tx.finish()?;
-    Ok(Overview {
-        from: from_minute * MINUTE_MS,
-        until: until_minute * MINUTE_MS,
-        bucket: query.bucket,
-        totals,
-        mappings,
-        series,
-    })
+    Ok(overview.finish())
 }
 
 /// The newest samples of one counter in the window, with their minutes: a backwards range read

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::{
-    DiscardReason, LatencySummary, OverviewCounts, OverviewTotals, UnixMillis, UnknownName,
+    DiscardReason, LatencySummary, Overview, OverviewBucket, OverviewCounts, OverviewPoint,
+    OverviewQuery, OverviewTotals, StoreError, UnixMillis, UnknownName,
 };
 
 /// Rollup rows are kept per minute: the finest grain of a series.
@@ -192,6 +193,273 @@ pub fn newest(mut found: Vec<(i64, String)>) -> Vec<String> {
         }
     }
     ids
+}
+
+/// One list of samples an overview needs: the newest `messageId`s of one counter of one mapping
+/// (`subscription` empty: the destination's own row) within the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamplesWanted {
+    /// The mapping, or empty for the destination's own counters.
+    pub subscription: String,
+    /// The counter.
+    pub outcome: Outcome,
+}
+
+/// Assembles an [`Overview`] from an engine's rollup rows, so that every engine answers
+/// [`crate::Store::overview`] alike: the engine reads the window's count, latency and gauge rows
+/// and feeds them in, then reads the [`samples_wanted`](Self::samples_wanted) and feeds those.
+#[derive(Debug)]
+pub struct OverviewBuilder {
+    scope: Option<String>,
+    from_minute: i64,
+    until_minute: i64,
+    first: UnixMillis,
+    step: i64,
+    bucket: OverviewBucket,
+    series: Vec<OverviewPoint>,
+    series_latency: Vec<Histogram>,
+    destination_counts: OverviewCounts,
+    destination_latency: Histogram,
+    mappings: BTreeMap<String, OverviewTotals>,
+    mapping_latency: BTreeMap<String, Histogram>,
+    mapping_failed: BTreeMap<String, Vec<(i64, String)>>,
+    gauges: BTreeMap<String, u64>,
+    destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>>,
+    destination_failed: Vec<(i64, String)>,
+}
+
+impl OverviewBuilder {
+    /// An empty overview of `query`'s window; fails with [`StoreError::InvalidRequest`] when its
+    /// series would have more than [`OverviewQuery::MAX_POINTS`] points.
+    pub fn new(query: &OverviewQuery) -> Result<Self, StoreError> {
+        let points = query.points();
+        if points > OverviewQuery::MAX_POINTS {
+            return Err(StoreError::InvalidRequest {
+                detail: format!(
+                    "the series would have {points} points, more than {}",
+                    OverviewQuery::MAX_POINTS
+                ),
+            });
+        }
+        let from_minute = minute_of(query.from);
+        // Exclusive, rounded up: the minute holding the window's last millisecond counts whole.
+        let until_minute = if query.until > query.from {
+            minute_of(query.until.saturating_sub(1)) + 1
+        } else {
+            from_minute
+        };
+        let step = query.bucket.millis();
+        let first = query.first_bucket();
+        let series: Vec<OverviewPoint> = (0..points)
+            .map(|n| OverviewPoint {
+                start: first + i64::try_from(n).unwrap_or(i64::MAX) * step,
+                ..OverviewPoint::default()
+            })
+            .collect();
+        Ok(OverviewBuilder {
+            scope: query.subscription_id.clone(),
+            from_minute,
+            until_minute,
+            first,
+            step,
+            bucket: query.bucket,
+            series_latency: vec![Histogram::new(); series.len()],
+            series,
+            destination_counts: OverviewCounts::default(),
+            destination_latency: Histogram::new(),
+            mappings: BTreeMap::new(),
+            mapping_latency: BTreeMap::new(),
+            mapping_failed: BTreeMap::new(),
+            gauges: BTreeMap::new(),
+            destination_samples: BTreeMap::new(),
+            destination_failed: Vec::new(),
+        })
+    }
+
+    /// The rollup minutes to read: `from` inclusive, `until` exclusive.
+    pub fn minutes(&self) -> (i64, i64) {
+        (self.from_minute, self.until_minute)
+    }
+
+    /// The mapping the overview is scoped to, if any: the engine reads only its rows (and its
+    /// gauge), while a destination overview reads every row of the destination.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    fn point(&self, minute: i64) -> Option<usize> {
+        usize::try_from((minute * MINUTE_MS - self.first).div_euclid(self.step)).ok()
+    }
+
+    /// Adds one stored counter row (`subscription` empty: a destination-level row).
+    pub fn add_count(&mut self, minute: i64, subscription: &str, outcome: Outcome, n: u64) {
+        let destination_row = subscription.is_empty();
+        add_to_destination(&mut self.destination_counts, destination_row, outcome, n);
+        if !destination_row {
+            let totals = match self.mappings.get_mut(subscription) {
+                Some(totals) => totals,
+                None => self.mappings.entry(subscription.to_owned()).or_default(),
+            };
+            add_to_mapping(&mut totals.counts, outcome, n);
+        }
+        let scoped = self.scope.is_some();
+        if let Some(point) = self
+            .point(minute)
+            .and_then(|index| self.series.get_mut(index))
+        {
+            if scoped {
+                add_to_mapping(&mut point.counts, outcome, n);
+            } else {
+                add_to_destination(&mut point.counts, destination_row, outcome, n);
+            }
+        }
+    }
+
+    /// Adds one stored latency histogram row.
+    pub fn add_latency(&mut self, minute: i64, subscription: &str, bin: i64, n: u64) {
+        *self.destination_latency.entry(bin).or_default() += n;
+        let histogram = match self.mapping_latency.get_mut(subscription) {
+            Some(histogram) => histogram,
+            None => self
+                .mapping_latency
+                .entry(subscription.to_owned())
+                .or_default(),
+        };
+        *histogram.entry(bin).or_default() += n;
+        if let Some(histogram) = self
+            .point(minute)
+            .and_then(|index| self.series_latency.get_mut(index))
+        {
+            *histogram.entry(bin).or_default() += n;
+        }
+    }
+
+    /// Adds a mapping's awaiting-retry gauge (ignored outside the scope, and when zero).
+    pub fn add_gauge(&mut self, subscription: &str, value: u64) {
+        if value > 0
+            && self
+                .scope
+                .as_deref()
+                .is_none_or(|scope| scope == subscription)
+        {
+            self.gauges.insert(subscription.to_owned(), value);
+        }
+    }
+
+    /// The sample lists the totals need, once every count row is in: those of each counter that
+    /// counted something.
+    pub fn samples_wanted(&self) -> Vec<SamplesWanted> {
+        let mut wanted = Vec::new();
+        for (subscription, totals) in &self.mappings {
+            let discards = totals
+                .counts
+                .discarded
+                .iter()
+                .filter(|(_, count)| **count > 0)
+                .map(|(reason, _)| Outcome::Discard(*reason));
+            let failures = [
+                (Outcome::FailedDiscarded, totals.counts.failed_discarded),
+                (Outcome::FailedExpired, totals.counts.failed_expired),
+            ]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(outcome, _)| outcome);
+            wanted.extend(discards.chain(failures).map(|outcome| SamplesWanted {
+                subscription: subscription.clone(),
+                outcome,
+            }));
+        }
+        if self.scope.is_none() {
+            for reason in [
+                DiscardReason::IntegrationsFiltered,
+                DiscardReason::NotMatched,
+            ] {
+                if self.destination_counts.discard_count(reason) > 0 {
+                    wanted.push(SamplesWanted {
+                        subscription: String::new(),
+                        outcome: Outcome::Discard(reason),
+                    });
+                }
+            }
+        }
+        wanted
+    }
+
+    /// Adds the samples (minute, `messageId`) read for `wanted`.
+    pub fn add_samples(&mut self, wanted: &SamplesWanted, found: Vec<(i64, String)>) {
+        let destination_row = wanted.subscription.is_empty();
+        match wanted.outcome {
+            Outcome::Discard(reason) if destination_row => {
+                self.destination_samples
+                    .entry(reason)
+                    .or_default()
+                    .extend(found);
+            }
+            Outcome::Discard(reason) => {
+                // The destination counts events no mapping matched on its own row.
+                if reason != DiscardReason::NotMatched {
+                    self.destination_samples
+                        .entry(reason)
+                        .or_default()
+                        .extend(found.iter().cloned());
+                }
+                if let Some(totals) = self.mappings.get_mut(&wanted.subscription) {
+                    totals.discard_samples.insert(reason, newest(found));
+                }
+            }
+            Outcome::FailedDiscarded | Outcome::FailedExpired if !destination_row => {
+                self.destination_failed.extend(found.iter().cloned());
+                self.mapping_failed
+                    .entry(wanted.subscription.clone())
+                    .or_default()
+                    .extend(found);
+            }
+            _ => {}
+        }
+    }
+
+    /// The overview.
+    pub fn finish(mut self) -> Overview {
+        for (point, histogram) in self.series.iter_mut().zip(&self.series_latency) {
+            point.latency = summarise(histogram);
+        }
+        for (subscription, value) in &self.gauges {
+            self.mappings
+                .entry(subscription.clone())
+                .or_default()
+                .awaiting_retry = *value;
+        }
+        for (subscription, totals) in &mut self.mappings {
+            if let Some(histogram) = self.mapping_latency.get(subscription) {
+                totals.latency = summarise(histogram);
+            }
+            if let Some(failed) = self.mapping_failed.remove(subscription) {
+                totals.failed_samples = newest(failed);
+            }
+        }
+        let totals = match &self.scope {
+            Some(scope) => self.mappings.get(scope).cloned().unwrap_or_default(),
+            None => OverviewTotals {
+                counts: self.destination_counts,
+                discard_samples: self
+                    .destination_samples
+                    .into_iter()
+                    .map(|(reason, found)| (reason, newest(found)))
+                    .collect(),
+                failed_samples: newest(self.destination_failed),
+                awaiting_retry: self.gauges.values().sum(),
+                latency: summarise(&self.destination_latency),
+            },
+        };
+        Overview {
+            from: self.from_minute * MINUTE_MS,
+            until: self.until_minute * MINUTE_MS,
+            bucket: self.bucket,
+            totals,
+            mappings: self.mappings,
+            series: self.series,
+        }
+    }
 }
 
 #[cfg(test)]
