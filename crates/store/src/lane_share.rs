@@ -10,8 +10,9 @@
 //!   limit by one, up to the maximum.
 //! - **Shares.** A node is granted what it wants out of what the other live nodes do not hold.
 //!   While some other node wants more than it holds, the grant is capped at a fair share
-//!   (`limit` divided among the nodes with work, rounded up), so a node that came first gives
-//!   way within a report or two. What a node holds is its grant, or what it may have in flight
+//!   (`limit` divided among the nodes with work: rounded up, or down while a waiting node holds
+//!   less than that), so a node that came first gives way within a report or two and no node
+//!   starves. What a node holds is its grant, or what it may have in flight
 //!   until it hears back if more (attempts cannot be recalled, and it may start up to its old
 //!   share while the report travels), so the holdings of live nodes bound what is really in
 //!   flight and a share shrinks over two reports.
@@ -96,19 +97,27 @@ pub fn settle(
     lane.paused_until = lane.paused_until.max(pause_end);
 
     let others_held: u32 = others.iter().map(|peer| peer.held).sum();
-    let waiting = others.iter().any(|peer| peer.want > peer.held);
     let with_work = 1 + others
         .iter()
         .filter(|peer| peer.want > 0 || peer.held > 0)
         .count();
     let with_work = u32::try_from(with_work).unwrap_or(u32::MAX);
-    let mut share = report
+    // The limit rarely divides evenly: nodes may hold the rounded-up part, unless another node
+    // waits below the rounded-down part (then everyone gives way to it down to that).
+    let floor = (lane.limit / with_work).max(1);
+    let ceiling = lane.limit.div_ceil(with_work);
+    let waiting = |peer: &&PeerShare| peer.want > peer.held;
+    let cap = if others.iter().filter(waiting).any(|peer| peer.held < floor) {
+        floor
+    } else if others.iter().any(|peer| waiting(&peer)) {
+        ceiling
+    } else {
+        lane.limit
+    };
+    let share = report
         .want
-        .min(lane.limit)
+        .min(cap)
         .min(lane.limit.saturating_sub(others_held));
-    if waiting {
-        share = share.min(lane.limit.div_ceil(with_work));
-    }
     let grant = LaneGrant {
         limit: lane.limit,
         share,
@@ -181,12 +190,43 @@ mod tests {
     }
 
     #[test]
-    fn fair_shares_round_up_but_still_fit_the_limit() {
+    fn fair_shares_round_up_only_while_nobody_waits_below_the_rounded_down_part() {
         let mut lane = SharedLane::new(20);
+        // A node holds nothing and waits: A gets the rounded-down part.
         let (a, _) = settle(&mut lane, &report(20, 0), &[peer(7, 20), peer(0, 20)], 0);
-        assert_eq!(a.share, 7);
-        let (c, _) = settle(&mut lane, &report(20, 0), &[peer(7, 20), peer(7, 20)], 0);
-        assert_eq!(c.share, 6, "20 - 14 held by the others, under the fair 7");
+        assert_eq!(a.share, 6);
+        // Nobody below 6: C may take the rounded-up 7, which fits.
+        let (c, _) = settle(&mut lane, &report(20, 0), &[peer(7, 20), peer(6, 20)], 0);
+        assert_eq!(c.share, 7);
+    }
+
+    /// Many nodes asking in turn, as their reports arrive: every node ends with a part, the parts
+    /// never add up to more than the limit, and little of the limit stays unused.
+    #[test]
+    fn shares_converge_to_a_part_for_every_node() {
+        for nodes in 2..=8 {
+            let mut lane = SharedLane::new(20);
+            let mut held = vec![PeerShare { held: 0, want: 20 }; nodes];
+            for round in 0..10 * nodes {
+                let me = round % nodes;
+                let others: Vec<PeerShare> = (0..nodes)
+                    .filter(|n| *n != me)
+                    .map(|n| held[n])
+                    .collect();
+                // Attempts beyond a lowered share have finished by the next report.
+                let (grant, holding) = settle(&mut lane, &report(20, 0), &others, 0);
+                held[me] = holding;
+                assert_eq!(grant.share, holding.held);
+                let total: u32 = held.iter().map(|peer| peer.held).sum();
+                assert!(total <= 20, "{nodes} nodes hold {total}");
+            }
+            let total: u32 = held.iter().map(|peer| peer.held).sum();
+            assert!(
+                held.iter().all(|peer| peer.held >= 20 / nodes as u32),
+                "{nodes} nodes: {held:?}"
+            );
+            assert!(total >= 20 - nodes as u32, "{nodes} nodes use {total} of 20");
+        }
     }
 
     #[test]
