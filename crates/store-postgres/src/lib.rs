@@ -12,10 +12,13 @@
 //!   nodes never block each other and a dead node's jobs come back when its leases end.
 //! - **Lanes** keep their flow control cluster-wide: each node reports its use of a lane a few
 //!   times a second and is granted a share of the lane's shared adaptive limit (`lanes.rs`).
+//! - **Retention** drops whole generations: the event-scoped tables are partitioned by event id,
+//!   one partition per generation of [`PostgresOptions::generation_events`] ids.
 //! - **Wake-ups**: commits and replays `NOTIFY` a channel; a background `LISTEN`er on every node
 //!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
 
 mod error;
+mod generations;
 mod lanes;
 mod migrations;
 mod queries;
@@ -40,7 +43,7 @@ use tokio::task::JoinHandle;
 pub use writer::WriterPause;
 
 use crate::error::Error;
-use crate::writer::{Writer, WriterSettings};
+use crate::writer::{Partitions, Writer, WriterSettings};
 
 /// The channel commits and replays `NOTIFY` when they add due jobs.
 pub const JOBS_CHANNEL: &str = "junction_jobs";
@@ -56,7 +59,15 @@ pub struct PostgresOptions {
     pub max_connections: u32,
     /// How long an operation waits for a free connection before failing as unavailable.
     pub acquire_timeout: Duration,
+    /// Event ids per generation: the size of the partitions retention drops whole. Applies to
+    /// the generations created from now on; existing ones keep their bounds.
+    pub generation_events: u64,
 }
+
+/// The default [`PostgresOptions::generation_events`]: at 1,000 events a second, a generation
+/// every three hours. Fewer, larger partitions keep lookups by job id alone (which probe every
+/// partition) cheap.
+pub const DEFAULT_GENERATION_EVENTS: u64 = 10_000_000;
 
 impl Default for PostgresOptions {
     fn default() -> Self {
@@ -64,6 +75,7 @@ impl Default for PostgresOptions {
             store: StoreOptions::default(),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            generation_events: DEFAULT_GENERATION_EVENTS,
         }
     }
 }
@@ -74,6 +86,7 @@ pub struct PostgresStore {
     writer: Writer,
     signal: Arc<Notify>,
     listener: JoinHandle<()>,
+    generation_events: i64,
 }
 
 impl PostgresStore {
@@ -96,24 +109,42 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(open_error)?;
+        let generation_events = i64::try_from(options.generation_events.max(1)).unwrap_or(i64::MAX);
+        let next_id = {
+            let mut conn = pool.acquire().await.map_err(Error::from)?;
+            generations::next_event_id(&mut conn).await?
+        };
+        let partitions_until = generations::ensure(
+            &pool,
+            generation_events,
+            next_id.saturating_add(generation_events.saturating_mul(2)),
+        )
+        .await?;
         let signal = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), Arc::clone(&signal)));
         let settings = WriterSettings {
             dedupe_window_ms: i64::try_from(options.store.dedupe_window.as_millis())
                 .unwrap_or(i64::MAX),
             max_group_events: options.store.max_group_events.max(1),
+            generation_events,
         };
         let writer = Writer::start(
             pool.clone(),
             settings,
             options.store.queue_capacity,
             Arc::clone(&signal),
+            Partitions {
+                until: partitions_until,
+                newest_event: next_id - 1,
+                sealed: generations::sealed(&pool).await?,
+            },
         );
         Ok(PostgresStore {
             pool,
             writer,
             signal,
             listener,
+            generation_events,
         })
     }
 
@@ -280,7 +311,7 @@ impl Store for PostgresStore {
         max_events: usize,
     ) -> Result<PruneOutcome, StoreError> {
         self.check_open()?;
-        Ok(queries::prune(&self.pool, before, max_events).await?)
+        Ok(queries::prune(&self.pool, before, max_events, self.generation_events).await?)
     }
 
     async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError> {

@@ -3,7 +3,7 @@
 //! at the same time, so exactly one applies each version.
 
 use junction_store::StoreError;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, PgConnection};
 
 use crate::error::Error;
 
@@ -17,159 +17,25 @@ struct Migration {
 /// The advisory lock key held while migrating (an arbitrary constant: "junction" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6a75_6e63_7469_6f6e;
 
-const V1: &str = r#"
-CREATE TABLE events (
-    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source_id   TEXT   NOT NULL,
-    message_id  TEXT   NOT NULL,
-    received_at BIGINT NOT NULL,
-    payload     BYTEA  NOT NULL
-);
--- The dedupe lookup and `events_by_message_id`.
-CREATE INDEX events_by_message ON events (source_id, message_id, received_at);
-CREATE INDEX events_by_received_at ON events (received_at);
-
-CREATE TABLE event_duplicates (
-    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id    BIGINT NOT NULL REFERENCES events (id),
-    received_at BIGINT NOT NULL
-);
-CREATE INDEX event_duplicates_by_event ON event_duplicates (event_id);
-
-CREATE TABLE jobs (
-    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id        BIGINT NOT NULL REFERENCES events (id),
-    destination_id  TEXT   NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    endpoint        TEXT   NOT NULL,
-    method          TEXT   NOT NULL,
-    url             TEXT   NOT NULL,
-    headers         TEXT   NOT NULL,
-    body            BYTEA  NOT NULL,
-    created_at      BIGINT NOT NULL,
-    replay_of       BIGINT
-);
-CREATE INDEX jobs_by_event ON jobs (event_id);
-
-CREATE TABLE job_transitions (
-    job_id  BIGINT NOT NULL REFERENCES jobs (id),
-    seq     BIGINT NOT NULL,
-    state   TEXT   NOT NULL,
-    at      BIGINT NOT NULL,
-    next_at BIGINT,
-    attempt BIGINT NOT NULL,
-    detail  TEXT,
-    PRIMARY KEY (job_id, seq)
-);
-
--- The delivery queue: one row per job not yet terminal. Claims lock rows with
--- FOR UPDATE SKIP LOCKED, so nodes claiming the same lane never wait for each other.
-CREATE TABLE job_queue (
-    job_id   BIGINT PRIMARY KEY REFERENCES jobs (id),
-    endpoint TEXT   NOT NULL,
-    next_at  BIGINT NOT NULL,
-    attempt  BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL
-);
-CREATE INDEX job_queue_lane ON job_queue (endpoint, next_at, job_id);
-
-CREATE TABLE job_attempts (
-    job_id           BIGINT  NOT NULL REFERENCES jobs (id),
-    attempt          BIGINT  NOT NULL,
-    started_at       BIGINT  NOT NULL,
-    duration_ms      BIGINT  NOT NULL,
-    status           INTEGER,
-    error_class      TEXT,
-    response_headers TEXT,
-    response_excerpt BYTEA,
-    PRIMARY KEY (job_id, attempt)
-);
-
-CREATE TABLE discards (
-    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id        BIGINT NOT NULL REFERENCES events (id),
-    destination_id  TEXT   NOT NULL,
-    subscription_id TEXT,
-    reason          TEXT   NOT NULL,
-    message         TEXT   NOT NULL
-);
-CREATE INDEX discards_by_event ON discards (event_id);
-
-CREATE TABLE dead_letter (
-    job_id          BIGINT PRIMARY KEY REFERENCES jobs (id),
-    destination_id  TEXT   NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    state           TEXT   NOT NULL,
-    at              BIGINT NOT NULL,
-    attempts        BIGINT NOT NULL,
-    status          INTEGER,
-    error_class     TEXT,
-    detail          TEXT,
-    replayed_by     BIGINT
-);
-CREATE INDEX dead_letter_by_time ON dead_letter (at);
-
-CREATE TABLE config_versions (
-    version  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    saved_at BIGINT NOT NULL,
-    document TEXT   NOT NULL
-);
-
-CREATE TABLE counters (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    events     BIGINT NOT NULL,
-    duplicates BIGINT NOT NULL,
-    jobs       BIGINT NOT NULL,
-    discards   BIGINT NOT NULL
-);
-INSERT INTO counters (id, events, duplicates, jobs, discards) VALUES (1, 0, 0, 0, 0);
-"#;
+/// Version 1: ingestion, the delivery queue, dead letter, configuration. The SQL of each released
+/// version lives in a file, so that tests can build a database at that version.
+const V1: &str = include_str!("migrations/v1.sql");
 
 /// Version 2: the delivery overview's per-minute rollups (the embedded engine's model: see its
 /// migration 3), maintained in the transactions that store events and completions.
-const V2: &str = r#"
-CREATE TABLE overview_counts (
-    destination_id  TEXT   NOT NULL,
-    minute          BIGINT NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    outcome         TEXT   NOT NULL,
-    n               BIGINT NOT NULL,
-    PRIMARY KEY (destination_id, minute, subscription_id, outcome)
-);
-CREATE INDEX overview_counts_by_minute ON overview_counts (minute);
+const V2: &str = include_str!("migrations/v2.sql");
 
-CREATE TABLE overview_samples (
-    destination_id  TEXT   NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    outcome         TEXT   NOT NULL,
-    minute          BIGINT NOT NULL,
-    message_id      TEXT   NOT NULL,
-    PRIMARY KEY (destination_id, subscription_id, outcome, minute, message_id)
-);
-CREATE INDEX overview_samples_by_minute ON overview_samples (minute);
-
-CREATE TABLE overview_latency (
-    destination_id  TEXT   NOT NULL,
-    minute          BIGINT NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    bin             BIGINT NOT NULL,
-    n               BIGINT NOT NULL,
-    PRIMARY KEY (destination_id, minute, subscription_id, bin)
-);
-CREATE INDEX overview_latency_by_minute ON overview_latency (minute);
-
-CREATE TABLE overview_gauges (
-    destination_id  TEXT   NOT NULL,
-    subscription_id TEXT   NOT NULL,
-    awaiting_retry  BIGINT NOT NULL,
-    PRIMARY KEY (destination_id, subscription_id)
-);
-INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
-SELECT jobs.destination_id, jobs.subscription_id, count(*)
-FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
-WHERE job_queue.last_seq > 0
-GROUP BY jobs.destination_id, jobs.subscription_id;
-"#;
+/// Version 3: retention at scale. The event-scoped tables become range-partitioned by event id,
+/// one partition per generation (see `generations.rs`), so that retention drops whole
+/// generations instead of deleting rows. Transitions and attempts gain the event id they belong
+/// to. Foreign keys between these tables (and from `job_queue` and `dead_letter` to `jobs`) go:
+/// a key referencing a partitioned table must include its partition key, and it would forbid
+/// dropping a partition whose rows are referenced; the engine keeps the integrity instead
+/// (everything about an event is written in one transaction and dropped in one).
+///
+/// Existing rows are copied into generation 0, which covers every id issued so far; the identity
+/// sequences continue where the old ones stopped.
+const V3: &str = include_str!("migrations/v3.sql");
 
 /// Version 4: cluster-wide lane flow control (see `lanes.rs`): the shared adaptive limit of each
 /// lane, and each node's share of it, held under a lease.
@@ -206,6 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: V2,
     },
     Migration {
+        version: 3,
+        name: "event tables partitioned by generation",
+        sql: V3,
+    },
+    Migration {
         version: 4,
         name: "cluster-wide lane flow control",
         sql: V4,
@@ -235,28 +106,38 @@ pub(crate) async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
 }
 
 async fn apply(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::Executor::execute(
-        &mut *conn,
-        "CREATE TABLE IF NOT EXISTS junction_migrations (
-             version    BIGINT PRIMARY KEY,
-             name       TEXT   NOT NULL,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )
-    .await
-    .map_err(Error::from)?;
-    let current: i64 = sqlx::query("SELECT coalesce(max(version), 0) FROM junction_migrations")
+    // Looked up first rather than `CREATE TABLE IF NOT EXISTS`, whose "already exists" notice
+    // would be logged at every start of every node.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('junction_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
-        .and_then(|row| row.try_get(0))
         .map_err(Error::from)?;
+    if !exists {
+        sqlx::Executor::execute(
+            &mut *conn,
+            "CREATE TABLE junction_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 name       TEXT   NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(Error::from)?;
+    }
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM junction_migrations")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::from)?;
+    let current = applied.iter().copied().max().unwrap_or(0);
     if current > supported() {
         return Err(StoreError::SchemaTooNew {
             found: current,
             supported: supported(),
         });
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    // Every version not applied yet, including one below the newest applied (a build that
+    // shipped a later version first: version 4 was released before version 3).
+    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let mut tx = conn.begin().await.map_err(Error::from)?;
         sqlx::Executor::execute(&mut *tx, migration.sql)
             .await

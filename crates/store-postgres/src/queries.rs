@@ -11,6 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::Error;
+use crate::generations;
 use crate::rollup::{self, CompletedJob, Rollup};
 use crate::writer::insert_job;
 use crate::{JOBS_CHANNEL, encode_headers, now_ms};
@@ -119,7 +120,7 @@ async fn event_record(conn: &mut PgConnection, id: EventId) -> Result<Option<Eve
     let transition_rows = sqlx::query(
         "SELECT t.job_id, t.seq, t.state, t.at, t.next_at, t.attempt, t.detail
          FROM job_transitions t JOIN jobs ON jobs.id = t.job_id
-         WHERE jobs.event_id = $1 ORDER BY t.job_id, t.seq",
+         WHERE jobs.event_id = $1 AND t.event_id = $1 ORDER BY t.job_id, t.seq",
     )
     .bind(id.0)
     .fetch_all(&mut *conn)
@@ -128,7 +129,7 @@ async fn event_record(conn: &mut PgConnection, id: EventId) -> Result<Option<Eve
         "SELECT a.job_id, a.attempt, a.started_at, a.duration_ms, a.status, a.error_class,
                 a.response_headers, a.response_excerpt
          FROM job_attempts a JOIN jobs ON jobs.id = a.job_id
-         WHERE jobs.event_id = $1 ORDER BY a.job_id, a.attempt",
+         WHERE jobs.event_id = $1 AND a.event_id = $1 ORDER BY a.job_id, a.attempt",
     )
     .bind(id.0)
     .fetch_all(&mut *conn)
@@ -345,9 +346,10 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
             let headers = encode_headers(&attempt.response_headers)?;
             sqlx::query(
                 "INSERT INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
-                                           error_class, response_headers, response_excerpt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (job_id, attempt) DO UPDATE SET
+                                           error_class, response_headers, response_excerpt,
+                                           event_id)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, event_id FROM jobs WHERE id = $1
+                 ON CONFLICT (job_id, attempt, event_id) DO UPDATE SET
                      started_at = excluded.started_at, duration_ms = excluded.duration_ms,
                      status = excluded.status, error_class = excluded.error_class,
                      response_headers = excluded.response_headers,
@@ -368,7 +370,7 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
         // ended) waits and then finds it terminal.
         let entry = sqlx::query(
             "SELECT q.last_seq, q.attempt, jobs.destination_id, jobs.subscription_id,
-                    jobs.created_at, events.message_id
+                    jobs.created_at, events.message_id, jobs.event_id
              FROM job_queue q JOIN jobs ON jobs.id = q.job_id
              JOIN events ON events.id = jobs.event_id
              WHERE q.job_id = $1 FOR UPDATE OF q",
@@ -381,6 +383,7 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
             continue;
         };
         let (last_seq, attempts): (i64, i64) = (entry.try_get(0)?, entry.try_get(1)?);
+        let event_id: i64 = entry.try_get(6)?;
         let state = completion.state;
         let failed = matches!(state, JobState::Discarded | JobState::Expired);
         rollup.add_completion(CompletedJob {
@@ -398,8 +401,9 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
         let seq = last_seq + 1;
         let next_at = (!state.is_terminal()).then_some(completion.next_at);
         sqlx::query(
-            "INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail,
+                                          event_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(job_id)
         .bind(seq)
@@ -408,6 +412,7 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
         .bind(next_at)
         .bind(attempts)
         .bind(&completion.detail)
+        .bind(event_id)
         .execute(&mut *tx)
         .await?;
         match state {
@@ -586,19 +591,56 @@ pub(crate) async fn replay(pool: &PgPool, replays: &[NewReplay]) -> Result<Vec<J
     Ok(ids)
 }
 
+/// Retention (see `generations.rs`): keeps partitions ahead of the writer, drops the oldest
+/// sealed generation that can go whole, and otherwise prunes the generation being written
+/// row-wise, as the embedded engine does. Sealed generations are never pruned row-wise: they wait
+/// until they can be dropped whole.
 pub(crate) async fn prune(
     pool: &PgPool,
     before: UnixMillis,
     max_events: usize,
+    generation_events: i64,
+) -> Result<PruneOutcome, Error> {
+    // Each pass also removes a bounded slice of old rollup minutes, whatever `before` is.
+    let mut tx = pool.begin().await?;
+    rollup::prune(&mut tx, now_ms()).await?;
+    tx.commit().await?;
+    let mut conn = pool.acquire().await?;
+    let next_id = generations::next_event_id(&mut conn).await?;
+    // Headroom even when this node's writer has been idle while others wrote.
+    generations::ensure(
+        pool,
+        generation_events,
+        next_id.saturating_add(generation_events),
+    )
+    .await?;
+    let all = generations::list(&mut conn).await?;
+    drop(conn);
+    if let Some(events) = generations::drop_one(pool, &all, next_id, before).await? {
+        return Ok(PruneOutcome { events, more: true });
+    }
+    let from = generations::current_first_id(&all, next_id);
+    prune_rows(pool, before, max_events, from).await
+}
+
+/// Row-wise retention of the events from id `from` on: the oldest received before `before`, up
+/// to `max_events`, minus those with a job still queued, with everything about them.
+async fn prune_rows(
+    pool: &PgPool,
+    before: UnixMillis,
+    max_events: usize,
+    from: i64,
 ) -> Result<PruneOutcome, Error> {
     let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
     let mut tx = pool.begin().await?;
     // The oldest events (by id) received before the cutoff, up to the limit, one more to know
     // whether the pass stopped at it.
-    let rows = sqlx::query("SELECT id, received_at FROM events ORDER BY id LIMIT $1")
-        .bind(limit.saturating_add(1))
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, received_at FROM events WHERE id >= $1 ORDER BY id LIMIT $2")
+            .bind(from)
+            .bind(limit.saturating_add(1))
+            .fetch_all(&mut *tx)
+            .await?;
     let (mut oldest, mut upto, mut count, mut full) = (None, None, 0u64, false);
     for row in &rows {
         let (id, received_at): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
@@ -613,8 +655,6 @@ pub(crate) async fn prune(
         upto = Some(id);
         count += 1;
     }
-    // Each pass also removes a bounded slice of old rollup minutes, whatever `before` is.
-    rollup::prune(&mut tx, now_ms()).await?;
     let (Some(from), Some(upto)) = (oldest, upto) else {
         tx.commit().await?;
         return Ok(PruneOutcome::default());
@@ -630,15 +670,19 @@ pub(crate) async fn prune(
     .bind(upto)
     .fetch_all(&mut *tx)
     .await?;
-    for table in ["job_attempts", "job_transitions", "dead_letter"] {
-        sqlx::query(&format!(
-            "DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1))"
-        ))
-        .bind(&doomed)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for table in ["jobs", "discards", "event_duplicates"] {
+    sqlx::query(
+        "DELETE FROM dead_letter WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1))",
+    )
+    .bind(&doomed)
+    .execute(&mut *tx)
+    .await?;
+    for table in [
+        "job_attempts",
+        "job_transitions",
+        "jobs",
+        "discards",
+        "event_duplicates",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE event_id = ANY($1)"))
             .bind(&doomed)
             .execute(&mut *tx)

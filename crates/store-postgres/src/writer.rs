@@ -4,7 +4,7 @@
 //! contract (overload, grouping, graceful close). PostgreSQL would accept concurrent writers, but
 //! one transaction per group also saves a WAL flush per request.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use crate::generations::{self, Sealed};
 use crate::rollup::Rollup;
 use crate::{JOBS_CHANNEL, encode_headers, now_ms};
 
@@ -49,6 +50,14 @@ pub(crate) struct Shared {
     transactions: AtomicU64,
     pauses: Mutex<usize>,
     resumed: Notify,
+    /// Where the partitions created so far end (an event id; see `generations.rs`).
+    partitions_until: AtomicI64,
+    /// The newest event id this writer has stored (or the newest issued when it started).
+    newest_event: AtomicI64,
+    /// Whether a background task is creating generations now.
+    extending: AtomicBool,
+    /// The generations seen sealed, which bound dedupe lookups (refreshed with every extension).
+    sealed: Mutex<Vec<Sealed>>,
 }
 
 impl Shared {
@@ -92,6 +101,18 @@ impl Drop for WriterPause {
 pub(crate) struct WriterSettings {
     pub(crate) dedupe_window_ms: i64,
     pub(crate) max_group_events: usize,
+    /// Event ids per generation (partition).
+    pub(crate) generation_events: i64,
+}
+
+/// The generations as `open` found them.
+pub(crate) struct Partitions {
+    /// Where the partitions created so far end (an event id).
+    pub(crate) until: i64,
+    /// The newest event id issued so far.
+    pub(crate) newest_event: i64,
+    /// The generations seen sealed.
+    pub(crate) sealed: Vec<Sealed>,
 }
 
 /// The callers' side of the writer.
@@ -102,12 +123,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task.
+    /// Starts the writer task with what `open` found of the generations.
     pub(crate) fn start(
         pool: PgPool,
         settings: WriterSettings,
         capacity: usize,
         signal: Arc<Notify>,
+        partitions: Partitions,
     ) -> Writer {
         let shared = Arc::new(Shared {
             admission: Admission::new(capacity),
@@ -116,6 +138,10 @@ impl Writer {
             transactions: AtomicU64::new(0),
             pauses: Mutex::new(0),
             resumed: Notify::new(),
+            partitions_until: AtomicI64::new(partitions.until),
+            newest_event: AtomicI64::new(partitions.newest_event),
+            extending: AtomicBool::new(false),
+            sealed: Mutex::new(partitions.sealed),
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         let task_shared = Arc::clone(&shared);
@@ -228,7 +254,62 @@ async fn run(
                 group.push(request);
             }
         }
-        write_group(&pool, group, &shared, settings, &signal).await;
+        make_room(&pool, &shared, settings, group.events).await;
+        if let Some(newest) = write_group(&pool, group, &shared, settings, &signal).await {
+            shared.newest_event.fetch_max(newest, Ordering::AcqRel);
+            keep_ahead(&pool, &shared, settings);
+        }
+    }
+}
+
+/// Once the newest event id comes within a generation of the partitions' end, creates the next
+/// generations in the background (a few hundred milliseconds of DDL, kept off the commit path).
+fn keep_ahead(pool: &PgPool, shared: &Arc<Shared>, settings: WriterSettings) {
+    let size = settings.generation_events;
+    let newest = shared.newest_event.load(Ordering::Acquire);
+    if newest.saturating_add(size) < shared.partitions_until.load(Ordering::Acquire)
+        || shared.extending.swap(true, Ordering::AcqRel)
+    {
+        return;
+    }
+    let (pool, shared) = (pool.clone(), Arc::clone(shared));
+    tokio::spawn(async move {
+        extend(&pool, &shared, settings, newest).await;
+        shared.extending.store(false, Ordering::Release);
+    });
+}
+
+/// Before a group whose ids might not fit in the partitions created so far (the background
+/// task fell behind, or the group is larger than a generation), creates them first. With several
+/// nodes drawing ids this node's view can lag; [`write_covered`] catches what it misses.
+async fn make_room(pool: &PgPool, shared: &Shared, settings: WriterSettings, events: usize) {
+    let events = i64::try_from(events).unwrap_or(i64::MAX);
+    let last = shared
+        .newest_event
+        .load(Ordering::Acquire)
+        .saturating_add(events);
+    if last < shared.partitions_until.load(Ordering::Acquire) {
+        return;
+    }
+    extend(pool, shared, settings, last).await;
+}
+
+/// Creates generations until two of them lie beyond event id `from`.
+async fn extend(pool: &PgPool, shared: &Shared, settings: WriterSettings, from: i64) {
+    let size = settings.generation_events;
+    let upto = from.saturating_add(size.saturating_mul(2));
+    match generations::ensure(pool, size, upto).await {
+        Ok(until) => {
+            shared.partitions_until.fetch_max(until, Ordering::AcqRel);
+        }
+        Err(err) => tracing::warn!(
+            error = %StoreError::from(err),
+            "cannot create the next generations of partitions"
+        ),
+    }
+    match generations::sealed(pool).await {
+        Ok(sealed) => *shared.sealed.lock().unwrap_or_else(PoisonError::into_inner) = sealed,
+        Err(err) => tracing::warn!(error = %StoreError::from(err), "cannot read the generations"),
     }
 }
 
@@ -259,16 +340,16 @@ enum Answer {
 }
 
 /// Writes a group in one transaction and answers every caller; if it fails, each write is
-/// retried alone so that one bad request fails alone.
+/// retried alone so that one bad request fails alone. Returns the newest event id stored.
 async fn write_group(
     pool: &PgPool,
     group: Group,
     shared: &Shared,
     settings: WriterSettings,
     signal: &Notify,
-) {
+) -> Option<i64> {
     if group.writes.is_empty() {
-        return;
+        return None;
     }
     let commit_requests = group
         .writes
@@ -281,7 +362,7 @@ async fn write_group(
     });
     let mut transactions = 0;
     let mut answered = Vec::with_capacity(group.writes.len());
-    match write_transaction(pool, &group.writes, settings).await {
+    match write_covered(pool, &group.writes, shared, settings).await {
         Ok(answers) => {
             transactions += 1;
             answered.extend(group.writes.into_iter().zip(answers.into_iter().map(Ok)));
@@ -289,7 +370,8 @@ async fn write_group(
         Err(_) => {
             for write in group.writes {
                 let answer =
-                    match write_transaction(pool, std::slice::from_ref(&write), settings).await {
+                    match write_covered(pool, std::slice::from_ref(&write), shared, settings).await
+                    {
                         Ok(mut answers) => {
                             transactions += 1;
                             answers.pop().ok_or_else(mismatch)
@@ -311,6 +393,19 @@ async fn write_group(
         // This node's engine at once; other nodes through the NOTIFY sent with the transaction.
         signal.notify_one();
     }
+    let newest = answered
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            Ok(Answer::Commit(outcomes)) => outcomes
+                .iter()
+                .filter_map(|outcome| match outcome {
+                    CommitOutcome::Stored { event_id, .. } => Some(event_id.0),
+                    CommitOutcome::Duplicate { .. } => None,
+                })
+                .max(),
+            _ => None,
+        })
+        .max();
     for (write, answer) in answered {
         match write {
             Write::Commit { reply, .. } => {
@@ -327,16 +422,67 @@ async fn write_group(
             }
         }
     }
+    newest
 }
 
 fn mismatch() -> StoreError {
     StoreError::Backend("the writer answered a request with another kind of answer".into())
 }
 
+/// [`write_transaction`], with the safety net that keeps an insert from failing for want of a
+/// partition: when the ids drawn outran the partitions (a burst on another node, or a group
+/// larger than a generation), the missing generations are created and the writes retried.
+async fn write_covered(
+    pool: &PgPool,
+    writes: &[Write],
+    shared: &Shared,
+    settings: WriterSettings,
+) -> Result<Vec<Answer>, Error> {
+    let events: usize = writes
+        .iter()
+        .map(|write| match write {
+            Write::Commit { events, .. } => events.len(),
+            Write::SaveConfig { .. } => 0,
+        })
+        .sum();
+    let mut tries = 0;
+    loop {
+        let sealed = shared
+            .sealed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match write_transaction(pool, writes, settings, &sealed).await {
+            Err(Error::Sql(err)) if tries < 3 && is_missing_partition(&err) => {
+                tries += 1;
+                let size = settings.generation_events;
+                let mut conn = pool.acquire().await?;
+                let next = generations::next_event_id(&mut conn).await?;
+                drop(conn);
+                let wanted = i64::try_from(events).unwrap_or(i64::MAX);
+                let upto = next
+                    .saturating_add(wanted)
+                    .saturating_add(size.saturating_mul(2));
+                let until = generations::ensure(pool, size, upto).await?;
+                shared.partitions_until.fetch_max(until, Ordering::AcqRel);
+                tracing::info!(until, "ids outran the partitions: created more and retried");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The error of an insert whose partition key falls in no partition.
+fn is_missing_partition(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("23514") && db.message().starts_with("no partition of"))
+}
+
 async fn write_transaction(
     pool: &PgPool,
     writes: &[Write],
     settings: WriterSettings,
+    sealed: &[Sealed],
 ) -> Result<Vec<Answer>, Error> {
     let now = now_ms();
     let mut tx = pool.begin().await?;
@@ -352,7 +498,16 @@ async fn write_transaction(
             Write::Commit { events, .. } => {
                 adds_jobs |= events.iter().any(|event| !event.jobs.is_empty());
                 Answer::Commit(
-                    commit_events(&mut tx, events, now, settings, &mut totals, &mut rollup).await?,
+                    commit_events(
+                        &mut tx,
+                        events,
+                        now,
+                        settings,
+                        sealed,
+                        &mut totals,
+                        &mut rollup,
+                    )
+                    .await?,
                 )
             }
             Write::SaveConfig { document, .. } => {
@@ -438,6 +593,7 @@ async fn commit_events(
     events: &[NewEvent],
     now: UnixMillis,
     settings: WriterSettings,
+    sealed: &[Sealed],
     totals: &mut Counts,
     rollup: &mut Rollup,
 ) -> Result<Vec<CommitOutcome>, Error> {
@@ -445,16 +601,20 @@ async fn commit_events(
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
         if window > 0 {
+            let after = event.received_at.saturating_sub(window);
+            // The id bound skips the partitions of generations sealed before the window: without
+            // it the lookup would probe every partition's index.
             let original: Option<i64> = sqlx::query(
                 "SELECT events.id FROM events
                  WHERE events.source_id = $1 AND events.message_id = $2
-                   AND events.received_at > $3 AND events.received_at < $4
+                   AND events.received_at > $3 AND events.received_at < $4 AND events.id >= $5
                  ORDER BY events.id DESC LIMIT 1",
             )
             .bind(&event.source_id)
             .bind(&event.message_id)
-            .bind(event.received_at.saturating_sub(window))
+            .bind(after)
             .bind(event.received_at.saturating_add(window))
+            .bind(generations::first_id_received_after(sealed, after))
             .fetch_optional(&mut *conn)
             .await?
             .map(|row| row.try_get(0))
@@ -530,8 +690,9 @@ pub(crate) async fn insert_job(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              RETURNING id, endpoint, created_at
          ), transition AS (
-             INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail)
-             SELECT id, 0, $11, created_at, created_at, 0, $12 FROM job
+             INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail,
+                                          event_id)
+             SELECT id, 0, $11, created_at, created_at, 0, $12, $1 FROM job
          )
          INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq)
          SELECT id, endpoint, created_at, 0, 0 FROM job

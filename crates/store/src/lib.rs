@@ -105,7 +105,9 @@ pub trait Store: Send + Sync {
 
     /// Retention: removes up to `max_events` of the oldest events received before `before`, with
     /// everything recorded about them, in small transactions so that ingestion is not held up.
-    /// Events with a job not yet terminal are kept. Each pass also removes a bounded slice of the
+    /// Events with a job not yet terminal are kept. An engine that drops whole generations of
+    /// events at once (the PostgreSQL engine) may remove more in one pass: `max_events` bounds
+    /// the passes that delete row by row. Each pass also removes a bounded slice of the
     /// overview's rollups older than [`OverviewQuery::MAX_WINDOW_MS`], whatever `before` is.
     async fn prune(
         &self,
