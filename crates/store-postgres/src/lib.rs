@@ -19,6 +19,7 @@
 
 mod error;
 mod generations;
+mod ingest;
 mod lanes;
 mod migrations;
 mod queries;

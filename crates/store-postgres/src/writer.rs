@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use junction_store::{
-    Admission, CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent,
-    StoreError, StoreStats, UnixMillis,
+    Admission, CommitOutcome, ConfigVersion, Counts, JobState, NewEvent, StoreError, StoreStats,
+    UnixMillis,
 };
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::generations::{self, Sealed};
+use crate::ingest;
 use crate::rollup::Rollup;
 use crate::{JOBS_CHANNEL, encode_headers, now_ms};
 
@@ -488,28 +489,35 @@ async fn write_transaction(
     let mut tx = pool.begin().await?;
     let mut answers = Vec::with_capacity(writes.len());
     let mut totals = Counts::default();
-    let mut adds_jobs = false;
     let mut rollup = Rollup::default();
     if settings.dedupe_window_ms > 0 {
         lock_message_keys(&mut tx, writes).await?;
     }
+    // Every request's events in one batch: a fixed number of statements for the whole group.
+    let requests: Vec<&[NewEvent]> = writes
+        .iter()
+        .filter_map(|write| match write {
+            Write::Commit { events, .. } => Some(events.as_slice()),
+            Write::SaveConfig { .. } => None,
+        })
+        .collect();
+    let adds_jobs = requests
+        .iter()
+        .any(|events| events.iter().any(|event| !event.jobs.is_empty()));
+    let mut outcomes = ingest::commit_group(
+        &mut tx,
+        &requests,
+        now,
+        settings.dedupe_window_ms,
+        sealed,
+        &mut totals,
+        &mut rollup,
+    )
+    .await?
+    .into_iter();
     for write in writes {
         answers.push(match write {
-            Write::Commit { events, .. } => {
-                adds_jobs |= events.iter().any(|event| !event.jobs.is_empty());
-                Answer::Commit(
-                    commit_events(
-                        &mut tx,
-                        events,
-                        now,
-                        settings,
-                        sealed,
-                        &mut totals,
-                        &mut rollup,
-                    )
-                    .await?,
-                )
-            }
+            Write::Commit { .. } => Answer::Commit(outcomes.next().unwrap_or_default()),
             Write::SaveConfig { document, .. } => {
                 let version: i64 = sqlx::query(
                     "INSERT INTO config_versions (saved_at, document) VALUES ($1, $2)
@@ -585,92 +593,6 @@ async fn lock_message_keys(conn: &mut PgConnection, writes: &[Write]) -> Result<
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Dedupes and inserts one request's events.
-async fn commit_events(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-    now: UnixMillis,
-    settings: WriterSettings,
-    sealed: &[Sealed],
-    totals: &mut Counts,
-    rollup: &mut Rollup,
-) -> Result<Vec<CommitOutcome>, Error> {
-    let window = settings.dedupe_window_ms;
-    let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
-        if window > 0 {
-            let after = event.received_at.saturating_sub(window);
-            // The id bound skips the partitions of generations sealed before the window: without
-            // it the lookup would probe every partition's index.
-            let original: Option<i64> = sqlx::query(
-                "SELECT events.id FROM events
-                 WHERE events.source_id = $1 AND events.message_id = $2
-                   AND events.received_at > $3 AND events.received_at < $4 AND events.id >= $5
-                 ORDER BY events.id DESC LIMIT 1",
-            )
-            .bind(&event.source_id)
-            .bind(&event.message_id)
-            .bind(after)
-            .bind(event.received_at.saturating_add(window))
-            .bind(generations::first_id_received_after(sealed, after))
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-            if let Some(original) = original {
-                sqlx::query("INSERT INTO event_duplicates (event_id, received_at) VALUES ($1, $2)")
-                    .bind(original)
-                    .bind(event.received_at)
-                    .execute(&mut *conn)
-                    .await?;
-                totals.duplicates += 1;
-                outcomes.push(CommitOutcome::Duplicate {
-                    original: EventId(original),
-                });
-                continue;
-            }
-        }
-        let event_id: i64 = sqlx::query(
-            "INSERT INTO events (source_id, message_id, received_at, payload)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(&event.source_id)
-        .bind(&event.message_id)
-        .bind(event.received_at)
-        .bind(&event.payload)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
-        let mut job_ids = Vec::with_capacity(event.jobs.len());
-        for job in &event.jobs {
-            let job_id = insert_job(conn, event_id, job, now, None, None).await?;
-            job_ids.push(JobId(job_id));
-        }
-        for discard in &event.discards {
-            sqlx::query(
-                "INSERT INTO discards (event_id, destination_id, subscription_id, reason, message)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(event_id)
-            .bind(&discard.destination_id)
-            .bind(&discard.subscription_id)
-            .bind(discard.reason.as_str())
-            .bind(&discard.message)
-            .execute(&mut *conn)
-            .await?;
-        }
-        rollup.add_event(event);
-        totals.events += 1;
-        totals.jobs += event.jobs.len() as u64;
-        totals.discards += event.discards.len() as u64;
-        outcomes.push(CommitOutcome::Stored {
-            event_id: EventId(event_id),
-            job_ids,
-        });
-    }
-    Ok(outcomes)
 }
 
 /// Inserts a job with its initial `pending` transition and its queue entry, in one statement.
