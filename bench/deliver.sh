@@ -16,22 +16,44 @@
 # Each run prints one line; the end prints the medians. Everything runs on 127.0.0.1: the sink
 # and the load generator share the machine with the server, and their CPU is reported.
 #
+# Clustered: with STORE_URL=postgres://USER@HOST:PORT/NAME every run of a live scenario (max,
+# rate, target) creates the database NAME (it must not exist), the tool starts NODES servers on
+# it and spreads its connections over them in turn, and the database is dropped after the run.
+# CONNECTIONS defaults to 4 per node. CPU and memory are summed over the nodes (each node's CPU
+# is shown too), and PostgreSQL's CPU is reported: all its processes, and the backends of NAME.
+# drain pre-fills a SQLite file, so it is not run against PostgreSQL. The lane's concurrency
+# limit (default 20) is one limit for the whole cluster: MAX_CONCURRENCY sets it, to tell it
+# apart from the other limits.
+#
 #   bench/deliver.sh                          # 3 runs of every scenario (about 15 minutes)
 #   RUNS=1 SCENARIOS="rate drain" JOBS=200000 bench/deliver.sh
 #   NO_BUILD=1 bench/deliver.sh               # measure the binaries already built
 #   JUNCTION=/path/to/junction bench/deliver.sh
 #   RESULTS=dir bench/deliver.sh              # keep every run's JSON line in dir/SCENARIO.jsonl
+#   NODES=3 STORE_URL=postgres://postgres@127.0.0.1:5432/junction_bench SCENARIOS=max bench/deliver.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/postgres.sh
+source bench/postgres.sh
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
-CONNECTIONS=${CONNECTIONS:-4}
+NODES=${NODES:-1}
+CONNECTIONS=${CONNECTIONS:-$((4 * NODES))}
 RATE=${RATE:-10000}
 TARGET_RATE=${TARGET_RATE:-20000}
 JOBS=${JOBS:-1000000}
-SCENARIOS=${SCENARIOS:-"max rate target drain"}
+pg_check
+if [[ -n "$pg_database" ]]; then
+    SCENARIOS=${SCENARIOS:-"max rate target"}
+    if [[ " $SCENARIOS " == *" drain "* ]]; then
+        echo "drain pre-fills a SQLite file: not with STORE_URL" >&2
+        exit 2
+    fi
+else
+    SCENARIOS=${SCENARIOS:-"max rate target drain"}
+fi
 target_dir=${CARGO_TARGET_DIR:-target}
 
 if [[ -z "${NO_BUILD:-}" ]]; then
@@ -46,7 +68,14 @@ cpu=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n 1)
 echo "machine: $(nproc) cores, $cpu; $(uname -sr)"
 echo "runs: $RUNS; scenarios: $SCENARIOS; $CONNECTIONS connections, ${DURATION} s after" \
     "${WARMUP} s warm-up; rate $RATE and $TARGET_RATE events/s; drain of $JOBS jobs"
-echo "results: $results"
+echo "results: $results; lane limit ${MAX_CONCURRENCY:-the default}"
+if [[ -n "$pg_database" ]]; then
+    echo "store: PostgreSQL ($(psql "$pg_admin_url" -Atqc 'SHOW server_version')), database" \
+        "$pg_database created and dropped per run; $NODES node(s)"
+else
+    echo "store: SQLite; 1 node"
+fi
+trap pg_drop EXIT
 
 # summary FILE: one line for the last run in FILE (or, with --medians, the medians of all runs).
 summary() {
@@ -63,12 +92,22 @@ def get(run, *keys):
     return run
 def m(*keys):
     return med([get(r, *keys) for r in runs])
-cpu = lambda r: "junction %.0f%% (%s), sink %.0f%%, generator %.0f%%" % (
-    r["cpu"]["junction_pct"],
-    ", ".join("%s %.0f%%" % (t["name"], t["cpu_pct"]) for t in r["cpu"]["junction_threads"]),
-    r["cpu"]["sink_pct"], r["cpu"]["generator_pct"])
+def cpu(r):
+    c = r["cpu"]
+    nodes = c.get("junction_node_pct", [])
+    line = "junction %.0f%%%s (%s), sink %.0f%%, generator %.0f%%" % (
+        c["junction_pct"],
+        " = " + " + ".join("%.0f%%" % n for n in nodes) if len(nodes) > 1 else "",
+        ", ".join("%s %.0f%%" % (t["name"], t["cpu_pct"]) for t in c["junction_threads"]),
+        c["sink_pct"], c["generator_pct"])
+    if "postgres_pct" in c:
+        line += ", postgres %.0f%% (its backends for the database %.0f%%)" % (
+            c["postgres_pct"], c["postgres_database_pct"])
+    return line
 load = "load %s" % "/".join("%.1f" % r["loadavg_before"][0] for r in runs)
 prefix = "median of %d:" % len(runs) if medians else "run:"
+if runs[0].get("store") == "postgres":
+    prefix += " %d node(s) on PostgreSQL," % runs[0]["nodes"]
 if runs[0]["mode"] == "live":
     e = lambda *k: m("events", *k)
     print("%s %s: acked %.0f/s, delivered %.0f/s, backlog at end %.0f, latency p50 %.1f ms "
@@ -105,9 +144,17 @@ for run in $(seq "$RUNS"); do
         if [[ $scenario != drain ]]; then
             args+=(--connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP")
         fi
+        if [[ -n "${MAX_CONCURRENCY:-}" ]]; then
+            args+=(--max-concurrency "$MAX_CONCURRENCY")
+        fi
+        if [[ -n "$pg_database" ]]; then
+            pg_create
+            args+=(--nodes "$NODES" --store-url "$STORE_URL")
+        fi
         echo "run $run, $scenario:"
         "$load" "${args[@]}" --junction "$junction" 2> >(grep -v 'pre-filled' >&2) \
             >>"$results/$scenario.jsonl"
+        pg_drop
         summary "$results/$scenario.jsonl"
     done
 done

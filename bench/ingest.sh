@@ -11,21 +11,33 @@
 # and prints each run's figures and the medians. Everything runs on 127.0.0.1; the load
 # generator shares the machine with the server.
 #
+# Clustered: with STORE_URL=postgres://USER@HOST:PORT/NAME each measurement creates the database
+# NAME (it must not exist), starts NODES servers on it (each with its own data directory and
+# ports), spreads the connections over them in turn, then stops them and drops NAME. The
+# connection counts are per node (CONNECTIONS and RATE_CONNECTIONS default to 8 and 4 per node),
+# so each node gets what one node gets alone; PostgreSQL's CPU per event is reported beside the
+# servers' (every process called postgres on the machine).
+#
 #   bench/ingest.sh                      # 5 runs, 10 s each
 #   RUNS=3 DURATION=5 bench/ingest.sh
 #   NO_BUILD=1 bench/ingest.sh           # measure the binaries already built
 #   JUNCTION=/path/to/junction bench/ingest.sh   # measure another build of the server
+#   NODES=3 STORE_URL=postgres://postgres@127.0.0.1:5432/junction_bench bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/postgres.sh
+source bench/postgres.sh
 
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
-# Eight senders: with group commit, throughput is events in flight / commit latency, so four
-# connections of 100 events measure the generator's concurrency more than the server.
-CONNECTIONS=${CONNECTIONS:-8}
+NODES=${NODES:-1}
+# Eight senders per node: with group commit, throughput is events in flight / commit latency, so
+# four connections of 100 events measure the generator's concurrency more than the server.
+CONNECTIONS=${CONNECTIONS:-$((8 * NODES))}
 RATE=${RATE:-10000}
-RATE_CONNECTIONS=${RATE_CONNECTIONS:-4}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-$((4 * NODES))}
+pg_check
 target_dir=${CARGO_TARGET_DIR:-target}
 
 if [[ -z "${NO_BUILD:-}" ]]; then
@@ -34,41 +46,62 @@ fi
 junction=${JUNCTION:-$target_dir/release/junction}
 load="$target_dir/release/ingest-load"
 
-server_pid=""
-data_dir=""
+server_pids=()
+data_dirs=()
 cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    if [[ -n "$data_dir" ]]; then
-        rm -rf "$data_dir"
-    fi
-    server_pid=""
-    data_dir=""
+    local pid dir
+    for pid in "${server_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${server_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    for dir in "${data_dirs[@]}"; do
+        rm -rf "$dir"
+    done
+    server_pids=()
+    data_dirs=()
+    pg_drop
 }
 trap cleanup EXIT
 
-# Starts a server on a fresh data directory and a free port; sets server_pid and address.
-start_server() {
-    data_dir=$(mktemp -d)
-    JUNCTION_DATA_DIR="$data_dir" JUNCTION_TRACKING_ADDR=127.0.0.1:0 JUNCTION_LOG=warn \
-        "$junction" serve >"$data_dir/stdout" 2>"$data_dir/stderr" &
-    server_pid=$!
-    address=""
-    for _ in $(seq 300); do
-        address=$(sed -nE 's|.*Tracking API: http://([0-9.:]+).*|\1|p' "$data_dir/stdout")
-        [[ -n "$address" ]] && return 0
-        sleep 0.1
+# Starts NODES servers, each on a fresh data directory and free ports (on a fresh database when
+# STORE_URL is set); sets server_pids and addresses (comma-separated).
+start_servers() {
+    pg_create
+    local node data_dir address
+    addresses=""
+    for node in $(seq "$NODES"); do
+        data_dir=$(mktemp -d)
+        data_dirs+=("$data_dir")
+        # An empty JUNCTION_STORE_URL is the embedded SQLite store.
+        JUNCTION_DATA_DIR="$data_dir" JUNCTION_TRACKING_ADDR=127.0.0.1:0 \
+            JUNCTION_ADMIN_ADDR=127.0.0.1:0 JUNCTION_LOG=warn \
+            JUNCTION_STORE_URL="${STORE_URL:-}" \
+            "$junction" serve >"$data_dir/stdout" 2>"$data_dir/stderr" &
+        server_pids+=($!)
+        address=""
+        for _ in $(seq 300); do
+            address=$(sed -nE 's|.*Tracking API: http://([0-9.:]+).*|\1|p' "$data_dir/stdout")
+            [[ -n "$address" ]] && break
+            sleep 0.1
+        done
+        if [[ -z "$address" ]]; then
+            echo "junction serve (node $node) did not start:" >&2
+            cat "$data_dir/stderr" >&2
+            exit 1
+        fi
+        addresses+="${addresses:+,}$address"
     done
-    echo "junction serve did not start:" >&2
-    cat "$data_dir/stderr" >&2
-    exit 1
 }
 
-# The server's user + system CPU time so far, in clock ticks (1/100 s).
+# The servers' user + system CPU time so far, in clock ticks (1/100 s), summed over the nodes.
 server_ticks() {
-    awk '{print $14 + $15}' "/proc/$server_pid/stat"
+    local total=0 pid
+    for pid in "${server_pids[@]}"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
 
 field() { # field NAME JSON -> the number after "NAME":
@@ -83,32 +116,47 @@ cpu=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n 1)
 echo "machine: $(nproc) cores, $cpu; $(uname -sr)"
 echo "runs: $RUNS; throughput: $CONNECTIONS connections, ${DURATION} s after ${WARMUP} s warm-up;" \
     "latency: $RATE events/s over $RATE_CONNECTIONS connections"
+if [[ -n "$pg_database" ]]; then
+    echo "store: PostgreSQL ($(psql "$pg_admin_url" -Atqc 'SHOW server_version')), database" \
+        "$pg_database created and dropped per measurement; $NODES node(s)"
+else
+    echo "store: SQLite; 1 node"
+fi
 
 throughputs=()
 cpu_per_event=()
+pg_per_event=()
 p50s=()
 p99s=()
 for run in $(seq "$RUNS"); do
-    start_server
+    start_servers
     before=$(server_ticks)
-    result=$("$load" --addr "$address" --connections "$CONNECTIONS" --duration "$DURATION" \
+    pg_before=$(pg_ticks)
+    result=$("$load" --addr "$addresses" --connections "$CONNECTIONS" --duration "$DURATION" \
         --warmup "$WARMUP")
     after=$(server_ticks)
+    pg_after=$(pg_ticks)
     cleanup
     events=$(field events_with_warmup "$result")
     rate=$(field events_per_sec "$result")
     refused=$(field refused_requests "$result")
     micros=$(awk -v t=$((after - before)) -v e="$events" 'BEGIN {printf "%.1f", e ? t * 10000 / e : 0}')
+    pg_micros=$(awk -v t=$((pg_after - pg_before)) -v e="$events" 'BEGIN {printf "%.1f", e ? t * 10000 / e : 0}')
     throughputs+=("$rate")
     cpu_per_event+=("$micros")
+    pg_per_event+=("$pg_micros")
+    pg_note=""
+    if [[ -n "$pg_database" ]]; then
+        pg_note=", PostgreSQL CPU $pg_micros µs/event"
+    fi
     tp_p50=$(sed -nE 's/.*"p50":([0-9.]+).*/\1/p' <<<"$result")
     tp_p99=$(sed -nE 's/.*"p99":([0-9.]+).*/\1/p' <<<"$result")
-    echo "run $run throughput: $rate events/s, server CPU $micros µs/event," \
+    echo "run $run throughput: $rate events/s, server CPU $micros µs/event$pg_note," \
         "answer p50 $tp_p50 ms p99 $tp_p99 ms, refused requests $refused," \
         "generator CPU $(field generator_cpu_secs "$result") s"
 
-    start_server
-    result=$("$load" --addr "$address" --connections "$RATE_CONNECTIONS" --duration "$DURATION" \
+    start_servers
+    result=$("$load" --addr "$addresses" --connections "$RATE_CONNECTIONS" --duration "$DURATION" \
         --warmup "$WARMUP" --rate "$RATE")
     cleanup
     p50=$(sed -nE 's/.*"p50":([0-9.]+).*/\1/p' <<<"$result")
@@ -120,6 +168,10 @@ for run in $(seq "$RUNS"); do
         "max $max ms, refused requests $(field refused_requests "$result")"
 done
 
-echo "median throughput: $(median "${throughputs[@]}") events/s" \
-    "(server CPU $(median "${cpu_per_event[@]}") µs/event)"
+pg_median=""
+if [[ -n "$pg_database" ]]; then
+    pg_median=", PostgreSQL CPU $(median "${pg_per_event[@]}") µs/event"
+fi
+echo "median throughput: $(median "${throughputs[@]}") events/s with $NODES node(s)" \
+    "(server CPU $(median "${cpu_per_event[@]}") µs/event$pg_median)"
 echo "median latency at $RATE events/s: p50 $(median "${p50s[@]}") ms, p99 $(median "${p99s[@]}") ms"

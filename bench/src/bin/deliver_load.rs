@@ -16,6 +16,12 @@
 //! of the load generator's thread over the measured time, so that the share of the two cores
 //! each takes can be seen.
 //!
+//! `live` also runs a cluster: `--store-url postgres://…` puts the server on that PostgreSQL
+//! database (which must be fresh: `bench/deliver.sh` creates and drops one per run) and `--nodes
+//! N` starts N servers on it, the load connections spread over them in turn. Memory and CPU are
+//! then summed over the nodes (with each node's CPU too), and PostgreSQL's CPU is reported
+//! beside them: on one machine, the database is a fourth party sharing the cores.
+//!
 //! The sink is hyper's HTTP/1.1 server on a thread of its own (keep-alive, answers 200 `{}`); it
 //! finds each body's `message_id` (every event's `messageId` is `dl-CCC-III-NNNNNNNNNNNN`:
 //! connection, index in the batch, per-connection counter) and records when it arrived. The
@@ -36,8 +42,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use junction_bench::{
     BatchRequest, Junction, Memory, ResponseReader, SAMPLE_WORKSPACE, SAMPLE_WRITE_KEY,
-    TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, current_thread_id, identify_event,
-    load_average, memory, own_thread_ticks, quantile, quantile_ms, round3, threads, ticks_by_name,
+    TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, cpu_ticks, current_thread_id,
+    identify_event, load_average, memory, own_thread_ticks, quantile, quantile_ms, round3, threads,
+    ticks_by_name,
 };
 use junction_event::{NormaliseContext, normalise, random_message_id};
 use junction_store::{CommitOutcome, NewEvent, Store as _};
@@ -83,13 +90,17 @@ struct Options {
     sample_every: Duration,
     /// The destination's `delivery.max_concurrency`; none keeps the default (20).
     max_concurrency: Option<u32>,
+    /// Servers to start (live); more than one needs `store_url`.
+    nodes: usize,
+    /// The PostgreSQL database the servers share, instead of each its own SQLite file.
+    store_url: Option<String>,
 }
 
 fn usage() -> String {
     "usage: deliver-load live|drain [--junction PATH] [--config FILE] [--data-dir DIR] \
      [--keep-data] [--connections N] [--events N] [--duration SECS] [--warmup SECS] \
      [--rate EVENTS_PER_SEC] [--drain-timeout SECS] [--jobs N] [--sample-ms MS] \
-     [--max-concurrency N]"
+     [--max-concurrency N] [--nodes N] [--store-url postgres://…]"
         .to_owned()
 }
 
@@ -115,6 +126,8 @@ fn parse_options() -> Result<Options, String> {
         jobs: 1_000_000,
         sample_every: Duration::from_millis(if mode == Mode::Live { 100 } else { 200 }),
         max_concurrency: None,
+        nodes: 1,
+        store_url: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -144,9 +157,21 @@ fn parse_options() -> Result<Options, String> {
             "--max-concurrency" => {
                 options.max_concurrency = Some(number(value()?)?.clamp(1.0, 1_000.0) as u32);
             }
+            "--nodes" => options.nodes = number(value()?)? as usize,
+            "--store-url" => options.store_url = Some(value()?).filter(|url| !url.is_empty()),
             "--help" | "-h" => return Err(usage()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
+    }
+    if options.nodes == 0 || (options.nodes > 1 && options.store_url.is_none()) {
+        return Err(
+            "--nodes: at least 1, and more only with --store-url (SQLite files are \
+                    not shared)"
+                .to_owned(),
+        );
+    }
+    if options.mode == Mode::Drain && options.store_url.is_some() {
+        return Err("drain pre-fills a SQLite file: it does not take --store-url".to_owned());
     }
     if options.connections == 0 || options.events_per_request == 0 || options.jobs == 0 {
         return Err("--connections, --events and --jobs must be positive".to_owned());
@@ -253,12 +278,36 @@ fn start_junction(
     if let Some(config) = &options.config {
         args.extend(["--config".to_owned(), config.display().to_string()]);
     }
+    if let Some(url) = &options.store_url {
+        args.extend(["--store-url".to_owned(), url.clone()]);
+    }
     Junction::start(
         &options.junction,
         &args,
         &data_dir.join("junction.stderr"),
         Duration::from_secs(60),
     )
+}
+
+/// Starts `options.nodes` servers: one over `data_dir` (SQLite), or each over `data_dir/node-N`
+/// on the shared PostgreSQL database. Every node is given the workspace: the same document, so
+/// the versions the later ones store change nothing.
+fn start_nodes(
+    options: &Options,
+    data_dir: &Path,
+    workspace: &Path,
+) -> Result<Vec<Junction>, String> {
+    if options.store_url.is_none() {
+        return Ok(vec![start_junction(options, data_dir, workspace)?]);
+    }
+    (0..options.nodes)
+        .map(|node| {
+            let dir = data_dir.join(format!("node-{node}"));
+            std::fs::create_dir_all(&dir)
+                .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+            start_junction(options, &dir, workspace)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,7 +453,7 @@ fn parse_message_id(body: &[u8]) -> Option<(u16, u64)> {
 // ---------------------------------------------------------------------------------------------
 // Watching the server.
 
-/// One memory sample of the server.
+/// One memory sample of the server (of all nodes together, in a cluster).
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: Instant,
@@ -413,9 +462,9 @@ struct Sample {
     received: u64,
 }
 
-/// Samples the server's RSS every `every` until aborted.
+/// Samples the RSS of the servers `pids` (summed) every `every` until aborted or all are gone.
 fn start_sampler(
-    pid: u32,
+    pids: &[u32],
     sink: &Arc<Sink>,
     every: Duration,
 ) -> (Arc<Mutex<Vec<Sample>>>, tokio::task::JoinHandle<()>) {
@@ -423,12 +472,13 @@ fn start_sampler(
     let task = {
         let samples = Arc::clone(&samples);
         let sink = Arc::clone(sink);
+        let pids = pids.to_vec();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let Some(Memory { rss_kib, .. }) = memory(pid) else {
+                let Some(Memory { rss_kib, .. }) = total_memory(&pids) else {
                     break;
                 };
                 samples
@@ -445,41 +495,148 @@ fn start_sampler(
     (samples, task)
 }
 
-/// CPU times at one instant: the server's threads, the sink's thread, the generator's thread.
-struct CpuSnapshot {
-    at: Instant,
-    server: Vec<ThreadCpu>,
-    sink: u64,
-    generator: u64,
+/// The memory of the servers `pids`, summed; `None` once every one is gone.
+fn total_memory(pids: &[u32]) -> Option<Memory> {
+    pids.iter()
+        .filter_map(|pid| memory(*pid))
+        .reduce(|total, node| Memory {
+            rss_kib: total.rss_kib + node.rss_kib,
+            hwm_kib: total.hwm_kib + node.hwm_kib,
+        })
 }
 
-fn cpu_snapshot(pid: u32, sink: &Sink, generator_tid: Option<u32>) -> CpuSnapshot {
+/// What the load tool watches: the servers, and the PostgreSQL database they share, if any.
+struct Watched<'a> {
+    pids: Vec<u32>,
+    sink: &'a Sink,
+    generator_tid: Option<u32>,
+    /// The shared database's name, to tell its backends from the server's other processes.
+    database: Option<String>,
+}
+
+/// CPU times at one instant: each server's threads, the sink's thread, the generator's thread,
+/// and PostgreSQL's processes.
+struct CpuSnapshot {
+    at: Instant,
+    nodes: Vec<Vec<ThreadCpu>>,
+    sink: u64,
+    generator: u64,
+    postgres: Option<PostgresTicks>,
+}
+
+fn cpu_snapshot(watched: &Watched<'_>) -> CpuSnapshot {
     CpuSnapshot {
         at: Instant::now(),
-        server: threads(pid),
-        sink: sink.thread_ticks(),
-        generator: generator_tid.and_then(own_thread_ticks).unwrap_or(0),
+        nodes: watched.pids.iter().map(|pid| threads(*pid)).collect(),
+        sink: watched.sink.thread_ticks(),
+        generator: watched
+            .generator_tid
+            .and_then(own_thread_ticks)
+            .unwrap_or(0),
+        postgres: watched.database.as_deref().map(postgres_ticks),
     }
+}
+
+/// The CPU time of this machine's PostgreSQL processes, in clock ticks.
+#[derive(Clone, Copy, Default)]
+struct PostgresTicks {
+    /// Every process called `postgres`: the backends, and the WAL writer, checkpointer and
+    /// others that work for every database (other users of the server included).
+    all: u64,
+    /// The backends connected to the benchmark's database (by their process title, `postgres:
+    /// USER DATABASE HOST …`): the servers' own sessions.
+    database: u64,
+}
+
+/// Reads every `/proc/PID` whose command is `postgres`. A backend that ended between two
+/// readings takes its time with it: the servers' pools keep theirs for the whole run.
+fn postgres_ticks(database: &str) -> PostgresTicks {
+    let mut ticks = PostgresTicks::default();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_process = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()));
+        if !is_process
+            || std::fs::read_to_string(dir.join("comm")).map_or(true, |c| c.trim() != "postgres")
+        {
+            continue;
+        }
+        let Some(spent) = cpu_ticks(&dir.join("stat")) else {
+            continue;
+        };
+        ticks.all += spent;
+        // The title overwrites the arguments and is padded with NULs.
+        let title = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let title = String::from_utf8_lossy(&title).replace('\0', " ");
+        if is_backend_of(&title, database) {
+            ticks.database += spent;
+        }
+    }
+    ticks
+}
+
+/// Whether a PostgreSQL process title is that of a backend connected to `database`: `postgres:
+/// [CLUSTER:] USER DATABASE HOST(PORT) ACTIVITY` (the cluster name only where one is set, as
+/// Debian does), so the database is the word before the client's address.
+fn is_backend_of(title: &str, database: &str) -> bool {
+    let words: Vec<&str> = title.split_whitespace().collect();
+    words
+        .windows(2)
+        .skip(2)
+        .any(|pair| pair[0] == database && (pair[1].ends_with(')') || pair[1] == "[local]"))
+}
+
+/// The database name of a `postgres://…/NAME?…` URL.
+fn database_name(url: &str) -> Option<String> {
+    let path = url.split_once("://")?.1.split_once('/')?.1;
+    let name = path.split(['?', '#']).next()?;
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Each party's CPU between two snapshots, in percent of one core.
 fn cpu_split(before: &CpuSnapshot, after: &CpuSnapshot) -> Value {
     let secs = after.at.duration_since(before.at).as_secs_f64().max(1e-9);
     let pct = |ticks: u64| round1(ticks as f64 / TICKS_PER_SEC / secs * 100.0);
-    let by_name = ticks_by_name(&before.server, &after.server);
+    let node_ticks = |(before, after): (&Vec<ThreadCpu>, &Vec<ThreadCpu>)| -> u64 {
+        ticks_by_name(before, after)
+            .iter()
+            .map(|(_, ticks, _)| ticks)
+            .sum()
+    };
+    let per_node: Vec<f64> = before
+        .nodes
+        .iter()
+        .zip(&after.nodes)
+        .map(|pair| pct(node_ticks(pair)))
+        .collect();
+    // Threads of the same name on every node are one entry: the cluster's share of the cores.
+    let all_before: Vec<ThreadCpu> = before.nodes.concat();
+    let all_after: Vec<ThreadCpu> = after.nodes.concat();
+    let by_name = ticks_by_name(&all_before, &all_after);
     let server_ticks: u64 = by_name.iter().map(|(_, ticks, _)| ticks).sum();
     let threads: Vec<Value> = by_name
         .iter()
         .filter(|(_, ticks, _)| *ticks > 0)
         .map(|(name, ticks, count)| json!({"name": name, "threads": count, "cpu_pct": pct(*ticks)}))
         .collect();
-    json!({
+    let mut split = json!({
         "seconds": round3(secs),
         "junction_pct": pct(server_ticks),
+        "junction_node_pct": per_node,
         "junction_threads": threads,
         "sink_pct": pct(after.sink.saturating_sub(before.sink)),
         "generator_pct": pct(after.generator.saturating_sub(before.generator)),
-    })
+    });
+    if let (Some(before), Some(after)) = (before.postgres, after.postgres) {
+        split["postgres_pct"] = json!(pct(after.all.saturating_sub(before.all)));
+        split["postgres_database_pct"] = json!(pct(after.database.saturating_sub(before.database)));
+    }
+    split
 }
 
 fn round1(x: f64) -> f64 {
@@ -517,10 +674,14 @@ struct ConnectionLog {
 async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Value, String> {
     let load_before = load_average();
     let (workspace, _) = write_workspace(data_dir, sink.address, options.max_concurrency)?;
-    let junction = start_junction(options, data_dir, &workspace)?;
-    let pid = junction.pid();
-    let (samples, sampler) = start_sampler(pid, sink, options.sample_every);
-    let generator_tid = current_thread_id();
+    let junctions = start_nodes(options, data_dir, &workspace)?;
+    let watched = Watched {
+        pids: junctions.iter().map(Junction::pid).collect(),
+        sink,
+        generator_tid: current_thread_id(),
+        database: options.store_url.as_deref().and_then(database_name),
+    };
+    let (samples, sampler) = start_sampler(&watched.pids, sink, options.sample_every);
 
     let started = Instant::now();
     let measure_from = started + options.warmup;
@@ -528,15 +689,16 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
     let mut tasks = Vec::with_capacity(options.connections);
     for connection in 0..options.connections {
         let options = options.clone();
-        let addr = junction.tracking;
+        // In turn, so that every node gets the same share of the load.
+        let addr = junctions[connection % junctions.len()].tracking;
         tasks.push(tokio::spawn(async move {
             drive(connection, &options, addr, started, until).await
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = cpu_snapshot(pid, sink, generator_tid);
+    let cpu_before = cpu_snapshot(&watched);
     tokio::time::sleep_until(until.into()).await;
-    let cpu_after = cpu_snapshot(pid, sink, generator_tid);
+    let cpu_after = cpu_snapshot(&watched);
     let mut logs = Vec::with_capacity(tasks.len());
     for task in tasks {
         logs.push(task.await.map_err(|err| err.to_string())??);
@@ -553,9 +715,9 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let peak = memory(pid).unwrap_or_default();
+    let peak = total_memory(&watched.pids).unwrap_or_default();
     sampler.abort();
-    let stopped = junction.stop(Duration::from_secs(60));
+    let stopped = stop_nodes(junctions);
     let load_after = load_average();
 
     let receipts = sink.take_receipts();
@@ -563,6 +725,8 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
     let analysis = analyse_live(options, &logs, &receipts, measure_from, until);
     Ok(json!({
         "mode": "live",
+        "nodes": watched.pids.len(),
+        "store": if options.store_url.is_some() { "postgres" } else { "sqlite" },
         "target_events_per_sec": options.rate,
         "connections": options.connections,
         "events_per_request": options.events_per_request,
@@ -572,12 +736,30 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
         "junction": {
             "vmhwm_mib": mib(peak.hwm_kib),
             "rss_mib": rss_summary(&samples),
-            "stopped": stopped.map(|status| status.to_string()).unwrap_or_else(|err| err),
+            "stopped": stopped,
         },
         "cpu": cpu_split(&cpu_before, &cpu_after),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }))
+}
+
+/// Stops every node (SIGTERM, at once, so that the last does not wait for the first to finish);
+/// how each ended, `; `-separated.
+fn stop_nodes(junctions: Vec<Junction>) -> String {
+    let stopping: Vec<_> = junctions
+        .into_iter()
+        .map(|junction| std::thread::spawn(move || junction.stop(Duration::from_secs(60))))
+        .collect();
+    stopping
+        .into_iter()
+        .map(|stopping| match stopping.join() {
+            Ok(Ok(status)) => status.to_string(),
+            Ok(Err(err)) => err,
+            Err(_) => "the stopping thread panicked".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Joins what was sent with what arrived.
@@ -753,9 +935,14 @@ async fn drain(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<V
     let junction = start_junction(options, data_dir, &workspace)?;
     let pid = junction.pid();
     let startup_secs = spawned.elapsed().as_secs_f64();
-    let (samples, sampler) = start_sampler(pid, sink, options.sample_every);
-    let generator_tid = current_thread_id();
-    let cpu_before = cpu_snapshot(pid, sink, generator_tid);
+    let (samples, sampler) = start_sampler(&[pid], sink, options.sample_every);
+    let watched = Watched {
+        pids: vec![pid],
+        sink,
+        generator_tid: current_thread_id(),
+        database: None,
+    };
+    let cpu_before = cpu_snapshot(&watched);
     let target = stored;
     let mut timed_out = false;
     while sink.received() < target {
@@ -765,7 +952,7 @@ async fn drain(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<V
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cpu_after = cpu_snapshot(pid, sink, generator_tid);
+    let cpu_after = cpu_snapshot(&watched);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let peak = memory(pid).unwrap_or_default();
     sampler.abort();
@@ -939,5 +1126,36 @@ mod tests {
         assert_eq!(parse_message_id(body), Some((3, 1234)));
         assert_eq!(parse_message_id(br#"{"message_id":"other"}"#), None);
         assert_eq!(parse_message_id(b"{}"), None);
+    }
+
+    #[test]
+    fn backends_are_told_apart_by_their_database() {
+        let debian = "postgres: 15/main: postgres bench_1 127.0.0.1(51234) idle";
+        assert!(is_backend_of(debian, "bench_1"));
+        assert!(is_backend_of(
+            "postgres: app bench_1 [local] COMMIT",
+            "bench_1"
+        ));
+        assert!(!is_backend_of(debian, "postgres"));
+        assert!(!is_backend_of("postgres: 15/main: walwriter", "walwriter"));
+        assert!(!is_backend_of(
+            "postgres: 15/main: postgres other 127.0.0.1(1) idle",
+            "bench_1"
+        ));
+    }
+
+    #[test]
+    fn the_database_is_the_last_part_of_the_url() {
+        let name = |url: &str| database_name(url);
+        assert_eq!(
+            name("postgres://postgres@127.0.0.1:5432/bench_1").as_deref(),
+            Some("bench_1")
+        );
+        assert_eq!(
+            name("postgres://u:p@host/db?sslmode=disable").as_deref(),
+            Some("db")
+        );
+        assert_eq!(name("postgres://host:5432/"), None);
+        assert_eq!(name("postgres://host"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! `ingest-load`: the load generator of `bench/ingest.sh`. It drives a running `junction serve`
 //! on 127.0.0.1 with pre-serialised `/v1/batch` requests of realistic identify events over
 //! keep-alive connections, either as fast as they are answered (throughput) or at a fixed rate
-//! (latency), and prints one JSON line of results.
+//! (latency), and prints one JSON line of results. Given several servers (the nodes of a cluster),
+//! it spreads the connections over them in turn.
 //!
 //! It is deliberately a raw HTTP/1.1 writer and reader on one async thread: it shares the
 //! benchmark machine's two cores with the server, so each request must cost it as little as
@@ -20,7 +21,8 @@ use tokio::io::AsyncWriteExt as _;
 /// What to run, from the command line.
 #[derive(Clone, Debug)]
 struct Options {
-    addr: SocketAddr,
+    /// The servers: connection `i` goes to `addrs[i % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
     write_key: String,
     connections: usize,
     events_per_request: usize,
@@ -36,14 +38,14 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: ingest-load --addr 127.0.0.1:PORT [--write-key KEY] [--connections N] \
+    "usage: ingest-load --addr 127.0.0.1:PORT[,127.0.0.1:PORT…] [--write-key KEY] [--connections N] \
      [--events N] [--duration SECS] [--warmup SECS] [--rate EVENTS_PER_SEC] [--max-requests N]"
         .to_owned()
 }
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
-        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        addrs: Vec::new(),
         write_key: "junction-sample-write-key".to_owned(),
         connections: 4,
         events_per_request: 100,
@@ -63,10 +65,12 @@ fn parse_options() -> Result<Options, String> {
         };
         match flag.as_str() {
             "--addr" => {
-                let text = value()?;
-                options.addr = text
-                    .parse()
-                    .map_err(|_| format!("--addr: not an address: {text}"))?;
+                for text in value()?.split(',') {
+                    let addr = text
+                        .parse()
+                        .map_err(|_| format!("--addr: not an address: {text}"))?;
+                    options.addrs.push(addr);
+                }
             }
             "--write-key" => options.write_key = value()?,
             "--connections" => options.connections = number(value()?)? as usize,
@@ -79,12 +83,12 @@ fn parse_options() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }
+    if options.addrs.is_empty() {
+        options.addrs.push(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
     // Load tests only ever target this machine.
-    if !options.addr.ip().is_loopback() {
-        return Err(format!(
-            "--addr must be a loopback address, not {}",
-            options.addr
-        ));
+    if let Some(addr) = options.addrs.iter().find(|addr| !addr.ip().is_loopback()) {
+        return Err(format!("--addr must be a loopback address, not {addr}"));
     }
     if options.connections == 0 || options.events_per_request == 0 {
         return Err("--connections and --events must be positive".to_owned());
@@ -169,6 +173,7 @@ async fn run(options: Options) -> Result<Value, String> {
     };
     Ok(json!({
         "mode": if options.rate.is_some() { "rate" } else { "throughput" },
+        "servers": options.addrs.len(),
         "target_events_per_sec": options.rate,
         "connections": options.connections,
         "events_per_request": options.events_per_request,
@@ -192,8 +197,9 @@ async fn drive(
     measure_from: Instant,
     until: Instant,
 ) -> Result<Tally, String> {
-    let mut request = batch_request(connection, options)?;
-    let mut stream = connect(options.addr).await?;
+    let addr = options.addrs[connection % options.addrs.len()];
+    let mut request = batch_request(connection, addr, options)?;
+    let mut stream = connect(addr).await?;
     let mut reader = ResponseReader::default();
     let mut tally = Tally::default();
     // Fixed rate: connections take turns, so request k of this connection is due at
@@ -244,7 +250,11 @@ async fn drive(
 
 /// The connection's pre-serialised batch: realistic identify events whose message ids end with
 /// the counter placeholder, patched before each send so that every event is new to the server.
-fn batch_request(connection: usize, options: &Options) -> Result<BatchRequest, String> {
+fn batch_request(
+    connection: usize,
+    addr: SocketAddr,
+    options: &Options,
+) -> Result<BatchRequest, String> {
     let placeholder = counter_placeholder();
     let events = (0..options.events_per_request)
         .map(|i| {
@@ -253,7 +263,7 @@ fn batch_request(connection: usize, options: &Options) -> Result<BatchRequest, S
         })
         .collect();
     BatchRequest::new(
-        &options.addr.to_string(),
+        &addr.to_string(),
         &options.write_key,
         "junction-ingest-load",
         events,

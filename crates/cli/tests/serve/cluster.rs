@@ -1,13 +1,20 @@
-//! Clustered mode: several `junction serve` nodes on one PostgreSQL database share one workspace.
+//! Clustered mode: several `junction serve` nodes on one PostgreSQL database share one workspace,
+//! one store of jobs and each lane's concurrency limit, and survive the loss of a node.
 //! Needs the PostgreSQL server of `JUNCTION_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each test works in a scratch database of its own.
 
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::util::{Options, Running, SAMPLE_WRITE_KEY, admin, post, start_with, terminate};
+use crate::util::{
+    Connection, Options, Running, SAMPLE_SOURCE, SAMPLE_WRITE_KEY, admin, kill_hard, post,
+    start_with, terminate,
+};
+use crate::webhook::{Behaviour, Received, Reply, Webhook};
 
 /// A database created for one test and dropped afterwards.
 struct ScratchDatabase {
@@ -159,4 +166,332 @@ fn a_workspace_change_on_one_node_applies_on_the_others_within_a_second() {
 
     assert!(terminate(first));
     assert!(terminate(second));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Three nodes, one lane, one node killed.
+
+/// How long a poll waits at most. Generous: the machine has two cores and other builds run.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// An identify call the Send Contact default mapping turns into one job.
+fn identify(message_id: &str, n: usize) -> Value {
+    json!({
+        "type": "identify",
+        "messageId": message_id,
+        "userId": format!("user-{n}"),
+        "timestamp": "2024-03-01T12:00:00.000Z",
+        "traits": {"email": format!("user{n}@example.com"), "name": format!("User {n}")},
+    })
+}
+
+/// The sample source and one ChartMogul destination sending identify calls to `url`, with the
+/// lane's concurrency limit at `limit`.
+fn one_lane_workspace(url: &str, limit: usize) -> Value {
+    json!({
+        "sources": [{"id": SAMPLE_SOURCE, "name": "Sample app", "write_keys": [SAMPLE_WRITE_KEY]}],
+        "destinations": [{
+            "id": "cm",
+            "name": "cm",
+            "type": "actions-chartmogul",
+            "settings": {"chartmogul_webhook_url": url},
+            "sources": [SAMPLE_SOURCE],
+            "mappings": [{
+                "id": "send-contact",
+                "action": "sendContact",
+                "name": "Send Contact",
+                "trigger": "type = \"identify\"",
+            }],
+            "delivery": {"max_concurrency": limit},
+        }],
+    })
+}
+
+/// The local ports of `pid`'s TCP connections to 127.0.0.1:`remote_port`: its socket inodes
+/// (`/proc/PID/fd`) looked up in the kernel's connection table (`/proc/net/tcp`). The webhook
+/// records each request's client port, so this tells which node sent what.
+fn connection_ports(pid: u32, remote_port: u16) -> HashSet<u16> {
+    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect();
+    let port = |address: &str| u16::from_str_radix(address.rsplit_once(':')?.1, 16).ok();
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = port(fields.get(1)?)?;
+            let remote = port(fields.get(2)?)?;
+            (remote == remote_port && inodes.contains(*fields.get(9)?)).then_some(local)
+        })
+        .collect()
+}
+
+/// Sends `batches` batches of `per_batch` identify calls, one every `pause`, to the nodes in
+/// turn over a keep-alive connection to each; a node that is gone refuses its turn. The
+/// `messageId`s of the batches answered 200, and how many batches were not.
+fn send_round_robin(
+    nodes: &[String],
+    batches: usize,
+    per_batch: usize,
+    pause: Duration,
+) -> (Vec<String>, usize) {
+    let mut connections: Vec<Option<Connection>> = nodes.iter().map(|_| None).collect();
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for batch in 0..batches {
+        let node = batch % nodes.len();
+        let ids: Vec<String> = (0..per_batch)
+            .map(|i| format!("k-{batch:03}-{i:03}"))
+            .collect();
+        let events: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| identify(id, batch * per_batch + i))
+            .collect();
+        let body = json!({"batch": events, "sentAt": "2024-03-01T12:00:01.000Z"}).to_string();
+        let answer = match &mut connections[node] {
+            Some(connection) => connection.post("/v1/batch", &body),
+            slot => Connection::open(&nodes[node], SAMPLE_WRITE_KEY)
+                .and_then(|connection| slot.insert(connection).post("/v1/batch", &body)),
+        };
+        match answer {
+            Ok((200, _)) => acknowledged.extend(ids),
+            Ok(_) => refused += 1,
+            Err(_) => {
+                // The node died (or closed the connection): reconnect on its next turn.
+                connections[node] = None;
+                refused += 1;
+            }
+        }
+        std::thread::sleep(pause);
+    }
+    (acknowledged, refused)
+}
+
+/// Waits until every job of each of `message_ids` has succeeded, asking `node`'s admin API.
+fn wait_until_succeeded(node: &Running, message_ids: &[String]) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut waiting: Vec<&String> = message_ids.iter().collect();
+    loop {
+        waiting.retain(|id| {
+            let (status, body) = admin(
+                &node.admin_address,
+                "GET",
+                &format!("/api/v1/events/{id}"),
+                None,
+            );
+            if status != 200 {
+                return true;
+            }
+            let jobs: Vec<&Value> = body["data"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|event| event["jobs"].as_array().into_iter().flatten())
+                .collect();
+            jobs.is_empty() || jobs.iter().any(|job| job["state"] != "succeeded")
+        });
+        if waiting.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} events not succeeded within {PATIENCE:?}, {} first",
+            waiting.len(),
+            message_ids.len(),
+            waiting[0]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The nodes of a test. Those still running when it ends early (a failed assertion) are
+/// killed: nothing else would stop them, and they would keep the scratch database busy.
+struct Cluster(Vec<Option<Running>>);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.0.iter_mut().flatten() {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+/// Three nodes deliver one lane (one destination, one webhook host) with `max_concurrency` 4,
+/// to a webhook slow enough that each node alone could fill the limit, while batches arrive at
+/// all three in turn; one node is killed with SIGKILL mid-delivery. Every acknowledged event
+/// must reach the webhook; the only repeats allowed are the requests the dead node had in
+/// flight (their jobs' leases end and another node sends them again); and the limit holds
+/// across the cluster, not per node.
+#[test]
+fn three_nodes_share_a_lane_limit_and_survive_a_sigkill_repeating_only_what_was_in_flight() {
+    let _shared = crate::util::alongside_others();
+    const LIMIT: usize = 4;
+    const BATCHES: usize = 18;
+    const PER_BATCH: usize = 20;
+    let database = ScratchDatabase::create();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Webhook::start();
+    let slow = || Behaviour::Always(Reply::ok().after(Duration::from_millis(60)));
+    webhook.set(slow());
+
+    // A lease far shorter than the default five minutes, so the dead node's jobs come back
+    // within the test; a request timeout longer than the webhook ever holds a request below, so
+    // no surviving node times out (and repeats) a request the test held.
+    let config = dir.path().join("junction.toml");
+    std::fs::write(
+        &config,
+        "[delivery]\ntimeout_secs = 6\nlease_secs = 8\nbackoff_base_ms = 50\nbackoff_cap_secs = 1\n",
+    )
+    .unwrap();
+    let workspace = dir.path().join("workspace.json");
+    std::fs::write(
+        &workspace,
+        one_lane_workspace(&webhook.url("/hook/secret-token"), LIMIT).to_string(),
+    )
+    .unwrap();
+    let start_node = |name: &str, workspace: Option<&Path>| {
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        if let Some(workspace) = workspace {
+            args.extend(["--workspace", workspace.to_str().unwrap()]);
+        }
+        node(&dir.path().join(name), &url, &args)
+    };
+    // The first node stores the workspace; the others load it from the database.
+    let mut cluster = Cluster(vec![Some(start_node("a", Some(&workspace)))]);
+    cluster.0.push(Some(start_node("b", None)));
+    cluster.0.push(Some(start_node("c", None)));
+    let nodes = &mut cluster.0;
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|node| node.as_ref().unwrap().address.clone())
+        .collect();
+    let sender = std::thread::spawn(move || {
+        send_round_robin(&addresses, BATCHES, PER_BATCH, Duration::from_millis(150))
+    });
+
+    // Deliveries are under way. From now on the webhook holds every request, so that at the kill
+    // the requests in flight are exactly those it holds: every earlier answer has had time to be
+    // recorded (an answer the kill cut off before its node recorded it would be sent again
+    // without the webhook having seen it in flight).
+    webhook.wait_for("deliveries under way", PATIENCE, |r| r.len() >= 60);
+    let held_from = webhook.set(Behaviour::Hold);
+    let quiet = Duration::from_secs(1);
+    let hook_port = webhook.address().port();
+    let ports_of = |running: &Running| connection_ports(running.child.id(), hook_port);
+    // The victim: a node that has a request held, so that the kill cuts one off.
+    let mut victim = None;
+    let deadline = Instant::now() + PATIENCE;
+    while victim.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no request held within {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let requests = webhook.requests();
+        let settled = requests[..held_from]
+            .iter()
+            .all(|r| r.answered_at.is_some_and(|at| at.elapsed() >= quiet));
+        if !settled {
+            continue;
+        }
+        let held_ports: HashSet<u16> = requests[held_from..]
+            .iter()
+            .map(|r| r.peer.port())
+            .collect();
+        victim = nodes.iter().position(|node| {
+            let ports = ports_of(node.as_ref().unwrap());
+            !ports.is_disjoint(&held_ports)
+        });
+    }
+    let victim = victim.unwrap();
+    // Stopped first, so that the connections read are all it will ever have; then killed.
+    let running = nodes[victim].take().unwrap();
+    let stopped = Command::new("kill")
+        .args(["-STOP", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let victim_ports = ports_of(&running);
+    kill_hard(running);
+    let killed_at = Instant::now();
+    let released_from = webhook.release(slow());
+
+    // What the victim had in flight: the held requests it sent.
+    let requests = webhook.requests();
+    let in_flight: Vec<&Received> = requests[held_from..released_from]
+        .iter()
+        .filter(|r| victim_ports.contains(&r.peer.port()))
+        .collect();
+    let in_flight_ids: HashSet<String> = in_flight.iter().map(|r| r.message_id()).collect();
+    assert_eq!(in_flight_ids.len(), in_flight.len(), "one request per job");
+    assert!(
+        (1..=LIMIT).contains(&in_flight.len()),
+        "{} requests in flight on the killed node",
+        in_flight.len()
+    );
+    let held_by_all = released_from - held_from;
+
+    let (acknowledged, refused) = sender.join().unwrap();
+    assert!(
+        acknowledged.len() >= BATCHES * PER_BATCH / 2,
+        "{} events acknowledged, {refused} batches refused",
+        acknowledged.len()
+    );
+    webhook.wait_for("every acknowledged event delivered", PATIENCE, |r| {
+        let received: HashSet<String> = r.iter().map(Received::message_id).collect();
+        acknowledged.iter().all(|id| received.contains(id))
+    });
+    // Once every job is recorded as succeeded nothing is left to send: the counts are final.
+    let survivor = nodes.iter().flatten().next().unwrap();
+    wait_until_succeeded(survivor, &acknowledged);
+    let requests = webhook.requests();
+    let mut received: HashMap<String, usize> = HashMap::new();
+    for request in &requests {
+        *received.entry(request.message_id()).or_default() += 1;
+    }
+    let duplicated: HashSet<String> = received
+        .iter()
+        .filter(|(_, count)| **count > 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    println!(
+        "killed node {victim} {:?} after the first request; {} requests in all, {held_from} \
+         before the hold, {held_by_all} held at the kill ({} on the killed node), {} \
+         duplicates, {} events acknowledged ({refused} batches refused), peak concurrency {} \
+         (limit {LIMIT})",
+        killed_at.duration_since(requests[0].at),
+        requests.len(),
+        in_flight.len(),
+        duplicated.len(),
+        acknowledged.len(),
+        webhook.peak()
+    );
+    assert!(
+        duplicated.is_subset(&in_flight_ids),
+        "duplicates {duplicated:?}, in flight on the killed node {in_flight_ids:?}"
+    );
+    for (id, count) in &received {
+        assert!(*count <= 2, "{id} received {count} times");
+    }
+
+    for node in nodes.iter_mut().filter_map(Option::take) {
+        assert!(terminate(node));
+    }
+    // Last, because it is what the nodes must coordinate for: the lane's limit is one limit for
+    // the whole cluster, not one per node.
+    assert!(
+        webhook.peak() <= LIMIT,
+        "the lane's concurrency limit ({LIMIT}) holds across the cluster: {} requests at once",
+        webhook.peak()
+    );
 }

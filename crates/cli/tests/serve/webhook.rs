@@ -1,7 +1,7 @@
 //! A programmable webhook for the delivery tests: an axum server on 127.0.0.1 (port 0) on a
 //! runtime of its own, which records every request it receives (when, path, headers, body, what
-//! it answered) and its concurrency, and answers as the test tells it to, changeable at run time
-//! and per path.
+//! it answered, which client connection sent it) and its concurrency, and answers as the test
+//! tells it to, changeable at run time and per path, or holds requests until it is told to answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -60,6 +60,10 @@ pub enum Behaviour {
     Always(Reply),
     /// The first `count` requests after the behaviour was set get `reply`, the others 200.
     FailFirst { count: usize, reply: Reply },
+    /// Every request waits, unanswered, until [`Webhook::release`], then gets 200: unlike a
+    /// long delay, what was held is answered as soon as the test says so, before any client
+    /// timeout, so the test decides exactly which requests are in flight at a given moment.
+    Hold,
 }
 
 /// One request the webhook received.
@@ -75,6 +79,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status the webhook chose to answer.
     pub status: u16,
+    /// The client's address: its port tells which of several clients (nodes) sent the request.
+    pub peer: SocketAddr,
 }
 
 impl Received {
@@ -124,8 +130,12 @@ impl Active {
         match &self.behaviour {
             Behaviour::Always(reply) => reply.clone(),
             Behaviour::FailFirst { count, reply } if self.served <= *count => reply.clone(),
-            Behaviour::FailFirst { .. } => Reply::ok(),
+            Behaviour::FailFirst { .. } | Behaviour::Hold => Reply::ok(),
         }
+    }
+
+    fn holds(&self) -> bool {
+        matches!(self.behaviour, Behaviour::Hold)
     }
 }
 
@@ -135,6 +145,9 @@ struct Shared {
     requests: Vec<Received>,
     in_flight: usize,
     peak: usize,
+    /// Counts the calls of [`Webhook::release`]: a held request waits until it changes after
+    /// the request arrived.
+    releases: tokio::sync::watch::Sender<u64>,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -161,6 +174,7 @@ impl Webhook {
             requests: Vec::new(),
             in_flight: 0,
             peak: 0,
+            releases: tokio::sync::watch::Sender::new(0),
         }));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -173,7 +187,8 @@ impl Webhook {
         let address = listener.local_addr().unwrap();
         let app = Router::new()
             .fallback(handle)
-            .with_state(Arc::clone(&state));
+            .with_state(Arc::clone(&state))
+            .into_make_service_with_connect_info::<SocketAddr>();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
@@ -183,6 +198,11 @@ impl Webhook {
             state,
             runtime: Some(runtime),
         }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -203,6 +223,16 @@ impl Webhook {
         lock(&self.state)
             .by_path
             .insert(path.to_owned(), Active::new(behaviour));
+    }
+
+    /// Answers every request held by [`Behaviour::Hold`] (200), after switching the default
+    /// behaviour to `then` so that no later request is held; the number of requests received
+    /// before (the index of the first request answered by `then`).
+    pub fn release(&self, then: Behaviour) -> usize {
+        let mut state = lock(&self.state);
+        state.default = Active::new(then);
+        state.releases.send_modify(|n| *n += 1);
+        state.requests.len()
     }
 
     /// Forgets every per-path behaviour.
@@ -284,6 +314,7 @@ impl Drop for InFlight {
 
 async fn handle(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
@@ -291,12 +322,15 @@ async fn handle(
 ) -> Response {
     let at = Instant::now();
     let path = uri.path().to_owned();
-    let (reply, guard) = {
+    let (reply, held, guard) = {
         let mut shared = lock(&state);
-        let reply = match shared.by_path.get_mut(&path) {
-            Some(active) => active.next(),
-            None => shared.default.next(),
+        let active = match shared.by_path.get_mut(&path) {
+            Some(active) => active,
+            None => &mut shared.default,
         };
+        let reply = active.next();
+        // Subscribed under the lock, so a release after this point is seen.
+        let held = active.holds().then(|| shared.releases.subscribe());
         shared.in_flight += 1;
         shared.peak = shared.peak.max(shared.in_flight);
         let index = shared.requests.len();
@@ -314,15 +348,22 @@ async fn handle(
                 .collect(),
             body: body.to_vec(),
             status: reply.status,
+            peer,
         });
         (
             reply,
+            held,
             InFlight {
                 state: Arc::clone(&state),
                 index,
             },
         )
     };
+    if let Some(mut releases) = held {
+        // A new receiver has seen the value current at its subscription: only a later release
+        // ends the wait.
+        let _ = releases.changed().await;
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
