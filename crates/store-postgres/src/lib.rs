@@ -17,6 +17,7 @@
 //! - **Wake-ups**: commits and replays `NOTIFY` a channel; a background `LISTEN`er on every node
 //!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
 
+mod completions;
 mod error;
 mod generations;
 mod ingest;
@@ -289,7 +290,7 @@ impl Store for PostgresStore {
 
     async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError> {
         self.check_open()?;
-        Ok(queries::complete(&self.pool, &completions).await?)
+        Ok(completions::complete(&self.pool, &completions).await?)
     }
 
     async fn dead_letter(&self, filter: DeadLetterFilter) -> Result<Vec<DeadJob>, StoreError> {

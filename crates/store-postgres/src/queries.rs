@@ -3,18 +3,18 @@
 //! grouping, and several nodes must be able to run them side by side.
 
 use junction_store::{
-    AttemptRecord, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DiscardRecord, DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition,
-    LaneBacklog, LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
+    AttemptRecord, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardRecord,
+    DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition, LaneBacklog,
+    LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::Error;
 use crate::generations;
-use crate::rollup::{self, CompletedJob, Rollup};
+use crate::rollup;
 use crate::writer::insert_job;
-use crate::{JOBS_CHANNEL, encode_headers, now_ms};
+use crate::{JOBS_CHANNEL, now_ms};
 
 const JOB_COLUMNS: &str = "jobs.id, jobs.event_id, jobs.destination_id, jobs.subscription_id, \
      jobs.endpoint, jobs.method, jobs.url, jobs.headers, jobs.body, jobs.created_at, \
@@ -325,161 +325,6 @@ pub(crate) async fn release(pool: &PgPool, ids: &[JobId]) -> Result<(), Error> {
         .bind(JOBS_CHANNEL)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Result<(), Error> {
-    if completions.is_empty() {
-        return Ok(());
-    }
-    let now = now_ms();
-    // Row locks in job order, so that two nodes completing overlapping jobs (a duplicate delivery
-    // after a lease ended) cannot deadlock. Stable: a job completed twice keeps its order.
-    let mut ordered: Vec<&Completion> = completions.iter().collect();
-    ordered.sort_by_key(|completion| completion.job_id);
-    let mut tx = pool.begin().await?;
-    let mut rollup = Rollup::default();
-    for completion in ordered {
-        let job_id = completion.job_id.0;
-        if let Some(attempt) = &completion.attempt {
-            let headers = encode_headers(&attempt.response_headers)?;
-            sqlx::query(
-                "INSERT INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
-                                           error_class, response_headers, response_excerpt,
-                                           event_id)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, event_id FROM jobs WHERE id = $1
-                 ON CONFLICT (job_id, attempt, event_id) DO UPDATE SET
-                     started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-                     status = excluded.status, error_class = excluded.error_class,
-                     response_headers = excluded.response_headers,
-                     response_excerpt = excluded.response_excerpt",
-            )
-            .bind(job_id)
-            .bind(i64::from(attempt.attempt))
-            .bind(attempt.started_at)
-            .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
-            .bind(attempt.status.map(i32::from))
-            .bind(&attempt.error_class)
-            .bind(headers)
-            .bind(&attempt.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Locked so that a concurrent completion of the same job (another node, after a lease
-        // ended) waits and then finds it terminal.
-        let entry = sqlx::query(
-            "SELECT q.last_seq, q.attempt, jobs.destination_id, jobs.subscription_id,
-                    jobs.created_at, events.message_id, jobs.event_id
-             FROM job_queue q JOIN jobs ON jobs.id = q.job_id
-             JOIN events ON events.id = jobs.event_id
-             WHERE q.job_id = $1 FOR UPDATE OF q",
-        )
-        .bind(job_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(entry) = entry else {
-            // Already terminal: the attempt is recorded, nothing else.
-            continue;
-        };
-        let (last_seq, attempts): (i64, i64) = (entry.try_get(0)?, entry.try_get(1)?);
-        let event_id: i64 = entry.try_get(6)?;
-        let state = completion.state;
-        let failed = matches!(state, JobState::Discarded | JobState::Expired);
-        rollup.add_completion(CompletedJob {
-            destination_id: entry.try_get(2)?,
-            subscription_id: entry.try_get(3)?,
-            created_at: entry.try_get(4)?,
-            message_id: if failed { entry.try_get(5)? } else { None },
-            at: completion.attempt.as_ref().map_or(now, |attempt| {
-                let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
-                attempt.started_at.saturating_add(duration)
-            }),
-            state,
-            was_retrying: last_seq > 0,
-        });
-        let seq = last_seq + 1;
-        let next_at = (!state.is_terminal()).then_some(completion.next_at);
-        sqlx::query(
-            "INSERT INTO job_transitions (job_id, seq, state, at, next_at, attempt, detail,
-                                          event_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(job_id)
-        .bind(seq)
-        .bind(state.as_str())
-        .bind(now)
-        .bind(next_at)
-        .bind(attempts)
-        .bind(&completion.detail)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?;
-        match state {
-            JobState::AwaitingRetry | JobState::Pending => {
-                sqlx::query("UPDATE job_queue SET next_at = $2, last_seq = $3 WHERE job_id = $1")
-                    .bind(job_id)
-                    .bind(completion.next_at)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            JobState::Discarded | JobState::Expired => {
-                sqlx::query("DELETE FROM job_queue WHERE job_id = $1")
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let (made, status, error_class) = match &completion.attempt {
-                    Some(attempt) => (
-                        attempts,
-                        attempt.status.map(i32::from),
-                        attempt.error_class.clone(),
-                    ),
-                    None => {
-                        let last = sqlx::query(
-                            "SELECT status, error_class FROM job_attempts WHERE job_id = $1
-                             ORDER BY attempt DESC LIMIT 1",
-                        )
-                        .bind(job_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let (status, class) = match last {
-                            Some(row) => (row.try_get(0)?, row.try_get(1)?),
-                            None => (None, None),
-                        };
-                        // The claim counted an attempt that was not made.
-                        ((attempts - 1).max(0), status, class)
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO dead_letter (job_id, destination_id, subscription_id, state, at,
-                                              attempts, status, error_class, detail)
-                     SELECT id, destination_id, subscription_id, $2, $3, $4, $5, $6, $7
-                     FROM jobs WHERE id = $1
-                     ON CONFLICT (job_id) DO UPDATE SET
-                         state = excluded.state, at = excluded.at, attempts = excluded.attempts,
-                         status = excluded.status, error_class = excluded.error_class,
-                         detail = excluded.detail",
-                )
-                .bind(job_id)
-                .bind(state.as_str())
-                .bind(now)
-                .bind(made)
-                .bind(status)
-                .bind(error_class)
-                .bind(&completion.detail)
-                .execute(&mut *tx)
-                .await?;
-            }
-            _ => {
-                sqlx::query("DELETE FROM job_queue WHERE job_id = $1")
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-    }
-    rollup.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

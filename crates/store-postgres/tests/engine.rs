@@ -180,6 +180,78 @@ mod cluster {
         }
         assert_eq!(seen.len(), 200);
     }
+
+    /// A batch of completions is written with a few statements for the whole batch; one that
+    /// completes a job twice (a repeat delivery after a lease ended) must still apply them in
+    /// order, as one completion at a time would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_completing_a_job_twice_applies_both_in_order() {
+        use junction_store::{AttemptRecord, Completion, JobState};
+
+        let db = ScratchDb::create().await;
+        let store = open(&db).await;
+        let outcomes = store.commit(vec![event("twice", 2)]).await.unwrap();
+        let CommitOutcome::Stored { event_id, job_ids } = &outcomes[0] else {
+            panic!("stored: {outcomes:?}");
+        };
+        let claimed = store
+            .claim_jobs("dest|hooks.example.test", i64::MAX / 2, i64::MAX, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        let attempt = |number: u32, status: u16| AttemptRecord {
+            attempt: number,
+            started_at: 1_000,
+            duration_ms: 5,
+            status: Some(status),
+            error_class: (status >= 400).then(|| "http_status".to_owned()),
+            response_headers: vec![("x-n".to_owned(), number.to_string())],
+            response_excerpt: b"{}".to_vec(),
+        };
+        let completion = |job: usize, number: u32, status: u16, state: JobState| Completion {
+            job_id: job_ids[job],
+            attempt: Some(attempt(number, status)),
+            state,
+            next_at: 5_000,
+            detail: Some(format!("{status}")),
+        };
+        store
+            .complete_jobs(vec![
+                completion(0, 1, 500, JobState::AwaitingRetry),
+                completion(1, 1, 400, JobState::Discarded),
+                completion(0, 2, 200, JobState::Succeeded),
+                // After its terminal state: only the attempt is recorded.
+                completion(1, 2, 200, JobState::Succeeded),
+            ])
+            .await
+            .unwrap();
+        let record = store.event(*event_id).await.unwrap().unwrap();
+        let states = |n: usize| -> Vec<JobState> {
+            record.jobs[n].transitions.iter().map(|t| t.state).collect()
+        };
+        assert_eq!(
+            states(0),
+            [
+                JobState::Pending,
+                JobState::AwaitingRetry,
+                JobState::Succeeded
+            ]
+        );
+        assert_eq!(states(1), [JobState::Pending, JobState::Discarded]);
+        assert_eq!(record.jobs[0].attempts.len(), 2);
+        assert_eq!(record.jobs[1].attempts.len(), 2);
+        let dead = store
+            .dead_letter(junction_store::DeadLetterFilter {
+                limit: 10,
+                ..junction_store::DeadLetterFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].job.id, dead[0].status), (job_ids[1], Some(400)));
+        assert_eq!(store.counts().await.unwrap().jobs, 2);
+        assert_eq!(store.lane_backlogs().await.unwrap(), []);
+    }
 }
 
 /// Retention at scale: generations of partitions, created ahead and dropped whole.
