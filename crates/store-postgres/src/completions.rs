@@ -41,7 +41,7 @@ pub(crate) async fn complete(pool: &PgPool, completions: &[Completion]) -> Resul
         round.sort_by_key(|completion| completion.job_id);
         complete_round(&mut tx, &round, now, &mut rollup).await?;
     }
-    rollup.flush(&mut tx).await?;
+    rollup.flush(&mut tx, crate::rollup::shard()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -60,16 +60,15 @@ async fn complete_round(
     now: UnixMillis,
     rollup: &mut Rollup,
 ) -> Result<(), Error> {
-    record_attempts(conn, round).await?;
-
     // Locked (in job order: the sort runs below the lock) so that a concurrent completion of the
     // same job on another node waits, then finds it terminal.
     let ids: Vec<i64> = round.iter().map(|completion| completion.job_id.0).collect();
     let rows = sqlx::query(
         "SELECT q.job_id, q.last_seq, q.attempt, jobs.destination_id, jobs.subscription_id,
                 jobs.created_at, events.message_id, jobs.event_id
-         FROM job_queue q JOIN jobs ON jobs.id = q.job_id
-         JOIN events ON events.id = jobs.event_id
+         FROM job_queue q
+         JOIN jobs ON jobs.id = q.job_id AND jobs.event_id = q.event_id
+         JOIN events ON events.id = q.event_id
          WHERE q.job_id = ANY($1)
          ORDER BY q.job_id
          FOR UPDATE OF q",
@@ -95,6 +94,12 @@ async fn complete_round(
             ),
         );
     }
+
+    let event_ids: HashMap<i64, i64> = queued
+        .iter()
+        .map(|(job_id, (entry, ..))| (*job_id, entry.event_id))
+        .collect();
+    record_attempts(conn, round, event_ids).await?;
 
     let mut transitions = Transitions::default();
     let (mut retry_ids, mut retry_next, mut retry_seq) = (Vec::new(), Vec::new(), Vec::new());
@@ -159,9 +164,29 @@ async fn complete_round(
     dead_letter(conn, &failed, now).await
 }
 
-/// Inserts (or, for an attempt recorded before, replaces) the attempts made.
-async fn record_attempts(conn: &mut PgConnection, round: &[&Completion]) -> Result<(), Error> {
-    let mut ids = Vec::new();
+/// Inserts (or, for an attempt recorded before, replaces) the attempts made. `event_ids` has the
+/// event of each job still queued; a job already terminal (a repeat delivery) is looked up.
+async fn record_attempts(
+    conn: &mut PgConnection,
+    round: &[&Completion],
+    mut event_ids: HashMap<i64, i64>,
+) -> Result<(), Error> {
+    let unknown: Vec<i64> = round
+        .iter()
+        .filter(|completion| completion.attempt.is_some())
+        .map(|completion| completion.job_id.0)
+        .filter(|job_id| !event_ids.contains_key(job_id))
+        .collect();
+    if !unknown.is_empty() {
+        let rows = sqlx::query("SELECT id, event_id FROM jobs WHERE id = ANY($1)")
+            .bind(&unknown)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            event_ids.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let (mut ids, mut events) = (Vec::new(), Vec::new());
     let (mut numbers, mut started, mut durations, mut statuses) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut classes, mut headers, mut excerpts) = (Vec::new(), Vec::new(), Vec::new());
@@ -169,7 +194,13 @@ async fn record_attempts(conn: &mut PgConnection, round: &[&Completion]) -> Resu
         let Some(attempt) = &completion.attempt else {
             continue;
         };
+        // A job that is not stored (never, unless retention removed it meanwhile) has no row
+        // for its attempt to belong to.
+        let Some(event_id) = event_ids.get(&completion.job_id.0) else {
+            continue;
+        };
         ids.push(completion.job_id.0);
+        events.push(*event_id);
         numbers.push(i64::from(attempt.attempt));
         started.push(attempt.started_at);
         durations.push(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX));
@@ -184,12 +215,8 @@ async fn record_attempts(conn: &mut PgConnection, round: &[&Completion]) -> Resu
     sqlx::query(
         "INSERT INTO job_attempts (job_id, attempt, started_at, duration_ms, status, error_class,
                                    response_headers, response_excerpt, event_id)
-         SELECT t.*, jobs.event_id
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[],
-                     $6::text[], $7::text[], $8::bytea[])
-              AS t (job_id, attempt, started_at, duration_ms, status, error_class,
-                    response_headers, response_excerpt)
-         JOIN jobs ON jobs.id = t.job_id
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[],
+                              $6::text[], $7::text[], $8::bytea[], $9::bigint[])
          ON CONFLICT (job_id, attempt, event_id) DO UPDATE SET
              started_at = excluded.started_at, duration_ms = excluded.duration_ms,
              status = excluded.status, error_class = excluded.error_class,
@@ -204,6 +231,7 @@ async fn record_attempts(conn: &mut PgConnection, round: &[&Completion]) -> Resu
     .bind(&classes)
     .bind(&headers)
     .bind(&excerpts)
+    .bind(&events)
     .execute(&mut *conn)
     .await?;
     Ok(())

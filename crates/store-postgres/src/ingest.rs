@@ -303,8 +303,8 @@ async fn insert_jobs(
                                           event_id)
              SELECT id, 0, $11, created_at, created_at, 0, NULL, event_id FROM job
          )
-         INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq)
-         SELECT id, endpoint, created_at, 0, 0 FROM job",
+         INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq, event_id)
+         SELECT id, endpoint, created_at, 0, 0, event_id FROM job",
     )
     .bind(job_ids)
     .bind(&of_event)

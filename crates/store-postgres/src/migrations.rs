@@ -59,6 +59,35 @@ CREATE TABLE lane_shares (
 );
 "#;
 
+/// Version 5: each queue row carries its job's event id, so that claims and completions reach
+/// the job (partitioned by event id) in its one partition instead of probing every generation's.
+const V5: &str = r#"
+ALTER TABLE job_queue ADD COLUMN event_id BIGINT;
+UPDATE job_queue SET event_id = jobs.event_id FROM jobs WHERE jobs.id = job_queue.job_id;
+ALTER TABLE job_queue ALTER COLUMN event_id SET NOT NULL;
+"#;
+
+/// Version 6: the counters and the overview's count, latency and gauge rows are sharded: each
+/// transaction adds to one of a few rows per key, chosen at random, and readers sum them. With one
+/// row per key every ingest group and completion batch of every node queued behind the same row
+/// locks until the holder's commit was durable.
+const V6: &str = r#"
+ALTER TABLE counters DROP CONSTRAINT counters_id_check;
+
+ALTER TABLE overview_counts ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE overview_counts DROP CONSTRAINT overview_counts_pkey;
+ALTER TABLE overview_counts
+    ADD PRIMARY KEY (destination_id, minute, subscription_id, outcome, shard);
+
+ALTER TABLE overview_latency ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE overview_latency DROP CONSTRAINT overview_latency_pkey;
+ALTER TABLE overview_latency ADD PRIMARY KEY (destination_id, minute, subscription_id, bin, shard);
+
+ALTER TABLE overview_gauges ADD COLUMN shard SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE overview_gauges DROP CONSTRAINT overview_gauges_pkey;
+ALTER TABLE overview_gauges ADD PRIMARY KEY (destination_id, subscription_id, shard);
+"#;
+
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -80,6 +109,16 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "cluster-wide lane flow control",
         sql: V4,
+    },
+    Migration {
+        version: 5,
+        name: "event id in the delivery queue",
+        sql: V5,
+    },
+    Migration {
+        version: 6,
+        name: "sharded counters and rollups",
+        sql: V6,
     },
 ];
 

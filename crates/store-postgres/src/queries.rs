@@ -210,9 +210,13 @@ async fn event_record(conn: &mut PgConnection, id: EventId) -> Result<Option<Eve
 }
 
 pub(crate) async fn counts(pool: &PgPool) -> Result<Counts, Error> {
-    let row = sqlx::query("SELECT events, duplicates, jobs, discards FROM counters WHERE id = 1")
-        .fetch_one(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT sum(events)::bigint, sum(duplicates)::bigint, sum(jobs)::bigint,
+                sum(discards)::bigint
+         FROM counters",
+    )
+    .fetch_one(pool)
+    .await?;
     let get = |at: usize| -> Result<u64, Error> {
         let value: i64 = row.try_get(at)?;
         u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative counter: {value}")))
@@ -279,7 +283,7 @@ pub(crate) async fn claim(
     // them with the values from before the lease.
     let rows = sqlx::query(&format!(
         "WITH due AS (
-             SELECT job_id, next_at, attempt FROM job_queue
+             SELECT job_id, event_id, next_at, attempt FROM job_queue
              WHERE endpoint = $1 AND next_at <= $2
              ORDER BY next_at, job_id
              LIMIT $3
@@ -287,10 +291,11 @@ pub(crate) async fn claim(
          ), leased AS (
              UPDATE job_queue SET next_at = $4, attempt = job_queue.attempt + 1
              FROM due WHERE job_queue.job_id = due.job_id
-             RETURNING due.job_id, due.next_at, due.attempt
+             RETURNING due.job_id, due.event_id, due.next_at, due.attempt
          )
          SELECT leased.next_at, leased.attempt, {JOB_COLUMNS}
-         FROM leased JOIN jobs ON jobs.id = leased.job_id
+         FROM leased
+         JOIN jobs ON jobs.id = leased.job_id AND jobs.event_id = leased.event_id
          ORDER BY leased.next_at, leased.job_id"
     ))
     .bind(endpoint)

@@ -192,14 +192,15 @@ impl Rollup {
     }
 
     /// Writes the aggregated changes in the current transaction.
-    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<(), Error> {
+    pub(crate) async fn flush(self, conn: &mut PgConnection, shard: i16) -> Result<(), Error> {
         let max_samples = i64::try_from(OverviewTotals::MAX_SAMPLES).unwrap_or(i64::MAX);
         for ((destination, minute, subscription, outcome), tally) in &self.counts {
             let outcome = outcome.name();
             let total: i64 = sqlx::query_scalar(
-                "INSERT INTO overview_counts (destination_id, minute, subscription_id, outcome, n)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (destination_id, minute, subscription_id, outcome)
+                "INSERT INTO overview_counts
+                     (destination_id, minute, subscription_id, outcome, n, shard)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (destination_id, minute, subscription_id, outcome, shard)
                  DO UPDATE SET n = overview_counts.n + excluded.n
                  RETURNING n",
             )
@@ -208,9 +209,11 @@ impl Rollup {
             .bind(subscription)
             .bind(&outcome)
             .bind(tally.count)
+            .bind(shard)
             .fetch_one(&mut *conn)
             .await?;
-            // Only while the minute has fewer than the most samples kept.
+            // Only while the minute's shard has fewer than the most samples kept (so at most
+            // that many per shard are stored; readers take the newest).
             let room = usize::try_from(max_samples - (total - tally.count)).unwrap_or(0);
             let samples: Vec<&String> = tally.samples.iter().take(room).collect();
             if !samples.is_empty() {
@@ -230,9 +233,10 @@ impl Rollup {
             }
             for (bin, n) in &tally.bins {
                 sqlx::query(
-                    "INSERT INTO overview_latency (destination_id, minute, subscription_id, bin, n)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (destination_id, minute, subscription_id, bin)
+                    "INSERT INTO overview_latency
+                         (destination_id, minute, subscription_id, bin, n, shard)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (destination_id, minute, subscription_id, bin, shard)
                      DO UPDATE SET n = overview_latency.n + excluded.n",
                 )
                 .bind(destination)
@@ -240,6 +244,7 @@ impl Rollup {
                 .bind(subscription)
                 .bind(bin)
                 .bind(n)
+                .bind(shard)
                 .execute(&mut *conn)
                 .await?;
             }
@@ -249,15 +254,16 @@ impl Rollup {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (destination_id, subscription_id)
+                "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry, shard)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (destination_id, subscription_id, shard)
                  DO UPDATE SET awaiting_retry = overview_gauges.awaiting_retry
                                                 + excluded.awaiting_retry",
             )
             .bind(destination)
             .bind(subscription)
             .bind(delta)
+            .bind(shard)
             .execute(&mut *conn)
             .await?;
         }
@@ -360,7 +366,8 @@ pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Ove
     }
 
     let rows = sqlx::query(
-        "SELECT subscription_id, awaiting_retry FROM overview_gauges WHERE destination_id = $1",
+        "SELECT subscription_id, sum(awaiting_retry)::bigint FROM overview_gauges
+         WHERE destination_id = $1 GROUP BY subscription_id",
     )
     .bind(destination)
     .fetch_all(&mut *tx)
@@ -384,4 +391,13 @@ pub(crate) async fn overview(pool: &PgPool, query: &OverviewQuery) -> Result<Ove
     }
     tx.commit().await?;
     Ok(overview.finish())
+}
+
+/// How many rows per key the counters and rollups are spread over (see migration 6).
+const SHARDS: i16 = 8;
+
+/// The shard a transaction adds its counters and rollups to: one at random, so that concurrent
+/// transactions (of this node and of others) rarely wait on each other's row locks.
+pub(crate) fn shard() -> i16 {
+    fastrand::i16(0..SHARDS)
 }

@@ -537,18 +537,24 @@ async fn write_transaction(
             }
         });
     }
-    rollup.flush(&mut tx).await?;
+    let shard = crate::rollup::shard();
+    rollup.flush(&mut tx, shard).await?;
     let as_sql = |total: u64| i64::try_from(total).unwrap_or(i64::MAX);
     if totals != Counts::default() {
+        // One of a few rows, summed by `counts` (see migration 6): a single row would make every
+        // node's commits wait for each other's.
         sqlx::query(
-            "UPDATE counters SET events = events + $1, duplicates = duplicates + $2,
-                                 jobs = jobs + $3, discards = discards + $4
-             WHERE id = 1",
+            "INSERT INTO counters AS c (id, events, duplicates, jobs, discards)
+             VALUES ($5, $1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET
+                 events = c.events + excluded.events, duplicates = c.duplicates + excluded.duplicates,
+                 jobs = c.jobs + excluded.jobs, discards = c.discards + excluded.discards",
         )
         .bind(as_sql(totals.events))
         .bind(as_sql(totals.duplicates))
         .bind(as_sql(totals.jobs))
         .bind(as_sql(totals.discards))
+        .bind(i32::from(shard) + 1)
         .execute(&mut *tx)
         .await?;
     }
@@ -616,8 +622,8 @@ pub(crate) async fn insert_job(
                                           event_id)
              SELECT id, 0, $11, created_at, created_at, 0, $12, $1 FROM job
          )
-         INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq)
-         SELECT id, endpoint, created_at, 0, 0 FROM job
+         INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq, event_id)
+         SELECT id, endpoint, created_at, 0, 0, $1 FROM job
          RETURNING job_id",
     )
     .bind(event_id)
