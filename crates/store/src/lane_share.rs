@@ -209,10 +209,8 @@ mod tests {
             let mut held = vec![PeerShare { held: 0, want: 20 }; nodes];
             for round in 0..10 * nodes {
                 let me = round % nodes;
-                let others: Vec<PeerShare> = (0..nodes)
-                    .filter(|n| *n != me)
-                    .map(|n| held[n])
-                    .collect();
+                let others: Vec<PeerShare> =
+                    (0..nodes).filter(|n| *n != me).map(|n| held[n]).collect();
                 // Attempts beyond a lowered share have finished by the next report.
                 let (grant, holding) = settle(&mut lane, &report(20, 0), &others, 0);
                 held[me] = holding;
@@ -225,7 +223,10 @@ mod tests {
                 held.iter().all(|peer| peer.held >= 20 / nodes as u32),
                 "{nodes} nodes: {held:?}"
             );
-            assert!(total >= 20 - nodes as u32, "{nodes} nodes use {total} of 20");
+            assert!(
+                total >= 20 - nodes as u32,
+                "{nodes} nodes use {total} of 20"
+            );
         }
     }
 
