@@ -495,3 +495,115 @@ fn three_nodes_share_a_lane_limit_and_survive_a_sigkill_repeating_only_what_was_
         webhook.peak()
     );
 }
+
+/// Sends one `/v1/batch` of identify calls to `address`; panics unless it is acknowledged.
+fn send_identifies(address: &str, ids: &[String]) {
+    let events: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| identify(id, n))
+        .collect();
+    let body = json!({"batch": events}).to_string();
+    let (status, answer) = post(address, "/v1/batch", SAMPLE_WRITE_KEY, &body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A `Retry-After` that one node got pauses the lane on every node: the node that meets a 429
+/// with `Retry-After: 2` (either may claim the first job) is then frozen (SIGSTOP), so that the
+/// other delivers everything sent afterwards. Without the shared pause b would send at
+/// once; with it, nothing reaches the webhook until 2 s after the 429, and then everything does
+/// (well before a stuck share's 5 s lease would let b through).
+#[test]
+fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
+    let _shared = crate::util::alongside_others();
+    let database = ScratchDatabase::create();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Webhook::start();
+    webhook.set(Behaviour::FailFirst {
+        count: 1,
+        reply: Reply::status(429).header("retry-after", "2"),
+    });
+    let config = dir.path().join("junction.toml");
+    std::fs::write(&config, "[delivery]\ntimeout_secs = 6\nlease_secs = 8\n").unwrap();
+    let workspace = dir.path().join("workspace.json");
+    std::fs::write(
+        &workspace,
+        one_lane_workspace(&webhook.url("/hook/secret-token"), 4).to_string(),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let a = node(
+        &dir.path().join("a"),
+        &url,
+        &[
+            "--config",
+            config,
+            "--workspace",
+            workspace.to_str().unwrap(),
+        ],
+    );
+    let b = node(&dir.path().join("b"), &url, &["--config", config]);
+
+    send_identifies(&a.address, &["p-first".to_owned()]);
+    let answered = webhook.wait_for("the 429 answered", PATIENCE, |r| {
+        r.first().is_some_and(|r| r.answered_at.is_some())
+    });
+    assert_eq!((answered.len(), answered[0].status), (1, 429));
+    let paused_at = answered[0].answered_at.unwrap();
+    let hook_port = webhook.address().port();
+    let (met, other) =
+        if connection_ports(a.child.id(), hook_port).contains(&answered[0].peer.port()) {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+    // Time for the node that met the 429 to report the pause and give its share back (a few
+    // milliseconds), then it is frozen: whatever happens next is the other node's doing.
+    std::thread::sleep(Duration::from_millis(700));
+    let frozen = Command::new("kill")
+        .args(["-STOP", &met.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(frozen.success());
+    let later: Vec<String> = (0..10).map(|n| format!("p-later-{n}")).collect();
+    send_identifies(&other.address, &later);
+    let sent_at = paused_at.elapsed();
+
+    let mut all = later.clone();
+    all.push("p-first".to_owned());
+    let requests = webhook.wait_for("every event delivered", PATIENCE, |r| {
+        let delivered: HashSet<String> = r
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(Received::message_id)
+            .collect();
+        all.iter().all(|id| delivered.contains(id))
+    });
+    let _ = Command::new("kill")
+        .args(["-CONT", &met.child.id().to_string()])
+        .status();
+    let after: Vec<Duration> = requests[1..]
+        .iter()
+        .map(|r| r.at.duration_since(paused_at))
+        .collect();
+    let first = after.iter().min().copied().unwrap_or_default();
+    assert!(
+        sent_at < Duration::from_millis(1_500),
+        "the later events were sent during the pause ({sent_at:?} after the 429)"
+    );
+    // The pause's end is the database's clock plus what was left of it when a reported it:
+    // within a few milliseconds of the 429's 2 s.
+    assert!(
+        first >= Duration::from_millis(1_900),
+        "a request reached the paused lane {first:?} after the 429 (the other node did not \
+         pause)"
+    );
+    assert!(
+        first < Duration::from_millis(4_000),
+        "the first request after the pause came {first:?} after the 429: the other node \
+         waited for more than the pause (the share of the node that met the 429 not given back?)"
+    );
+    assert!(terminate(b));
+    assert!(terminate(a));
+}
