@@ -544,6 +544,11 @@ fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
         ],
     );
     let b = node(&dir.path().join("b"), &url, &["--config", config]);
+    // Killed if the test ends early, frozen node included (SIGKILL ends a stopped process).
+    let mut cluster = Cluster(vec![Some(a), Some(b)]);
+    let (Some(a), Some(b)) = (&cluster.0[0], &cluster.0[1]) else {
+        unreachable!("both nodes were just started")
+    };
 
     send_identifies(&a.address, &["p-first".to_owned()]);
     let answered = webhook.wait_for("the 429 answered", PATIENCE, |r| {
@@ -554,9 +559,9 @@ fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
     let hook_port = webhook.address().port();
     let (met, other) =
         if connection_ports(a.child.id(), hook_port).contains(&answered[0].peer.port()) {
-            (&a, &b)
+            (a, b)
         } else {
-            (&b, &a)
+            (b, a)
         };
     // Time for the node that met the 429 to report the pause and give its share back (a few
     // milliseconds), then it is frozen: whatever happens next is the other node's doing.
@@ -604,6 +609,7 @@ fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
         "the first request after the pause came {first:?} after the 429: the other node \
          waited for more than the pause (the share of the node that met the 429 not given back?)"
     );
-    assert!(terminate(b));
-    assert!(terminate(a));
+    for node in cluster.0.iter_mut().filter_map(Option::take) {
+        assert!(terminate(node));
+    }
 }
