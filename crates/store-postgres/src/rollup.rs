@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use junction_store::{
-    DiscardReason, JobState, NewEvent, Overview, OverviewQuery, OverviewTotals, UnixMillis,
-};
+use junction_store::{JobState, NewEvent, Overview, OverviewQuery, OverviewTotals, UnixMillis};
 use sqlx::{PgConnection, PgPool, Row};
 
-use junction_store::rollup::{MINUTE_MS, Outcome, OverviewBuilder, latency_bin, minute_of};
+use junction_store::rollup::{
+    MINUTE_MS, Outcome, OverviewBuilder, awaiting_retry_delta, completion_outcome, event_counts,
+    latency_bin, minute_of,
+};
 
 use crate::error::Error;
 
@@ -62,106 +63,30 @@ impl Rollup {
     }
 
     /// Counts a stored event's outcomes (see [`OverviewCounts`] for what each means).
+    ///
+    /// [`OverviewCounts`]: junction_store::OverviewCounts
     pub(crate) fn add_event(&mut self, event: &NewEvent) {
-        #[derive(Default)]
-        struct Seen {
-            jobs: bool,
-            destination_wide: bool,
-            mapping_discards: usize,
-            not_matched: usize,
-        }
         let minute = minute_of(event.received_at);
         let message_id = event.message_id.as_str();
-        let mut seen: Vec<(&str, Seen)> = Vec::new();
-        fn at<'e>(seen: &mut Vec<(&'e str, Seen)>, destination: &'e str) -> usize {
-            match seen.iter().position(|(d, _)| *d == destination) {
-                Some(index) => index,
-                None => {
-                    seen.push((destination, Seen::default()));
-                    seen.len() - 1
-                }
-            }
-        }
-        for job in &event.jobs {
-            let index = at(&mut seen, &job.destination_id);
-            seen[index].1.jobs = true;
+        let mut seen = Vec::new();
+        event_counts(event, &mut seen, |counted| {
             self.count(
                 (
-                    job.destination_id.clone(),
+                    counted.destination.to_owned(),
                     minute,
-                    job.subscription_id.clone(),
-                    Outcome::Job,
+                    counted.subscription.to_owned(),
+                    counted.outcome,
                 ),
-                None,
+                counted.sampled.then_some(message_id),
             );
-        }
-        for discard in &event.discards {
-            let index = at(&mut seen, &discard.destination_id);
-            let entry = &mut seen[index].1;
-            let subscription = match &discard.subscription_id {
-                Some(subscription) => {
-                    entry.mapping_discards += 1;
-                    if discard.reason == DiscardReason::NotMatched {
-                        entry.not_matched += 1;
-                    }
-                    subscription.clone()
-                }
-                None => {
-                    entry.destination_wide = true;
-                    String::new()
-                }
-            };
-            self.count(
-                (
-                    discard.destination_id.clone(),
-                    minute,
-                    subscription,
-                    Outcome::Discard(discard.reason),
-                ),
-                Some(message_id),
-            );
-        }
-        for (destination, entry) in &seen {
-            let destination = (*destination).to_owned();
-            self.count(
-                (
-                    destination.clone(),
-                    minute,
-                    String::new(),
-                    Outcome::Received,
-                ),
-                None,
-            );
-            let none_matched = !entry.jobs
-                && !entry.destination_wide
-                && entry.mapping_discards > 0
-                && entry.not_matched == entry.mapping_discards;
-            if none_matched {
-                self.count(
-                    (
-                        destination,
-                        minute,
-                        String::new(),
-                        Outcome::Discard(DiscardReason::NotMatched),
-                    ),
-                    Some(message_id),
-                );
-            }
-        }
+        });
     }
 
     /// Counts a completion: delivered (with its latency), retried or failed, and moves the
     /// awaiting-retry gauge.
     pub(crate) fn add_completion(&mut self, job: CompletedJob) {
-        let outcome = match job.state {
-            JobState::Succeeded => Outcome::Delivered,
-            JobState::AwaitingRetry | JobState::Pending => Outcome::Retried,
-            JobState::Discarded => Outcome::FailedDiscarded,
-            JobState::Expired => Outcome::FailedExpired,
-            _ => return,
-        };
-        let retrying = i64::from(!job.state.is_terminal());
-        let delta = retrying - i64::from(job.was_retrying);
+        let outcome = completion_outcome(job.state);
+        let delta = awaiting_retry_delta(job.state, job.was_retrying);
         if delta != 0 {
             *self
                 .gauges

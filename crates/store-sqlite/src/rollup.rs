@@ -6,12 +6,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use junction_store::{
-    DiscardReason, JobState, NewEvent, OverviewQuery, OverviewTotals, UnixMillis,
-};
+use junction_store::{JobState, NewEvent, OverviewQuery, OverviewTotals, UnixMillis};
 use rusqlite::Connection;
 
-use junction_store::rollup::{MINUTE_MS, Outcome, latency_bin, minute_of};
+use junction_store::rollup::{
+    DestinationSeen, MINUTE_MS, Outcome, awaiting_retry_delta, completion_outcome, event_counts,
+    latency_bin, minute_of,
+};
 
 use crate::error::Error;
 
@@ -39,15 +40,6 @@ struct Tally<'a> {
     /// Deliveries only: the latency histogram's (bucket, count) pairs, so that latency shares
     /// the delivered counter's key instead of needing a lookup of its own.
     bins: Vec<(i64, i64)>,
-}
-
-/// What one event did at one destination, to derive the destination-level counters.
-struct Seen<'a> {
-    destination: &'a str,
-    jobs: bool,
-    destination_wide: bool,
-    mapping_discards: usize,
-    not_matched: usize,
 }
 
 /// A completed job as the rollup needs it.
@@ -80,7 +72,7 @@ pub(crate) struct Rollup<'a> {
     index: HashMap<CountKey<'a>, usize>,
     gauges: HashMap<(Cow<'a, str>, Cow<'a, str>), i64>,
     /// Reused per event, so that counting an event allocates nothing.
-    seen: Vec<Seen<'a>>,
+    seen: Vec<DestinationSeen<'a>>,
 }
 
 impl<'a> Rollup<'a> {
@@ -145,97 +137,23 @@ impl<'a> Rollup<'a> {
         let minute = minute_of(event.received_at);
         let message_id = event.message_id.as_str();
         let mut seen = std::mem::take(&mut self.seen);
-        seen.clear();
-        let at = |seen: &mut Vec<Seen<'a>>, destination: &'a str| -> usize {
-            // Usually one destination per event: a linear search beats hashing.
-            match seen.iter().position(|s| s.destination == destination) {
-                Some(index) => index,
-                None => {
-                    seen.push(Seen {
-                        destination,
-                        jobs: false,
-                        destination_wide: false,
-                        mapping_discards: 0,
-                        not_matched: 0,
-                    });
-                    seen.len() - 1
-                }
-            }
-        };
-        for job in &event.jobs {
-            let index = at(&mut seen, &job.destination_id);
-            seen[index].jobs = true;
+        event_counts(event, &mut seen, |counted| {
             self.count(
-                Cow::Borrowed(&job.destination_id),
-                Cow::Borrowed(&job.subscription_id),
+                Cow::Borrowed(counted.destination),
+                Cow::Borrowed(counted.subscription),
                 minute,
-                Outcome::Job,
-                None,
+                counted.outcome,
+                counted.sampled.then_some(Cow::Borrowed(message_id)),
             );
-        }
-        for discard in &event.discards {
-            let index = at(&mut seen, &discard.destination_id);
-            let entry = &mut seen[index];
-            let subscription = match &discard.subscription_id {
-                Some(subscription) => {
-                    entry.mapping_discards += 1;
-                    if discard.reason == DiscardReason::NotMatched {
-                        entry.not_matched += 1;
-                    }
-                    subscription.as_str()
-                }
-                None => {
-                    entry.destination_wide = true;
-                    ""
-                }
-            };
-            self.count(
-                Cow::Borrowed(&discard.destination_id),
-                Cow::Borrowed(subscription),
-                minute,
-                Outcome::Discard(discard.reason),
-                Some(Cow::Borrowed(message_id)),
-            );
-        }
-        for entry in &seen {
-            let destination = Cow::Borrowed(entry.destination);
-            self.count(
-                destination.clone(),
-                Cow::Borrowed(""),
-                minute,
-                Outcome::Received,
-                None,
-            );
-            let none_matched = !entry.jobs
-                && !entry.destination_wide
-                && entry.mapping_discards > 0
-                && entry.not_matched == entry.mapping_discards;
-            if none_matched {
-                self.count(
-                    destination,
-                    Cow::Borrowed(""),
-                    minute,
-                    Outcome::Discard(DiscardReason::NotMatched),
-                    Some(Cow::Borrowed(message_id)),
-                );
-            }
-        }
+        });
         self.seen = seen;
     }
 
     /// Counts a job's completion at its minute, its latency when delivered, and the change of the
     /// awaiting-retry gauge.
     pub(crate) fn add_completion(&mut self, job: CompletedJob) {
-        let outcome = match job.state {
-            JobState::Succeeded => Outcome::Delivered,
-            JobState::AwaitingRetry | JobState::Pending => Outcome::Retried,
-            JobState::Discarded => Outcome::FailedDiscarded,
-            JobState::Expired => Outcome::FailedExpired,
-            // A state added later: not an outcome the overview knows.
-            _ => return,
-        };
-        let retrying = i64::from(!job.state.is_terminal());
-        let delta = retrying - i64::from(job.was_retrying);
+        let outcome = completion_outcome(job.state);
+        let delta = awaiting_retry_delta(job.state, job.was_retrying);
         if delta != 0 {
             let key = (
                 Cow::Owned(job.destination_id.clone()),

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::{
-    DiscardReason, LatencySummary, Overview, OverviewBucket, OverviewCounts, OverviewPoint,
-    OverviewQuery, OverviewTotals, StoreError, UnixMillis, UnknownName,
+    DiscardReason, JobState, LatencySummary, NewEvent, Overview, OverviewBucket, OverviewCounts,
+    OverviewPoint, OverviewQuery, OverviewTotals, StoreError, UnixMillis, UnknownName,
 };
 
 /// Rollup rows are kept per minute: the finest grain of a series.
@@ -193,6 +193,128 @@ pub fn newest(mut found: Vec<(i64, String)>) -> Vec<String> {
         }
     }
     ids
+}
+
+/// One counter a stored event adds one to (see [`event_counts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventCount<'a> {
+    /// The destination.
+    pub destination: &'a str,
+    /// The mapping, or empty for a destination-level counter.
+    pub subscription: &'a str,
+    /// The counter.
+    pub outcome: Outcome,
+    /// Whether the event's `messageId` is a sample of this counter.
+    pub sampled: bool,
+}
+
+/// What one event did at one destination, to derive the destination-level counters; a buffer
+/// [`event_counts`] reuses across events.
+#[derive(Debug)]
+pub struct DestinationSeen<'a> {
+    destination: &'a str,
+    jobs: bool,
+    destination_wide: bool,
+    mapping_discards: usize,
+    not_matched: usize,
+}
+
+/// Calls `count` for every counter a stored event adds one to: a job per mapping that produced
+/// one, a discard per mapping (or destination-wide) that refused it, and per destination it
+/// reached, `received` and, when every mapping refused it as not matched, the destination's own
+/// `not matched`. `seen` is scratch space, cleared first (kept by the caller so that the hot
+/// path does not allocate per event).
+pub fn event_counts<'a>(
+    event: &'a NewEvent,
+    seen: &mut Vec<DestinationSeen<'a>>,
+    mut count: impl FnMut(EventCount<'a>),
+) {
+    seen.clear();
+    let at = |seen: &mut Vec<DestinationSeen<'a>>, destination: &'a str| -> usize {
+        // Usually one destination per event: a linear search beats hashing.
+        match seen.iter().position(|s| s.destination == destination) {
+            Some(index) => index,
+            None => {
+                seen.push(DestinationSeen {
+                    destination,
+                    jobs: false,
+                    destination_wide: false,
+                    mapping_discards: 0,
+                    not_matched: 0,
+                });
+                seen.len() - 1
+            }
+        }
+    };
+    for job in &event.jobs {
+        let index = at(seen, &job.destination_id);
+        seen[index].jobs = true;
+        count(EventCount {
+            destination: &job.destination_id,
+            subscription: &job.subscription_id,
+            outcome: Outcome::Job,
+            sampled: false,
+        });
+    }
+    for discard in &event.discards {
+        let index = at(seen, &discard.destination_id);
+        let entry = &mut seen[index];
+        let subscription = match &discard.subscription_id {
+            Some(subscription) => {
+                entry.mapping_discards += 1;
+                if discard.reason == DiscardReason::NotMatched {
+                    entry.not_matched += 1;
+                }
+                subscription.as_str()
+            }
+            None => {
+                entry.destination_wide = true;
+                ""
+            }
+        };
+        count(EventCount {
+            destination: &discard.destination_id,
+            subscription,
+            outcome: Outcome::Discard(discard.reason),
+            sampled: true,
+        });
+    }
+    for entry in seen.iter() {
+        count(EventCount {
+            destination: entry.destination,
+            subscription: "",
+            outcome: Outcome::Received,
+            sampled: false,
+        });
+        let none_matched = !entry.jobs
+            && !entry.destination_wide
+            && entry.mapping_discards > 0
+            && entry.not_matched == entry.mapping_discards;
+        if none_matched {
+            count(EventCount {
+                destination: entry.destination,
+                subscription: "",
+                outcome: Outcome::Discard(DiscardReason::NotMatched),
+                sampled: true,
+            });
+        }
+    }
+}
+
+/// The counter a job's completion in `state` adds one to.
+pub fn completion_outcome(state: JobState) -> Outcome {
+    match state {
+        JobState::Succeeded => Outcome::Delivered,
+        JobState::AwaitingRetry | JobState::Pending => Outcome::Retried,
+        JobState::Discarded => Outcome::FailedDiscarded,
+        JobState::Expired => Outcome::FailedExpired,
+    }
+}
+
+/// How a completion in `state` moves its mapping's awaiting-retry gauge, given whether the job
+/// was already awaiting a retry (counted in the gauge) before it.
+pub fn awaiting_retry_delta(state: JobState, was_retrying: bool) -> i64 {
+    i64::from(!state.is_terminal()) - i64::from(was_retrying)
 }
 
 /// One list of samples an overview needs: the newest `messageId`s of one counter of one mapping
