@@ -527,7 +527,7 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
         }
         let sleep = wake_at.map(|at| at.saturating_duration_since(Instant::now()));
         tokio::select! {
-            (want, claimed) = next_claim(&mut claiming) => {
+            (want, claimed) = or_never(claiming.as_mut()) => {
                 claiming = None;
                 match claimed {
                     Ok(claimed) => {
@@ -548,14 +548,14 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
                     }
                 }
             }
-            answer = next_grant(&mut sync) => {
+            answer = or_never(sync.as_mut().map(LaneSync::answer)) => {
                 if let Some(sync) = &mut sync {
                     let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
                     sync.apply(&mut control, answer);
                 }
             }
             () = lane.wake.notified() => {}
-            () = sleep_or_forever(sleep) => {}
+            () = or_never(sleep.map(tokio::time::sleep)) => {}
             _ = stop.changed() => {}
         }
         // Only the dispatcher's wake means new jobs may be due; a finished attempt only means
@@ -579,26 +579,17 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
     }
 }
 
-/// The answer to the lane's report on its way, or never (not in a cluster, or none on its way).
-async fn next_grant(
-    sync: &mut Option<LaneSync>,
-) -> (Instant, u32, Result<junction_store::LaneGrant, StoreError>) {
-    match sync {
-        Some(sync) => sync.answer().await,
+/// `future`'s output, or never when there is none: lets `select!` always poll an optional
+/// branch (a claim or a report on its way, a timer).
+pub(crate) async fn or_never<F: Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
         None => std::future::pending().await,
     }
 }
 
 /// A claim on its way, answering with how many jobs were asked for.
 type Claim = Pin<Box<dyn Future<Output = (usize, Result<Vec<DueJob>, StoreError>)> + Send>>;
-
-/// The claim on its way, or never (so that `select!` can always poll it).
-async fn next_claim(claiming: &mut Option<Claim>) -> (usize, Result<Vec<DueJob>, StoreError>) {
-    match claiming {
-        Some(claim) => claim.await,
-        None => std::future::pending().await,
-    }
-}
 
 /// A claimed job waiting in a lane's buffer.
 struct Buffered {
@@ -624,13 +615,6 @@ async fn release(shared: &Shared, lane: &Lane, ids: Vec<JobId>) {
         Err(err) => {
             tracing::warn!(lane = %lane.endpoint, error = %err, "cannot give back claimed jobs");
         }
-    }
-}
-
-async fn sleep_or_forever(duration: Option<Duration>) {
-    match duration {
-        Some(duration) => tokio::time::sleep(duration).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use junction_store::{LaneGrant, LaneReport, Store, StoreError};
 
+use crate::engine::or_never;
 use crate::lane::LaneControl;
 
 /// A report on its way: when it was sent, the most it said it may have in flight, the answer.
@@ -112,10 +113,7 @@ impl LaneSync {
 
     /// The answer of the report on its way (never, if none is).
     pub(crate) async fn answer(&mut self) -> (Instant, u32, Result<LaneGrant, StoreError>) {
-        match &mut self.pending {
-            Some(pending) => pending.await,
-            None => std::future::pending().await,
-        }
+        or_never(self.pending.as_mut()).await
     }
 
     /// Applies an answer from [`answer`](Self::answer).
