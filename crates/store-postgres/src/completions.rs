@@ -51,6 +51,10 @@ struct Queued {
     last_seq: i64,
     attempts: i64,
     event_id: i64,
+    destination_id: String,
+    subscription_id: String,
+    created_at: UnixMillis,
+    message_id: Option<String>,
 }
 
 /// Completions of distinct jobs, in job order.
@@ -76,28 +80,25 @@ async fn complete_round(
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut queued: HashMap<i64, (Queued, String, String, UnixMillis, Option<String>)> =
-        HashMap::with_capacity(rows.len());
+    let mut queued: HashMap<i64, Queued> = HashMap::with_capacity(rows.len());
     for row in rows {
         queued.insert(
             row.try_get(0)?,
-            (
-                Queued {
-                    last_seq: row.try_get(1)?,
-                    attempts: row.try_get(2)?,
-                    event_id: row.try_get(7)?,
-                },
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-            ),
+            Queued {
+                last_seq: row.try_get(1)?,
+                attempts: row.try_get(2)?,
+                destination_id: row.try_get(3)?,
+                subscription_id: row.try_get(4)?,
+                created_at: row.try_get(5)?,
+                message_id: row.try_get(6)?,
+                event_id: row.try_get(7)?,
+            },
         );
     }
 
     let event_ids: HashMap<i64, i64> = queued
         .iter()
-        .map(|(job_id, (entry, ..))| (*job_id, entry.event_id))
+        .map(|(job_id, entry)| (*job_id, entry.event_id))
         .collect();
     record_attempts(conn, round, event_ids).await?;
 
@@ -108,18 +109,20 @@ async fn complete_round(
     for completion in round {
         let job_id = completion.job_id.0;
         // Already terminal: the attempt is recorded, nothing else.
-        let Some((entry, destination_id, subscription_id, created_at, message_id)) =
-            queued.get(&job_id)
-        else {
+        let Some(entry) = queued.get(&job_id) else {
             continue;
         };
         let state = completion.state;
         let is_failure = matches!(state, JobState::Discarded | JobState::Expired);
         rollup.add_completion(CompletedJob {
-            destination_id: destination_id.clone(),
-            subscription_id: subscription_id.clone(),
-            created_at: *created_at,
-            message_id: if is_failure { message_id.clone() } else { None },
+            destination_id: entry.destination_id.clone(),
+            subscription_id: entry.subscription_id.clone(),
+            created_at: entry.created_at,
+            message_id: if is_failure {
+                entry.message_id.clone()
+            } else {
+                None
+            },
             at: completion.attempt.as_ref().map_or(now, |attempt| {
                 let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
                 attempt.started_at.saturating_add(duration)
