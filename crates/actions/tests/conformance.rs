@@ -1,4 +1,4 @@
-//! Runs every vector of `shared/spec/vectors/chartmogul.json` against the ChartMogul destination:
+//! Runs every vector of `conformance/vectors/chartmogul.json` against the ChartMogul destination:
 //! test authentication, `perform` (one action, no trigger) and `onEvent` (subscriptions).
 
 // Test code: a failed unwrap is a failed test.
@@ -279,12 +279,8 @@ fn on_event_vectors() {
 #[test]
 fn json_schemas_match_the_reference() {
     let document: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            junction_spec_vectors::vectors_dir()
-                .unwrap()
-                .join("chartmogul.json"),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(junction_spec_vectors::vectors_dir().join("chartmogul.json"))
+            .unwrap(),
     )
     .unwrap();
     let expected = &document["generated_json_schemas"];

@@ -9,9 +9,7 @@ use junction_fields::{Fields, InputField, Schema};
 use serde_json::{Value, json};
 
 fn generated(name: &str) -> Value {
-    let path = junction_spec_vectors::vectors_dir()
-        .unwrap()
-        .join("chartmogul.json");
+    let path = junction_spec_vectors::vectors_dir().join("chartmogul.json");
     let document: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     document["generated_json_schemas"][name].clone()
 }

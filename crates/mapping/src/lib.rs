@@ -2,7 +2,7 @@
 //! templates), apply it to many events. Pure: no IO.
 //!
 //! The behaviour, quirks included, is that of the reference described in
-//! `shared/spec/mapping-kit.md`; the conformance vectors in `shared/spec/vectors/` pin it.
+//! `shared/spec/mapping-kit.md`; the conformance vectors in `conformance/vectors/` pin it.
 
 mod compile;
 mod flatten;

@@ -1,6 +1,7 @@
-//! Test support: loads the reference conformance vectors from `shared/spec/vectors/` and applies
-//! Junction's deliberate divergences (`conformance/divergences/`), so every conformance test sees
-//! the expectation that holds for Junction and the list of divergences lives in one place.
+//! Test support: loads the reference conformance vectors from the project's copy
+//! (`conformance/vectors/`, see its `PROVENANCE.md`) and applies Junction's deliberate divergences
+//! (`conformance/divergences/`), so every conformance test sees the expectation that holds for
+//! Junction and the list of divergences lives in one place.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,6 @@ pub const DIVERGENCE_IDS: [&str; 5] = ["D1", "D2", "D3", "D4", "D5"];
 /// Why vectors could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The vectors folder was not found above the crate or through `JUNCTION_SPEC_VECTORS`.
-    #[error("cannot find shared/spec/vectors above {0} (set JUNCTION_SPEC_VECTORS)")]
-    VectorsDirNotFound(PathBuf),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -68,18 +66,11 @@ struct DivergenceEntry {
     junction: Map<String, Value>,
 }
 
-/// The `shared/spec/vectors` folder: `$JUNCTION_SPEC_VECTORS`, or the first
-/// `shared/spec/vectors` found walking up from this crate (the project sits beside `shared/`).
-pub fn vectors_dir() -> Result<PathBuf, LoadError> {
-    if let Some(dir) = std::env::var_os("JUNCTION_SPEC_VECTORS") {
-        return Ok(PathBuf::from(dir));
-    }
-    let start = Path::new(env!("CARGO_MANIFEST_DIR"));
-    start
-        .ancestors()
-        .map(|dir| dir.join("shared/spec/vectors"))
-        .find(|candidate| candidate.is_dir())
-        .ok_or_else(|| LoadError::VectorsDirNotFound(start.to_path_buf()))
+/// The project's copy of the conformance vectors: `conformance/vectors/` of the repository, so
+/// that the tests read nothing outside it (`scripts/check-vectors` keeps it in step with the
+/// specification).
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/vectors")
 }
 
 fn divergences_dir() -> PathBuf {
@@ -101,7 +92,7 @@ fn read_json(path: &Path) -> Result<Value, LoadError> {
 /// `conformance/divergences/<file>` lists. A divergence that names no vector, or an unknown
 /// divergence id, is an error, so the list cannot go stale silently.
 pub fn load(file: &str) -> Result<Vec<Vector>, LoadError> {
-    let path = vectors_dir()?.join(file);
+    let path = vectors_dir().join(file);
     let document = read_json(&path)?;
     let raw = document
         .get("vectors")
