@@ -5,7 +5,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::Value;
 
-/// Where the admin API is and how to authenticate; shared by every admin subcommand.
+/// Where the admin API is and how to authenticate; every admin subcommand takes them (after its
+/// name: `junction overview chartmogul --admin-url …`), and only those do.
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
     /// The admin API's base URL.
@@ -16,9 +17,11 @@ pub struct AdminArgs {
         global = true
     )]
     pub admin_url: String,
-    /// The admin API's bearer token, if the server requires one.
+    /// The admin API's bearer token, if the server requires one (the server's `admin.token`;
+    /// the same environment variable sets both).
     #[arg(
-        long,
+        long = "admin-token",
+        alias = "token",
         env = "JUNCTION_ADMIN_TOKEN",
         hide_env_values = true,
         global = true
@@ -73,6 +76,11 @@ impl AdminClient {
     /// `DELETE path`, returning the `data` member.
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.delete(self.url(path))).await
+    }
+
+    /// `GET path`, returning the whole answer (`data` and what lies beside it).
+    pub async fn get_full(&self, path: &str) -> anyhow::Result<Value> {
+        self.send_full(self.http.get(self.url(path))).await
     }
 
     /// Every item of a paginated list (`GET path`, following `pagination.next`).

@@ -24,8 +24,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// An admin subcommand's arguments: its own, and where the admin API is.
+#[derive(Debug, clap::Args)]
+struct Client<T: clap::Args> {
     #[command(flatten)]
     admin: client::AdminArgs,
+    #[command(flatten)]
+    args: T,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,50 +48,62 @@ enum Command {
     /// sample workspace on first start); see junction.toml for every setting.
     Serve(Box<settings::ServeArgs>),
     /// Show the whole story of an event: routing, jobs, every transition and attempt.
-    Lookup(commands::lookup::LookupArgs),
+    Lookup(Client<commands::lookup::LookupArgs>),
     /// List the dead letter: discarded and expired jobs, filtered.
-    DeadLetter(commands::dead_letter::ListArgs),
+    DeadLetter(Client<commands::dead_letter::ListArgs>),
     /// Replay dead-letter jobs, as they were or re-mapped through the mappings as they are now.
-    Replay(commands::dead_letter::ReplayArgs),
+    Replay(Client<commands::dead_letter::ReplayArgs>),
     /// Check a destination's settings with the destination type's authentication test.
-    TestAuth(commands::test_auth::TestAuthArgs),
+    TestAuth(Client<commands::test_auth::TestAuthArgs>),
     /// Send sample or given events to a Tracking API, to try Junction out.
     Send(commands::send::SendArgs),
     /// Manage sources and their write keys.
-    Sources(commands::sources::SourcesArgs),
+    Sources(Client<commands::sources::SourcesArgs>),
     /// Manage destinations, their settings and connected sources; browse the catalog.
-    Destinations(commands::destinations::DestinationsArgs),
+    Destinations(Client<commands::destinations::DestinationsArgs>),
     /// Manage a destination's mappings.
-    Mappings(commands::mappings::MappingsArgs),
+    Mappings(Client<commands::mappings::MappingsArgs>),
     /// Send an event through every enabled mapping of a destination, for real, and show each
     /// mapping's result.
-    TestEvent(commands::test_event::TestEventArgs),
+    TestEvent(Client<commands::test_event::TestEventArgs>),
     /// Show a destination's delivery overview over a window.
-    Overview(commands::overview::OverviewArgs),
+    Overview(Client<commands::overview::OverviewArgs>),
+    /// Show what the sandbox webhook received: the deliveries of destinations pointed at it.
+    Sandbox(Client<commands::sandbox::SandboxArgs>),
     /// Follow the events a source accepts, with their routing (Ctrl-C ends it).
-    Tail(commands::tail::TailArgs),
+    Tail(Client<commands::tail::TailArgs>),
     /// Make the running workspace match a workspace file: print the plan, then apply it.
-    Apply(commands::apply::ApplyArgs),
+    Apply(Client<commands::apply::ApplyArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let admin = &cli.admin;
     let result = match &cli.command {
         Command::Eval => run_eval(),
         Command::Serve(args) => serve::run(args),
-        Command::Lookup(args) => block_on(commands::lookup::run(admin, args)),
-        Command::DeadLetter(args) => block_on(commands::dead_letter::list(admin, args)),
-        Command::Replay(args) => block_on(commands::dead_letter::replay(admin, args)),
-        Command::TestAuth(args) => block_on(commands::test_auth::run(admin, args)),
-        Command::Send(args) => block_on(commands::send::run(admin, args)),
-        Command::Sources(args) => block_on(commands::sources::run(admin, args)),
-        Command::Destinations(args) => block_on(commands::destinations::run(admin, args)),
-        Command::Mappings(args) => block_on(commands::mappings::run(admin, args)),
-        Command::TestEvent(args) => block_on(commands::test_event::run(admin, args)),
-        Command::Overview(args) => block_on(commands::overview::run(admin, args)),
-        Command::Tail(args) => block_on(commands::tail::run(admin, args)),
-        Command::Apply(args) => block_on(commands::apply::run(admin, args)),
+        Command::Lookup(Client { admin, args }) => block_on(commands::lookup::run(admin, args)),
+        Command::DeadLetter(Client { admin, args }) => {
+            block_on(commands::dead_letter::list(admin, args))
+        }
+        Command::Replay(Client { admin, args }) => {
+            block_on(commands::dead_letter::replay(admin, args))
+        }
+        Command::TestAuth(Client { admin, args }) => {
+            block_on(commands::test_auth::run(admin, args))
+        }
+        Command::Send(args) => block_on(commands::send::run(args)),
+        Command::Sources(Client { admin, args }) => block_on(commands::sources::run(admin, args)),
+        Command::Destinations(Client { admin, args }) => {
+            block_on(commands::destinations::run(admin, args))
+        }
+        Command::Mappings(Client { admin, args }) => block_on(commands::mappings::run(admin, args)),
+        Command::TestEvent(Client { admin, args }) => {
+            block_on(commands::test_event::run(admin, args))
+        }
+        Command::Overview(Client { admin, args }) => block_on(commands::overview::run(admin, args)),
+        Command::Sandbox(Client { admin, args }) => block_on(commands::sandbox::run(admin, args)),
+        Command::Tail(Client { admin, args }) => block_on(commands::tail::run(admin, args)),
+        Command::Apply(Client { admin, args }) => block_on(commands::apply::run(admin, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,8 +5,6 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::client::AdminArgs;
-
 /// Arguments of `junction send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -27,10 +25,13 @@ pub struct SendArgs {
     /// How many copies of the sample calls to send (each with its own user and messageId).
     #[arg(long, default_value_t = 1)]
     pub count: usize,
+    /// Print the Tracking API's answers as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Sends the events in one `/v1/batch` call per 100 and prints what the server answered.
-pub async fn run(admin: &AdminArgs, args: &SendArgs) -> anyhow::Result<()> {
+pub async fn run(args: &SendArgs) -> anyhow::Result<()> {
     let events = match &args.file {
         Some(path) => read_events(path)?,
         None => samples(args.count),
@@ -60,7 +61,7 @@ pub async fn run(admin: &AdminArgs, args: &SendArgs) -> anyhow::Result<()> {
             rejected.extend(items.iter().cloned());
         }
     }
-    if admin.json {
+    if args.json {
         return super::print_json(&json!({"accepted": accepted, "rejected": rejected}));
     }
     println!("{accepted} event(s) accepted, {} rejected", rejected.len());
