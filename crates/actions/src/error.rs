@@ -67,10 +67,17 @@ pub enum AuthError {
     /// The settings fail the destination's settings schema (not wrapped, as in the reference).
     #[error("{0}")]
     Settings(ValidationError),
-    /// The destination's test rejected the settings, or the test request failed.
+    /// The destination's test rejected the settings (before sending, or by its answer).
     #[error("{message}")]
     Invalid {
         /// `Credentials are invalid: …`, as the reference words it.
+        message: String,
+    },
+    /// The test request got no answer (DNS, connection, TLS, timeout): nothing is known of
+    /// the settings, only that the destination could not be reached.
+    #[error("{message}")]
+    Unreachable {
+        /// What failed, naming the host (never the URL's path or query).
         message: String,
     },
 }

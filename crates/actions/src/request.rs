@@ -17,6 +17,11 @@ pub struct HttpRequest {
     pub method: String,
     /// The URL after WHATWG normalisation (what the reference's fetch sends).
     pub url: String,
+    /// The destination setting `url` was read from, when it is one: a stored job then names the
+    /// setting instead of copying its value, so that it goes to the URL in force when it is
+    /// sent.
+    #[serde(skip)]
+    pub url_setting: Option<&'static str>,
     /// The headers the framework sets (lower-case names).
     pub headers: BTreeMap<String, String>,
     /// The JSON body.
@@ -71,8 +76,17 @@ impl HttpRequest {
         Self {
             method: "POST".to_owned(),
             url,
+            url_setting: None,
             headers,
             body,
+        }
+    }
+
+    /// The same request, its URL read from the destination setting `key`.
+    pub fn with_url_from_setting(self, key: &'static str) -> Self {
+        Self {
+            url_setting: Some(key),
+            ..self
         }
     }
 

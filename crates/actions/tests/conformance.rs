@@ -126,6 +126,9 @@ fn test_authentication_vectors() {
             }),
             Err(AuthError::Invalid { message }) => check_request(&vector, None)
                 .and_then(|()| expect_error(&vector, "Error", &message, &[])),
+            Err(AuthError::Unreachable { message }) => Err(format!(
+                "building the request cannot be unreachable: {message}"
+            )),
             Ok(request) => check_request(&vector, request.as_ref()).and_then(|()| {
                 match DestinationDefinition::judge_test_authentication(http_status(&vector)) {
                     Ok(()) if vector.get("expected_ok") == Some(&json!(true)) => Ok(()),

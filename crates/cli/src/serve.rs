@@ -4,6 +4,7 @@
 //! the requests in flight, let deliveries in flight finish and record them, close the store.
 
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,15 +71,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
 
-    let (origin, version, config, snapshot) = match load_workspace(&*store, workspace_file).await {
-        Ok(loaded) => loaded,
-        Err(err) => {
-            // Release the file cleanly before reporting.
-            let _ = store.close().await;
-            return Err(err);
-        }
-    };
-
+    // Listening first: the sample workspace's sandbox URL names the admin listener's address.
     let listeners = match bind_listeners(&settings).await {
         Ok(listeners) => listeners,
         Err(err) => {
@@ -93,6 +86,16 @@ async fn serve(
     let admin_address = admin_listener
         .local_addr()
         .context("cannot read the admin API's address")?;
+
+    let loaded = load_workspace(&*store, workspace_file, admin_address).await;
+    let (origin, version, config, snapshot) = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            // Release the file cleanly before reporting.
+            let _ = store.close().await;
+            return Err(err);
+        }
+    };
 
     let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
     let engine_options = EngineOptions {
@@ -293,14 +296,23 @@ impl PolicySource for SnapshotPolicies {
             retry_window: Duration::from_secs(delivery.retry_window_secs),
         }
     }
+
+    fn setting_url(&self, destination_id: &str, key: &str) -> Result<String, String> {
+        self.0
+            .snapshot()
+            .setting_url(destination_id, key)
+            .map(str::to_owned)
+    }
 }
 
 /// The workspace to serve: the file's (stored unless it is what is stored already), else the
 /// stored one, else the sample (which is then stored, so that the database always holds what
-/// runs).
+/// runs), its destination pointed at the sandbox webhook of the admin listener at
+/// `admin_address`.
 async fn load_workspace(
     store: &dyn Store,
     file: Option<(String, WorkspaceConfig, Snapshot)>,
+    admin_address: SocketAddr,
 ) -> anyhow::Result<(Origin, ConfigVersion, WorkspaceConfig, Snapshot)> {
     let stored = store
         .load_config()
@@ -325,7 +337,7 @@ async fn load_workspace(
         )?;
         return Ok((Origin::Stored, stored.version, config, snapshot));
     }
-    let config = WorkspaceConfig::from_json(SAMPLE_WORKSPACE).context("the sample workspace")?;
+    let config = sample_workspace(admin_address)?;
     let snapshot = Snapshot::compile(config.clone()).context("the sample workspace")?;
     let version = store
         .save_config(config.to_document())
@@ -334,55 +346,289 @@ async fn load_workspace(
     Ok((Origin::Sample, version, config, snapshot))
 }
 
-/// Tells the operator, on stdout, where to send events. Write keys are shown in full only for
-/// the sample workspace, whose key is public anyway; others are masked.
+/// The token of the sample workspace's sandbox URL (`examples/workspace.json`).
+const SAMPLE_SANDBOX_TOKEN: &str = "sample-workspace";
+
+/// The sample workspace, its destinations delivering to the sandbox webhook of the admin
+/// listener at `admin_address` (the file names the default address).
+fn sample_workspace(admin_address: SocketAddr) -> anyhow::Result<WorkspaceConfig> {
+    let mut config =
+        WorkspaceConfig::from_json(SAMPLE_WORKSPACE).context("the sample workspace")?;
+    let sandbox = junction_server::sandbox_url(&admin_address.to_string(), SAMPLE_SANDBOX_TOKEN);
+    for destination in &mut config.destinations {
+        if let Some(url) = destination.settings.get_mut(WEBHOOK_URL_SETTING) {
+            *url = serde_json::Value::String(sandbox.clone());
+        }
+    }
+    Ok(config)
+}
+
+/// The ChartMogul destination's webhook URL setting.
+const WEBHOOK_URL_SETTING: &str = "chartmogul_webhook_url";
+
+/// Tells the operator, on stdout, where to send events and what to do next: send the printed
+/// curl, see it delivered (the exact commands), and, while a destination delivers to the sandbox,
+/// how to point it at ChartMogul. Write keys are shown in full only while they are the sample
+/// workspace's, which is public anyway; others are masked.
 fn print_banner(
     settings: &Settings,
-    address: std::net::SocketAddr,
-    admin_address: std::net::SocketAddr,
+    address: SocketAddr,
+    admin_address: SocketAddr,
     origin: &Origin,
     version: ConfigVersion,
     config: &WorkspaceConfig,
 ) {
-    let url = format!("http://{address}");
-    let show_keys = matches!(origin, Origin::Sample);
-    let origin = match origin {
-        Origin::File(path) => format!("{path} (stored as version {version})"),
-        Origin::Stored => format!("stored, version {version}"),
-        Origin::Sample => format!("built-in sample (examples/workspace.json), version {version}"),
+    print!(
+        "{}",
+        banner(&Banner {
+            settings,
+            address,
+            admin_address,
+            origin,
+            version,
+            config,
+            junction: &junction_command(),
+        })
+    );
+}
+
+/// What the banner is made of.
+struct Banner<'a> {
+    settings: &'a Settings,
+    address: SocketAddr,
+    admin_address: SocketAddr,
+    origin: &'a Origin,
+    version: ConfigVersion,
+    config: &'a WorkspaceConfig,
+    /// How to run this binary from the operator's shell (`junction`, or its path).
+    junction: &'a str,
+}
+
+/// The sample workspace's write key: public, so it is shown whole.
+const SAMPLE_WRITE_KEY: &str = "junction-sample-write-key";
+
+fn banner(b: &Banner<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let url = format!("http://{}", b.address);
+    let origin = match b.origin {
+        Origin::File(path) => format!("{path} (stored as version {})", b.version),
+        Origin::Stored => format!("stored, version {}", b.version),
+        Origin::Sample => format!(
+            "built-in sample (examples/workspace.json), version {}",
+            b.version
+        ),
     };
-    println!("Junction is ready.");
-    println!("  Tracking API: {url}   (POST /v1/batch, /v1/identify, /v1/track, /v1/group, ...)");
-    let admin_auth = if settings.admin_token.is_some() {
+    let _ = writeln!(out, "Junction is ready.");
+    let _ = writeln!(
+        out,
+        "  Tracking API: {url}   (POST /v1/batch, /v1/identify, /v1/track, /v1/group, ...)"
+    );
+    let admin_auth = if b.settings.admin_token.is_some() {
         "bearer token required"
     } else {
         "no token set: loopback only"
     };
-    println!("  Admin API:    http://{admin_address}/api/v1   ({admin_auth})");
-    match &settings.store_url {
-        Some(_) => println!("  Database:     PostgreSQL ([store] url)"),
-        None => println!("  Database:     {}", settings.database_path().display()),
+    let _ = writeln!(
+        out,
+        "  Admin API:    http://{}/api/v1   ({admin_auth})",
+        b.admin_address
+    );
+    match &b.settings.store_url {
+        Some(_) => {
+            let _ = writeln!(out, "  Database:     PostgreSQL ([store] url)");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  Database:     {}",
+                b.settings.database_path().display()
+            );
+        }
     }
-    println!("  Workspace:    {origin}");
-    for source in &config.sources {
+    let _ = writeln!(out, "  Workspace:    {origin}");
+    for source in &b.config.sources {
         let keys: Vec<String> = source
             .write_keys
             .iter()
-            .map(|key| if show_keys { key.clone() } else { mask(key) })
+            .map(|key| {
+                if key == SAMPLE_WRITE_KEY {
+                    key.clone()
+                } else {
+                    mask(key)
+                }
+            })
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "  Source \"{}\" ({}): write key {}",
             source.name,
             source.id,
             keys.join(", ")
         );
     }
-    if show_keys && let Some(key) = config.sources.first().and_then(|s| s.write_keys.first()) {
-        println!("Send an event:");
-        println!(
-            "  curl -u '{key}:' {url}/v1/identify -H 'content-type: application/json' \\\n    \
-             -d '{{\"userId\": \"user-1\", \"traits\": {{\"email\": \"jane@example.com\"}}}}'"
+    let mut sandboxed = Vec::new();
+    for destination in &b.config.destinations {
+        let webhook = destination
+            .settings
+            .get(WEBHOOK_URL_SETTING)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let state = if destination.enabled {
+            ""
+        } else {
+            ", disabled"
+        };
+        if junction_server::is_sandbox_url(webhook) {
+            let elsewhere = url::Url::parse(webhook)
+                .ok()
+                .and_then(|parsed| {
+                    let host = parsed.host_str()?.trim_matches(['[', ']']).to_owned();
+                    let port = parsed.port_or_known_default()?;
+                    let here =
+                        host == b.admin_address.ip().to_string() && port == b.admin_address.port();
+                    (!here).then(|| format!(" (at {host}:{port}, not this admin listener)"))
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  Destination \"{}\" ({}{state}): delivers to Junction's sandbox webhook, not to \
+                 ChartMogul{elsewhere}",
+                destination.name, destination.id
+            );
+            sandboxed.push(destination.id.clone());
+        } else {
+            let _ = writeln!(
+                out,
+                "  Destination \"{}\" ({}{state}): delivers to {}",
+                destination.name,
+                destination.id,
+                mask_url(webhook)
+            );
+        }
+    }
+
+    // Admin flags go after the subcommand, which is where the CLI takes them.
+    let admin_flag = match b.admin_address.to_string().as_str() {
+        "127.0.0.1:8081" => String::new(),
+        other => format!(" --admin-url http://{other}"),
+    };
+    let command = |subcommand: &str| format!("{} {subcommand}{admin_flag}", b.junction);
+    let Some(source) = b.config.sources.first() else {
+        let _ = writeln!(
+            out,
+            "Next: create a source and a destination (see `{} sources --help`).",
+            b.junction
         );
+        return out;
+    };
+    let key = source
+        .write_keys
+        .iter()
+        .find(|key| *key == SAMPLE_WRITE_KEY)
+        .map_or("YOUR_WRITE_KEY", String::as_str);
+    let _ = writeln!(out, "Next:");
+    let _ = writeln!(out, "  1. Send an event to source \"{}\":", source.id);
+    let _ = writeln!(
+        out,
+        "       curl -u '{key}:' {url}/v1/identify -H 'content-type: application/json' \\\n         \
+         -d '{{\"userId\": \"user-1\", \"traits\": {{\"email\": \"jane@example.com\", \"name\": \"Jane Doe\"}}}}'"
+    );
+    if b.settings.admin_token.is_some() {
+        let _ = writeln!(
+            out,
+            "     (the commands below need the admin token: export JUNCTION_ADMIN_TOKEN=…)"
+        );
+    }
+    let destination = b
+        .config
+        .destinations
+        .iter()
+        .find(|destination| destination.sources.contains(&source.id));
+    match (sandboxed.first(), destination) {
+        (Some(_), _) => {
+            let _ = writeln!(
+                out,
+                "  2. See it delivered to the sandbox, and its whole story:"
+            );
+            let _ = writeln!(out, "       {}", command("sandbox"));
+            let _ = writeln!(out, "       {}", command("lookup MESSAGE_ID"));
+        }
+        (None, Some(destination)) => {
+            let _ = writeln!(out, "  2. See it delivered:");
+            let _ = writeln!(
+                out,
+                "       {}",
+                command(&format!("overview {}", destination.id))
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(
+                out,
+                "  2. Watch it arrive (no destination is connected yet):"
+            );
+            let _ = writeln!(
+                out,
+                "       {}",
+                command(&format!("tail {} --recent", source.id))
+            );
+        }
+    }
+    for id in &sandboxed {
+        let _ = writeln!(
+            out,
+            "  3. Deliver to ChartMogul instead: paste the webhook URL ChartMogul gives you:"
+        );
+        let _ = writeln!(
+            out,
+            "       {}",
+            command(&format!(
+                "destinations update {id} --webhook-url 'https://…'"
+            ))
+        );
+    }
+    out
+}
+
+/// How the operator runs this binary: `junction` when that is what their `PATH` finds, else its
+/// path (relative to the working directory when inside it, as `target/release/junction`).
+fn junction_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "junction".to_owned();
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            dir.join("junction")
+                .canonicalize()
+                .is_ok_and(|found| found == exe)
+        })
+    });
+    if on_path {
+        return "junction".to_owned();
+    }
+    let relative = std::env::current_dir().ok().and_then(|cwd| {
+        exe.strip_prefix(cwd.canonicalize().unwrap_or(cwd))
+            .ok()
+            .map(Path::to_path_buf)
+    });
+    relative.unwrap_or(exe).display().to_string()
+}
+
+/// `scheme://host/…`: what a webhook URL shows of itself (its path carries a secret).
+fn mask_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match parsed.host_str() {
+            Some(host) => {
+                let port = parsed
+                    .port()
+                    .map(|port| format!(":{port}"))
+                    .unwrap_or_default();
+                format!("{}://{host}{port}/…", parsed.scheme())
+            }
+            None => "…".to_owned(),
+        },
+        Err(_) => "…".to_owned(),
     }
 }
 
@@ -448,6 +694,91 @@ mod tests {
         assert_eq!(snapshot.sources().len(), 1);
         let mappings = snapshot.destinations()[0].mappings();
         assert_eq!(mappings.len(), 2);
+    }
+
+    #[test]
+    fn the_sample_delivers_to_the_sandbox_of_this_admin_listener() {
+        let config = sample_workspace("127.0.0.1:9123".parse().unwrap()).unwrap();
+        assert_eq!(
+            config.destinations[0].settings[WEBHOOK_URL_SETTING],
+            "http://127.0.0.1:9123/sandbox/chartmogul/sample-workspace"
+        );
+        // The file itself names the default admin address.
+        let file = WorkspaceConfig::from_json(SAMPLE_WORKSPACE).unwrap();
+        assert_eq!(
+            file.destinations[0].settings[WEBHOOK_URL_SETTING],
+            "http://127.0.0.1:8081/sandbox/chartmogul/sample-workspace"
+        );
+    }
+
+    fn banner_of(config: &WorkspaceConfig, admin: &str) -> String {
+        let args = crate::settings::ServeArgs::default();
+        let settings = Settings::resolve(&args).unwrap();
+        banner(&Banner {
+            settings: &settings,
+            address: "127.0.0.1:8080".parse().unwrap(),
+            admin_address: admin.parse().unwrap(),
+            origin: &Origin::Stored,
+            version: ConfigVersion(3),
+            config,
+            junction: "target/release/junction",
+        })
+    }
+
+    #[test]
+    fn the_banner_says_what_to_do_next_with_the_sandbox() {
+        let config = sample_workspace("127.0.0.1:8081".parse().unwrap()).unwrap();
+        let text = banner_of(&config, "127.0.0.1:8081");
+        for line in [
+            "  Source \"Sample app\" (sample-app): write key junction-sample-write-key\n",
+            "  Destination \"ChartMogul\" (chartmogul): delivers to Junction's sandbox webhook, not to ChartMogul\n",
+            "       curl -u 'junction-sample-write-key:' http://127.0.0.1:8080/v1/identify -H 'content-type: application/json' \\\n",
+            "       target/release/junction sandbox\n",
+            "       target/release/junction destinations update chartmogul --webhook-url 'https://…'\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+        assert!(
+            !text.contains("sample-workspace"),
+            "the sandbox token is not shown"
+        );
+    }
+
+    #[test]
+    fn the_banner_names_the_admin_url_and_a_stale_sandbox() {
+        let config = sample_workspace("127.0.0.1:8081".parse().unwrap()).unwrap();
+        let text = banner_of(&config, "127.0.0.1:9999");
+        assert!(
+            text.contains("not to ChartMogul (at 127.0.0.1:8081, not this admin listener)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("target/release/junction sandbox --admin-url http://127.0.0.1:9999\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_banner_masks_other_keys_and_urls() {
+        let mut config = sample_workspace("127.0.0.1:8081".parse().unwrap()).unwrap();
+        config.sources[0].write_keys = vec!["wk_live_0123456789".to_owned()];
+        config.destinations[0].settings[WEBHOOK_URL_SETTING] =
+            serde_json::json!("https://app.chartmogul.com/api/webhooks/secret-token");
+        let text = banner_of(&config, "127.0.0.1:8081");
+        assert!(text.contains("write key wk_l…\n"), "{text}");
+        assert!(
+            text.contains("delivers to https://app.chartmogul.com/…\n"),
+            "{text}"
+        );
+        assert!(text.contains("curl -u 'YOUR_WRITE_KEY:'"), "{text}");
+        assert!(
+            text.contains("target/release/junction overview chartmogul\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("secret-token") && !text.contains("0123456789"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,6 +31,23 @@ pub struct AttemptResult {
 }
 
 impl AttemptResult {
+    /// An attempt that sent nothing, for `error` (a job whose URL cannot be known, say).
+    pub fn not_sent(error: AttemptError) -> Self {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+            });
+        AttemptResult {
+            started_at: now,
+            duration: Duration::ZERO,
+            status: None,
+            response_headers: Vec::new(),
+            body_excerpt: Vec::new(),
+            error: Some(error),
+        }
+    }
+
     /// The first response header called `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.response_headers
@@ -62,8 +79,12 @@ impl fmt::Display for AttemptError {
 pub enum ErrorClass {
     /// No complete answer within the timeout.
     Timeout,
-    /// The connection could not be established (refused, DNS, TLS handshake).
+    /// The connection could not be established (refused, unreachable).
     Connect,
+    /// The webhook's host name did not resolve.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
     /// Any other transport error: reset, closed early, protocol error.
     Network,
     /// The endpoint answered with a non-2xx status.
@@ -75,19 +96,24 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in declaration order (for filters and documentation).
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Timeout,
         Self::Connect,
+        Self::Dns,
+        Self::Tls,
         Self::Network,
         Self::Status,
         Self::InvalidRequest,
     ];
 
-    /// The stored name: `timeout`, `connect`, `network`, `http_status` or `invalid_request`.
+    /// The stored name: `timeout`, `connect`, `dns`, `tls`, `network`, `http_status` or
+    /// `invalid_request`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
             Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
             Self::Network => "network",
             Self::Status => "http_status",
             Self::InvalidRequest => "invalid_request",

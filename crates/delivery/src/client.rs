@@ -144,52 +144,209 @@ impl HttpSender {
         if status.is_success() {
             return Ok(());
         }
-        let message = match status.canonical_reason() {
+        let mut message = match status.canonical_reason() {
             Some(reason) => format!("{} {reason}", status.as_u16()),
             None => status.as_u16().to_string(),
         };
+        if let Some(said) = answer_message(&result.response_headers, &result.body_excerpt) {
+            message.push_str(": ");
+            message.push_str(&said);
+        }
         Err(AttemptError {
             class: ErrorClass::Status,
             message,
         })
     }
 
-    /// Classifies a reqwest error and describes it without the URL.
+    /// Classifies a reqwest error and describes it without the URL's path and query (where the
+    /// secret lives): the host is named, as masked URLs show it, so that a person can tell a
+    /// typo in the host from a server that is down.
     fn transport_error(&self, err: &reqwest::Error, url: &str) -> AttemptError {
+        let host = host_of(url);
         if err.is_timeout() {
             return AttemptError {
                 class: ErrorClass::Timeout,
-                message: format!("timed out after {}", human_duration(self.options.timeout)),
+                message: format!(
+                    "no answer from {host} within {}",
+                    human_duration(self.options.timeout)
+                ),
             };
         }
         if err.is_builder() {
             return invalid_request("the request cannot be built");
         }
-        let class = if err.is_connect() {
-            ErrorClass::Connect
+        let detail = innermost_message(err);
+        let (class, message) = if let Some(tls) = tls_error(err) {
+            (
+                ErrorClass::Tls,
+                format!("TLS handshake with {host} failed: {tls}"),
+            )
+        } else if is_dns_failure(err) {
+            (
+                ErrorClass::Dns,
+                format!(
+                    "DNS lookup of {} failed: {}",
+                    host_name(url),
+                    dns_reason(&detail)
+                ),
+            )
         } else {
-            ErrorClass::Network
-        };
-        let message = match io_error_kind(err) {
-            Some(io::ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
-            Some(io::ErrorKind::ConnectionReset) => "connection reset by peer".to_owned(),
-            Some(io::ErrorKind::ConnectionAborted) => "connection aborted".to_owned(),
-            Some(io::ErrorKind::HostUnreachable) => "host unreachable".to_owned(),
-            Some(io::ErrorKind::NetworkUnreachable) => "network unreachable".to_owned(),
-            Some(io::ErrorKind::AddrNotAvailable) => "address not available".to_owned(),
-            _ => {
-                let detail = innermost_message(err);
-                match class {
-                    ErrorClass::Connect => format!("cannot connect: {detail}"),
-                    _ => detail,
+            let class = if err.is_connect() {
+                ErrorClass::Connect
+            } else {
+                ErrorClass::Network
+            };
+            let message = match io_error_kind(err) {
+                Some(io::ErrorKind::ConnectionRefused) => format!("connection refused by {host}"),
+                Some(io::ErrorKind::ConnectionReset) => "connection reset by peer".to_owned(),
+                Some(io::ErrorKind::ConnectionAborted) => "connection aborted".to_owned(),
+                Some(io::ErrorKind::HostUnreachable) => format!("host {host} unreachable"),
+                Some(io::ErrorKind::NetworkUnreachable) => {
+                    format!("network unreachable for {host}")
                 }
-            }
+                Some(io::ErrorKind::AddrNotAvailable) => "address not available".to_owned(),
+                _ => match class {
+                    ErrorClass::Connect => format!("cannot connect to {host}: {detail}"),
+                    _ => detail,
+                },
+            };
+            (class, message)
         };
         AttemptError {
             class,
             message: redact(message, url),
         }
     }
+}
+
+/// `host:port` of a URL as masked URLs show it, or `the webhook` when it has none.
+fn host_of(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => "the webhook".to_owned(),
+        },
+        Err(_) => "the webhook".to_owned(),
+    }
+}
+
+/// The host name alone (what a DNS lookup looks up).
+fn host_name(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|parsed| parsed.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "the webhook's host".to_owned())
+}
+
+/// Every cause of `err`, outermost first, including errors an `io::Error` wraps (whose `source`
+/// skips the wrapped error itself).
+fn causes<'a>(err: &'a reqwest::Error) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        found.push(cause);
+        // I/O errors nest (tokio-rustls wraps rustls' error, hyper wraps that again).
+        let mut wrapped = cause;
+        while let Some(inner) = wrapped
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+        {
+            found.push(inner);
+            wrapped = inner;
+        }
+        next = cause.source();
+    }
+    found
+}
+
+/// The TLS failure in `err`'s causes, if the attempt failed in the TLS handshake.
+fn tls_error(err: &reqwest::Error) -> Option<String> {
+    causes(err)
+        .into_iter()
+        .find_map(|cause| cause.downcast_ref::<rustls::Error>())
+        .map(ToString::to_string)
+}
+
+/// Whether the connection failed because the host name did not resolve: hyper's connector
+/// reports it as a connect error whose message is `dns error`.
+fn is_dns_failure(err: &reqwest::Error) -> bool {
+    err.is_connect()
+        && causes(err)
+            .into_iter()
+            .any(|cause| cause.to_string().starts_with("dns error"))
+}
+
+/// The resolver's words, shortened where they are the usual "no such name".
+fn dns_reason(detail: &str) -> String {
+    let unknown = [
+        "Name or service not known",
+        "No address associated",
+        "nodename nor servname",
+    ];
+    if unknown.iter().any(|words| detail.contains(words)) {
+        "no such host".to_owned()
+    } else {
+        detail.to_owned()
+    }
+}
+
+/// The message an error answer carries for people, if it has one: JSON's `message`, `error`
+/// (a string, or an object with a `message`), `errors[].message` (ChartMogul's shape, joined)
+/// or `detail`; or a short plain-text body. At most 300 characters, on one line.
+pub(crate) fn answer_message(headers: &[(String, String)], body: &[u8]) -> Option<String> {
+    const LIMIT: usize = 300;
+    let text = std::str::from_utf8(body).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let said = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(json) => json_message(&json)?,
+        Err(_) => {
+            let content_type = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                .map(|(_, value)| value.to_ascii_lowercase());
+            // HTML error pages say nothing a log line can use; plain text usually does.
+            if content_type.is_some_and(|kind| kind.contains("html")) || text.starts_with('<') {
+                return None;
+            }
+            text.to_owned()
+        }
+    };
+    let one_line: String = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return None;
+    }
+    if one_line.chars().count() > LIMIT {
+        let cut: String = one_line.chars().take(LIMIT).collect();
+        return Some(format!("{cut}…"));
+    }
+    Some(one_line)
+}
+
+fn json_message(json: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    if let Some(errors) = json.get("errors").and_then(Value::as_array) {
+        let messages: Vec<String> = errors
+            .iter()
+            .filter_map(|error| match error {
+                Value::String(message) => Some(message.clone()),
+                other => text(other.get("message")),
+            })
+            .collect();
+        if !messages.is_empty() {
+            return Some(messages.join("; "));
+        }
+    }
+    text(json.get("message"))
+        .or_else(|| text(json.get("error")))
+        .or_else(|| {
+            json.get("error")
+                .and_then(|error| text(error.get("message")))
+        })
+        .or_else(|| text(json.get("detail")))
 }
 
 /// Installs rustls' `ring` crypto provider as the process default, unless one is installed.
@@ -503,11 +660,12 @@ mod tests {
         assert_eq!(result.status, Some(500));
         assert_eq!(result.body_excerpt, "e".repeat(100).as_bytes());
         assert_eq!(result.header("x-request-id"), Some("r1"));
+        // A plain-text body is the answer's message (cut to a line).
         assert_eq!(
             result.error,
             Some(AttemptError {
                 class: ErrorClass::Status,
-                message: "500 Internal Server Error".to_owned()
+                message: format!("500 Internal Server Error: {}", "e".repeat(100))
             })
         );
         assert_eq!(
@@ -574,11 +732,12 @@ mod tests {
         });
         let result = post(&sender, &format!("{base}/slow")).await;
         assert_eq!(result.status, None);
+        let host = base.trim_start_matches("http://");
         assert_eq!(
             result.error,
             Some(AttemptError {
                 class: ErrorClass::Timeout,
-                message: "timed out after 200 ms".to_owned()
+                message: format!("no answer from {host} within 200 ms")
             })
         );
         assert!(result.duration >= Duration::from_millis(200));
@@ -622,8 +781,83 @@ mod tests {
         let result = post(&sender(ClientOptions::default()), &url).await;
         let error = result.error.unwrap();
         assert_eq!(error.class, ErrorClass::Connect);
-        assert_eq!(error.message, "connection refused");
+        assert_eq!(error.message, format!("connection refused by {address}"));
         assert_eq!(result.status, None);
+    }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_resolve_is_a_dns_error_naming_the_host() {
+        // `.invalid` never resolves (RFC 6761): the local resolver answers at once.
+        let url = "https://no-such-host.invalid/hooks/secret-token";
+        let result = post(&sender(ClientOptions::default()), url).await;
+        let error = result.error.clone().unwrap();
+        assert_eq!(error.class, ErrorClass::Dns, "{error}");
+        assert!(
+            error
+                .message
+                .starts_with("DNS lookup of no-such-host.invalid failed: "),
+            "{error}"
+        );
+        assert!(!error.message.contains("secret-token"), "{error}");
+        assert_eq!(
+            classify(&result, SystemTime::now()),
+            Verdict::Retry {
+                retry_after: None,
+                overload: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_carries_the_message_of_its_body() {
+        let body = r#"{"errors":[{"field":null,"message":"access forbidden"}]}"#;
+        let response = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let base = serve_raw(Box::leak(response.into_bytes().into_boxed_slice())).await;
+        let result = post(&sender(ClientOptions::default()), &format!("{base}/hook")).await;
+        assert_eq!(result.status, Some(403));
+        let error = result.error.unwrap();
+        assert_eq!(error.class, ErrorClass::Status);
+        assert_eq!(error.message, "403 Forbidden: access forbidden");
+    }
+
+    #[test]
+    fn answers_say_why_in_the_usual_shapes() {
+        let json = [("content-type".to_owned(), "application/json".to_owned())];
+        let said = |body: &str| answer_message(&json, body.as_bytes());
+        assert_eq!(
+            said(r#"{"errors":[{"field":null,"message":"access forbidden"}]}"#).as_deref(),
+            Some("access forbidden")
+        );
+        assert_eq!(said(r#"{"errors":["a","b"]}"#).as_deref(), Some("a; b"));
+        assert_eq!(
+            said(r#"{"message":"no such webhook"}"#).as_deref(),
+            Some("no such webhook")
+        );
+        assert_eq!(
+            said(r#"{"error":"bad token"}"#).as_deref(),
+            Some("bad token")
+        );
+        assert_eq!(
+            said(r#"{"error":{"message":"quota"}}"#).as_deref(),
+            Some("quota")
+        );
+        assert_eq!(said(r#"{"detail":"gone"}"#).as_deref(), Some("gone"));
+        assert_eq!(said(r#"{"ok":false}"#), None);
+        assert_eq!(said(""), None);
+        let text = [("content-type".to_owned(), "text/plain".to_owned())];
+        assert_eq!(
+            answer_message(&text, b"  upstream\n  is down ").as_deref(),
+            Some("upstream is down")
+        );
+        let html = [("content-type".to_owned(), "text/html".to_owned())];
+        assert_eq!(answer_message(&html, b"<html>oops</html>"), None);
+        let long = "x".repeat(400);
+        let cut = answer_message(&text, long.as_bytes()).unwrap();
+        assert_eq!(cut.chars().count(), 301);
+        assert!(cut.ends_with('…'));
     }
 
     #[tokio::test]
@@ -645,13 +879,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tls_handshake_with_a_plain_http_server_fails_as_connect() {
+    async fn a_tls_handshake_with_a_plain_http_server_fails_as_tls() {
         // Exercises the rustls set-up (the ring provider) without a certificate of our own.
         let base = serve().await;
         let url = format!("{}/ok", base.replacen("http://", "https://", 1));
         let result = post(&sender(ClientOptions::default()), &url).await;
         let error = result.error.unwrap();
-        assert_eq!(error.class, ErrorClass::Connect, "{error}");
+        assert_eq!(error.class, ErrorClass::Tls, "{error}");
+        let host = base.trim_start_matches("http://");
+        assert!(
+            error
+                .message
+                .starts_with(&format!("TLS handshake with {host} failed: ")),
+            "{error}"
+        );
         assert!(!error.message.contains("/ok"), "{error}");
     }
 

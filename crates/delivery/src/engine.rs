@@ -21,15 +21,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
-    AttemptRecord, Completion, DueJob, JobId, JobState, Store, StoreError, UnixMillis,
+    AttemptRecord, Completion, DueJob, JobId, JobState, JobUrl, Store, StoreError, UnixMillis,
 };
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
-use crate::classify::{AttemptResult, Verdict, classify};
+use crate::classify::{AttemptError, AttemptResult, ErrorClass, Verdict, classify};
 use crate::client::{ClientOptions, HttpSender};
 use crate::error::DeliveryError;
+use crate::failure_log::FailureLog;
 use crate::lane::{LaneControl, LaneLimits, Slot};
 use crate::lane_sync::LaneSync;
 
@@ -58,6 +59,11 @@ pub trait PolicySource: Send + Sync + 'static {
     /// The policy of `destination_id`; a destination no longer configured gets the defaults, so
     /// that its remaining jobs are still delivered or expire.
     fn policy(&self, destination_id: &str) -> LanePolicy;
+
+    /// The URL a job of `destination_id` addressed to its setting `key` goes to now
+    /// ([`JobUrl::Setting`]), or why it cannot be sent (the destination is gone, the setting is
+    /// missing or not a URL). Called once per attempt.
+    fn setting_url(&self, destination_id: &str, key: &str) -> Result<String, String>;
 }
 
 /// Engine tuning. The defaults suit one node on a small machine.
@@ -238,6 +244,8 @@ struct Lane {
     held: Mutex<HashSet<JobId>>,
     /// Where this lane's job outcomes are counted.
     metrics: Option<Arc<dyn LaneMetrics>>,
+    /// How often this lane's failures may be logged.
+    failures: FailureLog,
 }
 
 /// A snapshot of one lane, for metrics and the admin API.
@@ -417,6 +425,7 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
         }),
         held: Mutex::new(HashSet::new()),
         metrics,
+        failures: FailureLog::default(),
     });
     lanes.insert(endpoint.to_owned(), Arc::clone(&lane));
     tokio::spawn(run_lane(Arc::clone(shared), Arc::clone(&lane)));
@@ -708,10 +717,18 @@ async fn attempt(
 ) {
     let job = &due.job;
     let number = due.attempt + 1;
-    let result = shared
-        .sender
-        .send(&job.method, &job.url, &job.headers, job.body.clone())
-        .await;
+    let result = match target_url(&*shared.policies, &job.destination_id, &job.url) {
+        Ok(url) => {
+            shared
+                .sender
+                .send(&job.method, &url, &job.headers, job.body.clone())
+                .await
+        }
+        Err(why) => AttemptResult::not_sent(AttemptError {
+            class: ErrorClass::InvalidRequest,
+            message: why,
+        }),
+    };
     let verdict = classify(&result, SystemTime::now());
     finish(&lane, slot, &verdict);
     let completion = decide(
@@ -734,12 +751,63 @@ async fn attempt(
         outcome = outcome.as_str(),
         "delivery attempt"
     );
+    if let Some(error) = &result.error {
+        log_failure(&lane, job, number, outcome, error);
+    }
     if let Some(metrics) = &lane.metrics {
         metrics.outcome(outcome, result.status, Some(result.duration));
     }
     let _ = shared.completions.send(completion);
     // Room for the next attempt.
     lane.wake.notify_one();
+}
+
+/// The URL a job goes to now: its destination's setting as configured when it is sent, or the
+/// fixed URL of a job stored before URLs were read at send time.
+fn target_url<'a>(
+    policies: &dyn PolicySource,
+    destination_id: &str,
+    url: &'a JobUrl,
+) -> Result<std::borrow::Cow<'a, str>, String> {
+    match url {
+        JobUrl::Fixed(url) => Ok(url.as_str().into()),
+        JobUrl::Setting(key) => policies.setting_url(destination_id, key).map(Into::into),
+    }
+}
+
+/// A failed attempt at warn level, within the lane's log budget; the reason never holds the URL's
+/// path or query (the client's messages name the host only).
+fn log_failure(
+    lane: &Lane,
+    job: &junction_store::Job,
+    number: u32,
+    outcome: DeliveryOutcome,
+    error: &AttemptError,
+) {
+    let Some(suppressed) = lane.failures.admit(Instant::now()) else {
+        return;
+    };
+    let host = lane.endpoint.split_once('|').map_or("", |(_, host)| host);
+    tracing::warn!(
+        destination = %lane.destination_id,
+        host,
+        mapping = %job.subscription_id,
+        job = job.id.0,
+        attempt = number,
+        outcome = outcome.as_str(),
+        class = error.class.as_str(),
+        not_logged = suppressed,
+        "delivery failed: {}{}",
+        error.message,
+        if suppressed > 0 {
+            format!(
+                " ({suppressed} more failure{} of this destination since the last such line)",
+                if suppressed == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// The job's next state after attempt `number` ended with `verdict`.
@@ -861,7 +929,7 @@ mod tests {
                 subscription_id: "m".to_owned(),
                 endpoint: "d|h".to_owned(),
                 method: "POST".to_owned(),
-                url: "http://h/".to_owned(),
+                url: JobUrl::Fixed("http://h/".to_owned()),
                 headers: Vec::new(),
                 body: Vec::new(),
                 created_at,

@@ -10,6 +10,7 @@ mod classify;
 mod client;
 mod engine;
 mod error;
+mod failure_log;
 mod lane;
 mod lane_sync;
 mod replay;

@@ -5,11 +5,13 @@
 use junction_actions::{AuthError, DestinationDefinition};
 use serde_json::Value;
 
-use crate::client::HttpSender;
+use crate::client::{HttpSender, answer_message};
 
 /// Runs `definition`'s authentication test on `settings` (raw, as configured). `Ok(false)` when
-/// the destination has no test. A failure carries the reference's message, e.g. `Credentials are
-/// invalid: 403 Forbidden`.
+/// the destination has no test. A rejection carries the reference's message, e.g. `Credentials
+/// are invalid: 403 Forbidden`, followed by what the answer said when it said something; a test
+/// that got no answer is [`AuthError::Unreachable`], so that a network failure is never taken for
+/// a rejection of the credentials.
 pub async fn test_authentication(
     sender: &HttpSender,
     definition: &DestinationDefinition,
@@ -28,11 +30,23 @@ pub async fn test_authentication(
         )
         .await;
     match result.status {
-        Some(status) => DestinationDefinition::judge_test_authentication(status).map(|()| true),
-        // No answer: the reference prefixes an empty status and a space.
-        None => Err(AuthError::Invalid {
+        Some(status) => DestinationDefinition::judge_test_authentication(status)
+            .map(|()| true)
+            .map_err(|err| {
+                match (
+                    err,
+                    answer_message(&result.response_headers, &result.body_excerpt),
+                ) {
+                    (AuthError::Invalid { message }, Some(said)) => AuthError::Invalid {
+                        message: format!("{message} ({} answered: {said})", definition.name),
+                    },
+                    (err, _) => err,
+                }
+            }),
+        None => Err(AuthError::Unreachable {
             message: format!(
-                "Credentials are invalid:  {}",
+                "{} could not be reached, so the settings were not checked: {}",
+                definition.name,
                 result
                     .error
                     .map_or_else(|| "no answer".to_owned(), |error| error.message)

@@ -32,7 +32,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::routes::{Route, router};
 
-pub use admin::{AdminState, admin_app, admin_routes};
+pub use admin::{AdminState, admin_app, admin_routes, is_sandbox_url, sandbox_url};
 pub use error::{ApiError, RejectedItem, event_rejection_code};
 pub use extract::{ApiJson, read_limited};
 pub use live::{LiveEvent, LiveEvents, Subscription};

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use junction_store::rollup::samples_completion;
 use junction_store::{Completion, JobState, UnixMillis};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -113,7 +114,7 @@ async fn complete_round(
             continue;
         };
         let state = completion.state;
-        let is_failure = matches!(state, JobState::Discarded | JobState::Expired);
+        let is_failure = samples_completion(state);
         rollup.add_completion(CompletedJob {
             destination_id: entry.destination_id.clone(),
             subscription_id: entry.subscription_id.clone(),

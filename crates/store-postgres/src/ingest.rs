@@ -284,7 +284,7 @@ async fn insert_jobs(
             subscriptions.push(job.subscription_id.as_str());
             endpoints.push(job.endpoint.as_str());
             methods.push(job.method.as_str());
-            urls.push(job.url.as_str());
+            urls.push(job.url.to_stored());
             headers.push(encode_headers(&job.headers)?);
             bodies.push(job.body.as_slice());
         }
@@ -312,7 +312,7 @@ async fn insert_jobs(
     .bind(&subscriptions)
     .bind(&endpoints)
     .bind(&methods)
-    .bind(&urls)
+    .bind(urls.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
     .bind(&headers)
     .bind(&bodies)
     .bind(now)

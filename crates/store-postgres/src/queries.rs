@@ -4,8 +4,8 @@
 
 use junction_store::{
     AttemptRecord, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardRecord,
-    DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition, LaneBacklog,
-    LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
+    DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition, JobUrl,
+    LaneBacklog, LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -51,7 +51,7 @@ fn job_from_row(row: &PgRow, at: usize) -> Result<Job, Error> {
         subscription_id: row.try_get(at + 3)?,
         endpoint: row.try_get(at + 4)?,
         method: row.try_get(at + 5)?,
-        url: row.try_get(at + 6)?,
+        url: JobUrl::from_stored(row.try_get(at + 6)?),
         headers: decode_headers(&headers)?,
         body: row.try_get(at + 8)?,
         created_at: row.try_get(at + 9)?,

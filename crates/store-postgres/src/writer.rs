@@ -631,7 +631,7 @@ pub(crate) async fn insert_job(
     .bind(&job.subscription_id)
     .bind(&job.endpoint)
     .bind(&job.method)
-    .bind(&job.url)
+    .bind(job.url.to_stored().as_ref())
     .bind(headers)
     .bind(&job.body)
     .bind(now)

@@ -12,7 +12,7 @@ mod cluster {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use junction_store::{CommitOutcome, NewEvent, NewJob, Store, StoreError};
+    use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store, StoreError};
     use junction_store_postgres::{PostgresOptions, PostgresStore};
     use sqlx::{Connection, PgConnection};
 
@@ -30,7 +30,7 @@ mod cluster {
                     subscription_id: format!("sub-{n}"),
                     endpoint: "dest|hooks.example.test".to_owned(),
                     method: "POST".to_owned(),
-                    url: "https://hooks.example.test/".to_owned(),
+                    url: JobUrl::Fixed("https://hooks.example.test/".to_owned()),
                     headers: Vec::new(),
                     body: b"{}".to_vec(),
                 })
@@ -262,7 +262,7 @@ mod retention {
 
     use junction_store::{
         AttemptRecord, CommitOutcome, Completion, DeadLetterFilter, EventId, JobId, JobState,
-        NewEvent, NewJob, NewReplay, Store,
+        JobUrl, NewEvent, NewJob, NewReplay, Store,
     };
     use junction_store_postgres::{PostgresOptions, PostgresStore};
     use sqlx::{Connection, PgConnection};
@@ -289,7 +289,7 @@ mod retention {
             subscription_id: "sub".to_owned(),
             endpoint: LANE.to_owned(),
             method: "POST".to_owned(),
-            url: "https://hooks.example.test/".to_owned(),
+            url: JobUrl::Fixed("https://hooks.example.test/".to_owned()),
             headers: Vec::new(),
             body: b"{}".to_vec(),
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use junction_store::{NewEvent, NewJob, Store};
+use junction_store::{JobUrl, NewEvent, NewJob, Store};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
 
 const BATCH: usize = 100;
@@ -199,7 +199,7 @@ fn event(caller: usize, n: usize) -> NewEvent {
             subscription_id: "send-contact".to_owned(),
             endpoint: "chartmogul-1|segment.chartmogul.com".to_owned(),
             method: "POST".to_owned(),
-            url: "https://segment.chartmogul.com/v1/segment/token-0123456789".to_owned(),
+            url: JobUrl::Setting("chartmogul_webhook_url".to_owned()),
             headers: vec![
                 ("content-type".to_owned(), "application/json".to_owned()),
                 ("user-agent".to_owned(), "Segment (Actions)".to_owned()),

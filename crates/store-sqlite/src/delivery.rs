@@ -1,6 +1,7 @@
 //! The delivery engine's writes, run by the writer thread inside its group transaction: claims,
 //! completions (audit trail, transitions, dead letter), replays and retention.
 
+use junction_store::rollup::samples_completion;
 use junction_store::{
     Completion, DueJob, JobId, JobState, NewReplay, PruneOutcome, StoreError, UnixMillis,
 };
@@ -145,7 +146,8 @@ fn complete(
          FROM job_queue LEFT JOIN jobs ON jobs.id = job_queue.job_id
          WHERE job_queue.job_id = ?1",
     )?;
-    // Failures only, for the overview's samples: rare, so their event is read apart.
+    // Failures only (retried or dead), for the overview's samples: rare, so their event is read
+    // apart.
     let mut message_id_of = conn.prepare_cached("SELECT message_id FROM events WHERE id = ?1")?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, duration_ms, status,
@@ -207,8 +209,7 @@ fn complete(
                 let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
                 attempt.started_at.saturating_add(duration)
             });
-            let failed = matches!(completion.state, JobState::Discarded | JobState::Expired);
-            let message_id = if failed {
+            let message_id = if samples_completion(completion.state) {
                 message_id_of
                     .query_row([event_id], |row| row.get(0))
                     .optional()?
@@ -313,7 +314,7 @@ fn replay(conn: &Connection, replays: &[NewReplay], now: UnixMillis) -> Result<V
             &job.subscription_id,
             &job.endpoint,
             &job.method,
-            &job.url,
+            job.url.to_stored(),
             headers,
             &job.body,
             now,

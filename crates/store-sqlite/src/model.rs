@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use junction_store::{
     AttemptRecord, DeadJob, DiscardReason, DiscardRecord, EventId, Job, JobId, JobState,
-    JobTransition, UnixMillis,
+    JobTransition, JobUrl, UnixMillis,
 };
 use rusqlite::Row;
 
@@ -79,7 +79,7 @@ pub(crate) fn job_from_row(row: &Row<'_>, at: usize) -> Result<Job, Error> {
         subscription_id: row.get(at + 3)?,
         endpoint: row.get(at + 4)?,
         method: row.get(at + 5)?,
-        url: row.get(at + 6)?,
+        url: JobUrl::from_stored(row.get(at + 6)?),
         headers: decode_headers(&headers)?,
         body: row.get(at + 8)?,
         created_at: row.get(at + 9)?,

@@ -639,7 +639,7 @@ impl<'c> Statements<'c> {
                     &job.subscription_id,
                     &job.endpoint,
                     &job.method,
-                    &job.url,
+                    job.url.to_stored(),
                     &headers,
                     &job.body,
                     now,

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use junction_store::{CommitOutcome, NewEvent, NewJob, Store};
+use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
 
 /// Set (to the database path) only in the child process.
@@ -91,7 +91,7 @@ fn event(message_id: &str) -> NewEvent {
             subscription_id: "sub".to_owned(),
             endpoint: "dest|hooks.example.test".to_owned(),
             method: "POST".to_owned(),
-            url: "https://hooks.example.test/x".to_owned(),
+            url: JobUrl::Fixed("https://hooks.example.test/x".to_owned()),
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             body: b"{}".to_vec(),
         }],

@@ -13,9 +13,9 @@ use serde_json::json;
 
 use crate::{
     AttemptRecord, CommitOutcome, Completion, Counts, DeadLetterFilter, DiscardReason,
-    DiscardRecord, EventId, EventRecord, JobId, JobState, NewDiscard, NewEvent, NewJob, NewReplay,
-    Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, Store, StoreError,
-    StoreOptions, UnixMillis,
+    DiscardRecord, EventId, EventRecord, JobId, JobState, JobUrl, NewDiscard, NewEvent, NewJob,
+    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, Store,
+    StoreError, StoreOptions, UnixMillis,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -81,14 +81,21 @@ fn now_ms() -> UnixMillis {
 }
 
 /// A job whose fields all differ with `n`, with headers in a deliberate order (a duplicate name
-/// included) and a body that is not UTF-8, to prove the store keeps both exactly.
+/// included) and a body that is not UTF-8, to prove the store keeps both exactly; odd jobs name
+/// a URL setting, even ones a fixed URL, so both forms are kept.
 fn job(n: usize) -> NewJob {
     NewJob {
         destination_id: format!("dest-{}", n % 2),
         subscription_id: format!("sub-{n}"),
         endpoint: format!("dest-{}|hooks.example.test", n % 2),
         method: "POST".to_owned(),
-        url: format!("https://hooks.example.test/v1/segment/token-{n}?q=ü"),
+        url: if n.is_multiple_of(2) {
+            JobUrl::Fixed(format!(
+                "https://hooks.example.test/v1/segment/token-{n}?q=ü"
+            ))
+        } else {
+            JobUrl::Setting(format!("webhook_url_{n}"))
+        },
         headers: vec![
             ("user-agent".to_owned(), "Segment (Actions)".to_owned()),
             ("x-dup".to_owned(), "b".to_owned()),

@@ -24,7 +24,7 @@ pub use error::{BoxError, StoreError};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
-    JobRecord, JobState, JobTransition, LaneBacklog, LaneDue, LaneGrant, LaneReport,
+    JobRecord, JobState, JobTransition, JobUrl, LaneBacklog, LaneDue, LaneGrant, LaneReport,
     LatencySummary, NewDiscard, NewEvent, NewJob, NewReplay, Overview, OverviewBucket,
     OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, StoreStats,
     UnixMillis, UnknownName,

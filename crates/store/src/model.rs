@@ -74,12 +74,44 @@ pub struct NewJob {
     pub endpoint: String,
     /// The HTTP method, e.g. `POST`.
     pub method: String,
-    /// The full URL. It may carry a secret token: never log it.
-    pub url: String,
+    /// Where the request goes: usually the destination's URL setting, read when it is sent.
+    pub url: JobUrl,
     /// Request headers, in order, duplicates allowed.
     pub headers: Vec<(String, String)>,
     /// The request body, stored byte for byte.
     pub body: Vec<u8>,
+}
+
+/// Where a job's request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobUrl {
+    /// The destination's setting of this key (ChartMogul: `chartmogul_webhook_url`), read when
+    /// the request is sent: a corrected URL applies to retries and replays of jobs already
+    /// stored, and the secret token such a URL carries is not copied into every job.
+    Setting(String),
+    /// This URL, whatever the settings say (jobs stored before URLs were read at send time).
+    Fixed(String),
+}
+
+impl JobUrl {
+    /// Prefix of the stored form of [`JobUrl::Setting`]; never the start of an `http(s)` URL.
+    const SETTING_PREFIX: &'static str = "setting:";
+
+    /// The stored form (one text column): `setting:<key>`, or the URL itself.
+    pub fn to_stored(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            JobUrl::Setting(key) => format!("{}{key}", Self::SETTING_PREFIX).into(),
+            JobUrl::Fixed(url) => url.as_str().into(),
+        }
+    }
+
+    /// Reads the stored form written by [`JobUrl::to_stored`].
+    pub fn from_stored(stored: String) -> JobUrl {
+        match stored.strip_prefix(Self::SETTING_PREFIX) {
+            Some(key) => JobUrl::Setting(key.to_owned()),
+            None => JobUrl::Fixed(stored),
+        }
+    }
 }
 
 /// A routing outcome that produced no job, recorded so that every fate is queryable.
@@ -281,7 +313,7 @@ pub struct Job {
     /// See [`NewJob::method`].
     pub method: String,
     /// See [`NewJob::url`].
-    pub url: String,
+    pub url: JobUrl,
     /// See [`NewJob::headers`].
     pub headers: Vec<(String, String)>,
     /// See [`NewJob::body`].
@@ -737,6 +769,9 @@ pub struct OverviewTotals {
     /// Up to [`OverviewTotals::MAX_SAMPLES`] `messageId`s of failed jobs (discarded or expired),
     /// most recent first.
     pub failed_samples: Vec<String>,
+    /// Up to [`OverviewTotals::MAX_SAMPLES`] `messageId`s of jobs whose attempt failed and was
+    /// retried, most recent first.
+    pub retried_samples: Vec<String>,
     /// Jobs awaiting a retry now (not terminal, at least one failed attempt): a gauge, not bound
     /// to the window.
     pub awaiting_retry: u64,
@@ -782,6 +817,17 @@ pub struct Overview {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_urls_round_trip_through_their_stored_form() {
+        for url in [
+            JobUrl::Setting("chartmogul_webhook_url".to_owned()),
+            JobUrl::Fixed("https://h.example/wh/abc?token=1".to_owned()),
+        ] {
+            assert_eq!(JobUrl::from_stored(url.to_stored().into_owned()), url);
+        }
+        assert_eq!(JobUrl::Setting("k".to_owned()).to_stored(), "setting:k");
+    }
 
     #[test]
     fn names_round_trip() {

@@ -311,6 +311,16 @@ pub fn completion_outcome(state: JobState) -> Outcome {
     }
 }
 
+/// Whether a completion in `state` keeps its event's `messageId` as a sample of its counter:
+/// failures do (retried, discarded, expired), so that the overview can show why with examples;
+/// deliveries do not (they are the many, and need no explaining).
+pub fn samples_completion(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::AwaitingRetry | JobState::Discarded | JobState::Expired
+    )
+}
+
 /// How a completion in `state` moves its mapping's awaiting-retry gauge, given whether the job
 /// was already awaiting a retry (counted in the gauge) before it.
 pub fn awaiting_retry_delta(state: JobState, was_retrying: bool) -> i64 {
@@ -345,9 +355,11 @@ pub struct OverviewBuilder {
     mappings: BTreeMap<String, OverviewTotals>,
     mapping_latency: BTreeMap<String, Histogram>,
     mapping_failed: BTreeMap<String, Vec<(i64, String)>>,
+    mapping_retried: BTreeMap<String, Vec<(i64, String)>>,
     gauges: BTreeMap<String, u64>,
     destination_samples: BTreeMap<DiscardReason, Vec<(i64, String)>>,
     destination_failed: Vec<(i64, String)>,
+    destination_retried: Vec<(i64, String)>,
 }
 
 impl OverviewBuilder {
@@ -392,9 +404,11 @@ impl OverviewBuilder {
             mappings: BTreeMap::new(),
             mapping_latency: BTreeMap::new(),
             mapping_failed: BTreeMap::new(),
+            mapping_retried: BTreeMap::new(),
             gauges: BTreeMap::new(),
             destination_samples: BTreeMap::new(),
             destination_failed: Vec::new(),
+            destination_retried: Vec::new(),
         })
     }
 
@@ -480,6 +494,7 @@ impl OverviewBuilder {
                 .filter(|(_, count)| **count > 0)
                 .map(|(reason, _)| Outcome::Discard(*reason));
             let failures = [
+                (Outcome::Retried, totals.counts.retried),
                 (Outcome::FailedDiscarded, totals.counts.failed_discarded),
                 (Outcome::FailedExpired, totals.counts.failed_expired),
             ]
@@ -536,6 +551,13 @@ impl OverviewBuilder {
                     .or_default()
                     .extend(found);
             }
+            Outcome::Retried if !destination_row => {
+                self.destination_retried.extend(found.iter().cloned());
+                self.mapping_retried
+                    .entry(wanted.subscription.clone())
+                    .or_default()
+                    .extend(found);
+            }
             _ => {}
         }
     }
@@ -558,6 +580,9 @@ impl OverviewBuilder {
             if let Some(failed) = self.mapping_failed.remove(subscription) {
                 totals.failed_samples = newest(failed);
             }
+            if let Some(retried) = self.mapping_retried.remove(subscription) {
+                totals.retried_samples = newest(retried);
+            }
         }
         let totals = match &self.scope {
             Some(scope) => self.mappings.get(scope).cloned().unwrap_or_default(),
@@ -569,6 +594,7 @@ impl OverviewBuilder {
                     .map(|(reason, found)| (reason, newest(found)))
                     .collect(),
                 failed_samples: newest(self.destination_failed),
+                retried_samples: newest(self.destination_retried),
                 awaiting_retry: self.gauges.values().sum(),
                 latency: summarise(&self.destination_latency),
             },

@@ -3,7 +3,7 @@
 //! returned, so that every fate can be stored and queried.
 
 use junction_actions::{ActionError, HttpRequest};
-use junction_store::{DiscardReason, NewDiscard, NewJob};
+use junction_store::{DiscardReason, JobUrl, NewDiscard, NewJob};
 use serde_json::Value;
 
 use crate::snapshot::{Destination, Snapshot, Source};
@@ -40,7 +40,10 @@ impl RoutedJob {
             subscription_id: self.mapping_id,
             endpoint: self.endpoint,
             method: self.request.method,
-            url: self.request.url,
+            url: match self.request.url_setting {
+                Some(key) => JobUrl::Setting(key.to_owned()),
+                None => JobUrl::Fixed(self.request.url),
+            },
             headers: self.request.headers.into_iter().collect(),
             body,
         }

@@ -101,6 +101,17 @@ impl Destination {
     pub fn delivery(&self) -> &DeliveryConfig {
         &self.delivery
     }
+
+    /// The URL its setting `key` holds now, as a request goes to it, or why a job addressed to
+    /// that setting cannot be sent. May hold a secret: never log it.
+    pub fn setting_url(&self, key: &str) -> Result<&str, String> {
+        self.settings.url(key).map_err(|err| {
+            format!(
+                "setting {key} of destination \"{}\" is not a URL a request can go to: {err}",
+                self.id
+            )
+        })
+    }
 }
 
 /// A compiled mapping: trigger parsed, mapping validated and compiled.
@@ -123,6 +134,17 @@ impl CompiledMapping {
 }
 
 impl Snapshot {
+    /// The URL the setting `key` of destination `destination_id` holds now (see
+    /// [`Destination::setting_url`]), or why a job addressed to it cannot be sent.
+    pub fn setting_url(&self, destination_id: &str, key: &str) -> Result<&str, String> {
+        match self.destination(destination_id) {
+            Some(destination) => destination.setting_url(key),
+            None => Err(format!(
+                "destination \"{destination_id}\" is no longer configured"
+            )),
+        }
+    }
+
     /// A snapshot with no source: every write key is unknown.
     pub fn empty() -> Self {
         Self {

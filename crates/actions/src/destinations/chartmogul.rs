@@ -274,8 +274,8 @@ fn send_customer() -> ActionSpec {
 
 fn post(settings: &Settings, payload: Map<String, Value>) -> Result<HttpRequest, ActionError> {
     let url = settings.url(WEBHOOK_URL).map_err(ActionError::Fetch)?;
-    Ok(HttpRequest::post_json_normalised(
-        url.to_owned(),
-        Value::Object(payload),
-    ))
+    Ok(
+        HttpRequest::post_json_normalised(url.to_owned(), Value::Object(payload))
+            .with_url_from_setting(WEBHOOK_URL),
+    )
 }

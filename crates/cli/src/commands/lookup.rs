@@ -32,6 +32,19 @@ pub async fn run(admin: &AdminArgs, args: &LookupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An attempt's failure: its class and why (`dns: DNS lookup of … failed: no such host`), or
+/// `-` for a success.
+fn attempt_error(attempt: &Value) -> String {
+    match (
+        attempt.get("error_class").and_then(Value::as_str),
+        attempt.get("error").and_then(Value::as_str),
+    ) {
+        (Some(class), Some(why)) => format!("{class}: {why}"),
+        (Some(class), None) => class.to_owned(),
+        (None, _) => "-".to_owned(),
+    }
+}
+
 fn render(data: &Value) -> String {
     let mut out = String::new();
     let events = data.get("events").and_then(Value::as_array);
@@ -80,6 +93,14 @@ fn render(data: &Value) -> String {
                     .map(|r| format!(" (replay of job {r})"))
                     .unwrap_or_default()
             ));
+            if let Some(url) = job.pointer("/request/url").filter(|url| !url.is_null()) {
+                let from = job
+                    .pointer("/request/url_setting")
+                    .and_then(Value::as_str)
+                    .map(|key| format!(" (setting {key}, as it is now)"))
+                    .unwrap_or_default();
+                out.push_str(&format!("    to {}{from}\n", cell(Some(url))));
+            }
             let attempts: Vec<Vec<String>> = job
                 .get("attempts")
                 .and_then(Value::as_array)
@@ -91,7 +112,7 @@ fn render(data: &Value) -> String {
                         time(attempt.get("started_at")),
                         format!("{} ms", cell(attempt.get("duration_ms"))),
                         cell(attempt.get("status")),
-                        cell(attempt.get("error_class")),
+                        attempt_error(attempt),
                     ]
                 })
                 .collect();
@@ -119,8 +140,13 @@ mod tests {
                           "message": "trigger did not match"}],
             "jobs": [{"id": 7, "destination_id": "cm", "mapping_id": "p", "state": "succeeded",
                       "replay_of": null,
+                      "request": {"url": "https://h.example/…",
+                                  "url_setting": "chartmogul_webhook_url"},
                       "attempts": [{"attempt": 1, "started_at": 0, "duration_ms": 3,
-                                    "status": 200, "error_class": null}]}]
+                                    "status": 200, "error_class": null},
+                                   {"attempt": 2, "started_at": 0, "duration_ms": 3,
+                                    "status": null, "error_class": "dns",
+                                    "error": "DNS lookup of h.example failed: no such host"}]}]
         }]});
         let text = render(&data);
         assert!(text.starts_with("event 1 of source app received 1970-01-01T00:00:00Z\n"));
@@ -128,7 +154,19 @@ mod tests {
         assert!(text.contains("not sent: destination cm mapping c: not_matched"));
         assert!(text.contains("  job 7 to destination cm mapping p: succeeded\n"));
         assert!(
+            text.contains(
+                "    to https://h.example/… (setting chartmogul_webhook_url, as it is now)\n"
+            ),
+            "{text}"
+        );
+        assert!(
             text.contains("    1        1970-01-01T00:00:00Z  3 ms      200     -\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    2        1970-01-01T00:00:00Z  3 ms      -       dns: DNS lookup of h.example failed: no such host\n"
+            ),
             "{text}"
         );
     }

@@ -7,6 +7,7 @@ pub mod destinations;
 pub mod lookup;
 pub mod mappings;
 pub mod overview;
+pub mod sandbox;
 pub mod send;
 pub mod sources;
 pub mod tail;

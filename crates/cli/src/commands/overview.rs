@@ -108,13 +108,32 @@ pub fn render(data: &Value) -> String {
             rows.push(row(format!("mapping {id}"), totals));
         }
     }
-    format!(
+    let mut out = format!(
         "From {} to {} (by {}):\n{}",
         time(data.pointer("/window/from")),
         time(data.pointer("/window/until")),
         cell(data.pointer("/window/bucket")),
         table::render(&HEADER, &rows)
-    )
+    );
+    let failures = data
+        .pointer("/totals/destination/failures")
+        .and_then(Value::as_array)
+        .filter(|failures| !failures.is_empty());
+    if let Some(failures) = failures {
+        out.push_str("Latest failures (junction lookup MESSAGE_ID tells the whole story):\n");
+        for failure in failures {
+            out.push_str(&format!(
+                "  {}  {}  {} attempt {}: {}: {}\n",
+                time(failure.get("at")),
+                cell(failure.get("message_id")),
+                cell(failure.get("mapping_id")),
+                cell(failure.get("attempt")),
+                cell(failure.get("state")),
+                cell(failure.get("reason"))
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -158,5 +177,21 @@ mod tests {
             ]
         );
         assert!(lines[3].starts_with("mapping m "), "{out}");
+        assert_eq!(lines.len(), 4, "no failures, no failure lines: {out}");
+
+        let mut data = data;
+        data["totals"]["destination"]["failures"] = json!([{
+            "message_id": "msg-1", "mapping_id": "send-contact", "at": 60_000, "attempt": 2,
+            "state": "awaiting_retry", "reason": "DNS lookup of webhook.invalid failed: no such host"
+        }]);
+        let out = render(&data);
+        assert!(
+            out.ends_with(
+                "Latest failures (junction lookup MESSAGE_ID tells the whole story):\n  \
+                 1970-01-01T00:01:00Z  msg-1  send-contact attempt 2: awaiting_retry: DNS lookup \
+                 of webhook.invalid failed: no such host\n"
+            ),
+            "{out}"
+        );
     }
 }

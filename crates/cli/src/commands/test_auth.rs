@@ -33,6 +33,10 @@ pub async fn run(admin: &AdminArgs, args: &TestAuthArgs) -> anyhow::Result<()> {
             println!("{}", cell(data.get("message")));
             Ok(())
         }
-        _ => anyhow::bail!("{}", cell(data.get("message"))),
+        Some("unreachable") => anyhow::bail!(
+            "network failure, not a rejection: {}",
+            cell(data.get("message"))
+        ),
+        _ => anyhow::bail!("rejected: {}", cell(data.get("message"))),
     }
 }

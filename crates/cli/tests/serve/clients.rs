@@ -13,14 +13,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use junction_store::{DiscardReason, EventRecord, JobState};
+use junction_store::{DiscardReason, EventRecord, JobState, JobUrl};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::util::{StoredData, start, terminate};
-
-const WEBHOOK_URL: &str = "https://webhook.example/chartmogul/wh-secret-token";
 
 /// Two sources, each with its own write key, both connected to a ChartMogul destination with
 /// the two default mappings: the stored source tells which key an event came with.
@@ -361,7 +359,11 @@ fn check_routing(record: &EventRecord, call: &Value, context: &str) {
             assert_eq!(job.job.destination_id, "chartmogul", "{context}");
             assert_eq!(job.job.subscription_id, mapping, "{context}");
             assert_eq!(job.job.method, "POST", "{context}");
-            assert_eq!(job.job.url, WEBHOOK_URL, "{context}");
+            assert_eq!(
+                job.job.url,
+                JobUrl::Setting("chartmogul_webhook_url".to_owned()),
+                "{context}"
+            );
             assert_eq!(job.job.endpoint, "chartmogul|webhook.example", "{context}");
             for header in [
                 ("content-type", "application/json"),

@@ -70,13 +70,27 @@ impl Drop for ScratchDatabase {
     }
 }
 
+/// Stops a node with SIGTERM; a node that does not exit successfully fails the test with its log.
+fn stop_cleanly(node: Running) {
+    let log = node.stderr.clone();
+    let pid = node.child.id();
+    if !terminate(node) {
+        let log = log.map(|lines| lines.lock().unwrap().join("\n"));
+        panic!(
+            "node {pid} did not stop cleanly; its log:\n{}",
+            log.unwrap_or_default()
+        );
+    }
+}
+
 fn node(dir: &std::path::Path, url: &str, args: &[&str]) -> Running {
     start_with(
         dir,
         args,
         &Options {
             env: &[("JUNCTION_STORE_URL", url)],
-            capture_stderr: false,
+            // Kept, so that a node that does not stop cleanly can say why.
+            capture_stderr: true,
         },
     )
 }
@@ -164,8 +178,8 @@ fn a_workspace_change_on_one_node_applies_on_the_others_within_a_second() {
     );
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
 
-    assert!(terminate(first));
-    assert!(terminate(second));
+    stop_cleanly(first);
+    stop_cleanly(second);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +499,7 @@ fn three_nodes_share_a_lane_limit_and_survive_a_sigkill_repeating_only_what_was_
     }
 
     for node in nodes.iter_mut().filter_map(Option::take) {
-        assert!(terminate(node));
+        stop_cleanly(node);
     }
     // Last, because it is what the nodes must coordinate for: the lane's limit is one limit for
     // the whole cluster, not one per node.
@@ -610,6 +624,6 @@ fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
          waited for more than the pause (the share of the node that met the 429 not given back?)"
     );
     for node in cluster.0.iter_mut().filter_map(Option::take) {
-        assert!(terminate(node));
+        stop_cleanly(node);
     }
 }

@@ -18,6 +18,8 @@ mod clients;
 mod cluster;
 mod crash;
 mod delivery;
+mod failures;
+mod first_run;
 mod lifecycle;
 mod secrets;
 mod util;

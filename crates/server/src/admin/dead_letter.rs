@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::story::job_view;
 use super::{AdminError, AdminState};
 use crate::routes::Route;
+use junction_workspace::Snapshot;
 
 /// The most dead-letter jobs listed or replayed in one request.
 const MAX_PAGE: usize = 1_000;
@@ -73,8 +74,8 @@ impl DeadLetterQuery {
     }
 }
 
-fn dead_view(dead: &DeadJob) -> Value {
-    let mut view = job_view(&dead.job);
+fn dead_view(snapshot: &Snapshot, dead: &DeadJob) -> Value {
+    let mut view = job_view(snapshot, &dead.job);
     if let Some(object) = view.as_object_mut() {
         for (key, value) in [
             ("state", json!(dead.state)),
@@ -102,8 +103,9 @@ async fn list_dead_letter(
     let next = (jobs.len() == limit)
         .then(|| jobs.last().map(|dead| dead.job.id))
         .flatten();
+    let snapshot = state.app.snapshot();
     Ok(Json(json!({
-        "data": jobs.iter().map(dead_view).collect::<Vec<_>>(),
+        "data": jobs.iter().map(|dead| dead_view(&snapshot, dead)).collect::<Vec<_>>(),
         "pagination": {"next": next},
     })))
 }

@@ -2,7 +2,8 @@
 //! repairing Junction while it runs. Responses are wrapped in `{"data": …}`; errors are
 //! `{"errors": [{"type", "message", "field"?}]}`, as Segment's Public API shapes them.
 //!
-//! Every route but `/healthz`, `/readyz` and `/api/v1/openapi.json` requires `Authorization:
+//! Every route but `/healthz`, `/readyz`, `/api/v1/openapi.json` and the sandbox webhook's
+//! `/sandbox/chartmogul/{token}` requires `Authorization:
 //! Bearer <token>` when a token is configured; a wrong or missing token gets a bare 401 that
 //! reveals nothing about what exists. Webhook URLs carry a secret token in their path and query,
 //! so every URL shown is masked.
@@ -11,7 +12,8 @@
 //! lookup), `dead_letter` (list, replay), `testers` (test authentication, event and mapping
 //! testers), `overview` (delivery overview and time series), `debugger` (the source debugger's
 //! live stream and recent events), `ops` (health, readiness, metrics), `openapi` (the OpenAPI
-//! document of both APIs). Each contributes its table of [`Route`]s to [`admin_app`], which is
+//! document of both APIs), `sandbox` (the ChartMogul-like webhook a first run delivers to, and
+//! what it received). Each contributes its table of [`Route`]s to [`admin_app`], which is
 //! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
 mod config;
@@ -20,6 +22,7 @@ mod debugger;
 mod openapi;
 mod ops;
 mod overview;
+mod sandbox;
 mod story;
 mod testers;
 
@@ -35,6 +38,8 @@ use junction_delivery::HttpSender;
 use junction_store::StoreError;
 use serde_json::{Value, json};
 
+pub use sandbox::{is_sandbox_url, sandbox_url};
+
 use crate::routes::{Route, ServedRoute, router};
 use crate::state::AppState;
 
@@ -47,6 +52,8 @@ pub struct AdminState {
     /// Serialises configuration changes: each one reads the workspace in force, changes, compiles,
     /// stores and swaps it, and none may start from a workspace another is replacing.
     config_lock: Arc<tokio::sync::Mutex<()>>,
+    /// What the sandbox webhook received.
+    sandbox: Arc<sandbox::Sandbox>,
 }
 
 impl AdminState {
@@ -58,6 +65,7 @@ impl AdminState {
             sender,
             token: token.map(Arc::from),
             config_lock: Arc::default(),
+            sandbox: Arc::default(),
         }
     }
 }
@@ -90,6 +98,7 @@ fn authenticated_routes() -> Vec<Route<AdminState>> {
         debugger::routes(),
         ops::routes(),
         overview::routes(),
+        sandbox::routes(),
     ]
     .into_iter()
     .flatten()
@@ -98,10 +107,14 @@ fn authenticated_routes() -> Vec<Route<AdminState>> {
 
 /// The routes answered without a token.
 fn public_routes() -> Vec<Route<AdminState>> {
-    [ops::public_routes(), openapi::routes()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        ops::public_routes(),
+        openapi::routes(),
+        sandbox::public_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 async fn authenticate(State(state): State<AdminState>, request: Request, next: Next) -> Response {

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use junction_store::{
-    DiscardReason, LatencySummary, OverviewBucket, OverviewCounts, OverviewQuery, OverviewTotals,
-    UnixMillis,
+    DiscardReason, JobRecord, JobState, LatencySummary, OverviewBucket, OverviewCounts,
+    OverviewQuery, OverviewTotals, UnixMillis,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -144,6 +144,18 @@ async fn overview(
         ));
     }
     let overview = state.app.store().overview(query).await?;
+    let failures = failures(
+        &state,
+        &id,
+        params.mapping_id.as_deref(),
+        &overview.totals,
+        overview.from,
+    )
+    .await?;
+    let mut totals = totals_view(&overview.totals);
+    if let Some(object) = totals.as_object_mut() {
+        object.insert("failures".to_owned(), failures);
+    }
     let mappings: Map<String, Value> = overview
         .mappings
         .iter()
@@ -171,11 +183,104 @@ async fn overview(
             "bucket": overview.bucket.as_str(),
         },
         "totals": {
-            "destination": totals_view(&overview.totals),
+            "destination": totals,
             "mappings": mappings,
         },
         "series": series,
     }})))
+}
+
+/// The most failures an overview explains.
+const MAX_FAILURES: usize = OverviewTotals::MAX_SAMPLES;
+
+/// The window's newest failed attempts among the sampled events (retried, discarded or expired),
+/// each with why it failed, newest first: what a person needs to fix a failing destination
+/// without looking up events one by one. Reads the sampled events' stories (at most twice
+/// [`OverviewTotals::MAX_SAMPLES`] lookups).
+async fn failures(
+    state: &AdminState,
+    destination_id: &str,
+    mapping_id: Option<&str>,
+    totals: &OverviewTotals,
+    from: UnixMillis,
+) -> Result<Value, AdminError> {
+    let sources: Vec<String> = {
+        let snapshot = state.app.snapshot();
+        snapshot
+            .config()
+            .destinations
+            .iter()
+            .find(|destination| destination.id == destination_id)
+            .map(|destination| destination.sources.clone())
+            .unwrap_or_default()
+    };
+    let mut sampled: Vec<&String> = Vec::new();
+    for message_id in totals.retried_samples.iter().chain(&totals.failed_samples) {
+        if !sampled.contains(&message_id) {
+            sampled.push(message_id);
+        }
+    }
+    let mut found: Vec<(UnixMillis, Value)> = Vec::new();
+    for message_id in sampled {
+        for source in &sources {
+            let records = state
+                .app
+                .store()
+                .events_by_message_id(source, message_id)
+                .await?;
+            for record in &records {
+                let jobs = record.jobs.iter().filter(|job| {
+                    job.job.destination_id == destination_id
+                        && mapping_id.is_none_or(|mapping| job.job.subscription_id == mapping)
+                });
+                for job in jobs {
+                    found.extend(job_failures(message_id, job, from));
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    found.truncate(MAX_FAILURES);
+    Ok(Value::Array(
+        found.into_iter().map(|(_, view)| view).collect(),
+    ))
+}
+
+/// A job's failed attempts in the window (from `from`), each as (when, view): the transitions
+/// an attempt led to that were not a delivery, with their reason, the attempt's status and class.
+fn job_failures(
+    message_id: &str,
+    record: &JobRecord,
+    from: UnixMillis,
+) -> impl Iterator<Item = (UnixMillis, Value)> {
+    record
+        .transitions
+        .iter()
+        .filter(move |transition| {
+            transition.at >= from
+                && matches!(
+                    transition.state,
+                    JobState::AwaitingRetry | JobState::Discarded | JobState::Expired
+                )
+        })
+        .map(move |transition| {
+            let attempt = record
+                .attempts
+                .iter()
+                .find(|attempt| attempt.attempt == transition.attempt);
+            let view = json!({
+                "message_id": message_id,
+                "mapping_id": record.job.subscription_id,
+                "job_id": record.job.id,
+                "at": transition.at,
+                "attempt": transition.attempt,
+                "state": transition.state,
+                "status": attempt.and_then(|attempt| attempt.status),
+                "error_class": attempt.and_then(|attempt| attempt.error_class.clone()),
+                "reason": transition.detail,
+            });
+            (transition.at, view)
+        })
 }
 
 /// The counts of a series point: plain numbers.

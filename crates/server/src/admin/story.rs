@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use junction_store::{AttemptRecord, EventRecord, Job, JobRecord, JobState};
+use junction_store::{AttemptRecord, EventRecord, Job, JobRecord, JobState, JobUrl};
+use junction_workspace::Snapshot;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -44,7 +45,7 @@ async fn lookup(
             .store()
             .events_by_message_id(&source, &message_id)
             .await?;
-        events.extend(records.iter().map(event_view));
+        events.extend(records.iter().map(|record| event_view(&snapshot, record)));
     }
     if events.is_empty() {
         return Err(AdminError::not_found(format!(
@@ -56,7 +57,7 @@ async fn lookup(
     ))
 }
 
-fn event_view(record: &EventRecord) -> Value {
+fn event_view(snapshot: &Snapshot, record: &EventRecord) -> Value {
     let payload: Value = serde_json::from_slice(&record.payload).unwrap_or(Value::Null);
     json!({
         "id": record.id,
@@ -70,16 +71,16 @@ fn event_view(record: &EventRecord) -> Value {
             "reason": discard.reason,
             "message": discard.message,
         })).collect::<Vec<_>>(),
-        "jobs": record.jobs.iter().map(job_story).collect::<Vec<_>>(),
+        "jobs": record.jobs.iter().map(|job| job_story(snapshot, job)).collect::<Vec<_>>(),
     })
 }
 
-fn job_story(record: &JobRecord) -> Value {
+fn job_story(snapshot: &Snapshot, record: &JobRecord) -> Value {
     let state = record
         .transitions
         .last()
         .map_or(JobState::Pending, |transition| transition.state);
-    let mut view = job_view(&record.job);
+    let mut view = job_view(snapshot, &record.job);
     if let Some(object) = view.as_object_mut() {
         object.insert("state".to_owned(), json!(state));
         object.insert(
@@ -95,13 +96,40 @@ fn job_story(record: &JobRecord) -> Value {
         );
         object.insert(
             "attempts".to_owned(),
-            record.attempts.iter().map(attempt_view).collect(),
+            record
+                .attempts
+                .iter()
+                .map(|attempt| attempt_view(attempt, attempt_reason(record, attempt.attempt)))
+                .collect(),
         );
     }
     view
 }
 
-pub(super) fn job_view(job: &Job) -> Value {
+/// Why attempt `number` failed: the detail of the transition it led to (the completion records
+/// the attempt and its transition together; a success has none).
+fn attempt_reason(record: &JobRecord, number: u32) -> Option<&str> {
+    record
+        .transitions
+        .iter()
+        .rev()
+        .find(|transition| transition.attempt == number && transition.state != JobState::Pending)
+        .and_then(|transition| transition.detail.as_deref())
+}
+
+/// A job's request as shown: its URL masked after the host. A job addressed to a URL setting
+/// shows the setting's value now (where it will go, or went last) and names the setting.
+pub(super) fn job_view(snapshot: &Snapshot, job: &Job) -> Value {
+    let (url, url_setting) = match &job.url {
+        JobUrl::Fixed(url) => (Some(mask_url(url)), None),
+        JobUrl::Setting(key) => (
+            snapshot
+                .setting_url(&job.destination_id, key)
+                .ok()
+                .map(mask_url),
+            Some(key.as_str()),
+        ),
+    };
     json!({
         "id": job.id,
         "event_id": job.event_id,
@@ -112,20 +140,22 @@ pub(super) fn job_view(job: &Job) -> Value {
         "replay_of": job.replay_of,
         "request": {
             "method": job.method,
-            "url": mask_url(&job.url),
+            "url": url,
+            "url_setting": url_setting,
             "headers": job.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
             "body": body_view(&job.body),
         },
     })
 }
 
-fn attempt_view(attempt: &AttemptRecord) -> Value {
+fn attempt_view(attempt: &AttemptRecord, reason: Option<&str>) -> Value {
     json!({
         "attempt": attempt.attempt,
         "started_at": attempt.started_at,
         "duration_ms": attempt.duration_ms,
         "status": attempt.status,
         "error_class": attempt.error_class,
+        "error": if attempt.error_class.is_some() { reason } else { None },
         "response_headers": attempt.response_headers.iter().map(|(k, v)| json!([k, v]))
             .collect::<Vec<_>>(),
         "response_excerpt": String::from_utf8_lossy(&attempt.response_excerpt),

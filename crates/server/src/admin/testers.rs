@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::{Path, State};
 use junction_actions::{
-    ErrorReport, Evaluation, HttpRequest, Outcome, Subscription, SubscriptionConfig, evaluate,
+    AuthError, ErrorReport, Evaluation, HttpRequest, Outcome, Subscription, SubscriptionConfig,
+    evaluate,
 };
 use junction_delivery::{AttemptResult, test_authentication};
 use junction_event::{Endpoint, NormaliseContext, normalise, parse_request, random_message_id};
@@ -64,6 +65,9 @@ async fn test_destination_authentication(
         Ok(true) => json!({"status": "success"}),
         Ok(false) => json!({"status": "not_supported",
                             "message": "this destination type has no authentication test"}),
+        Err(err @ AuthError::Unreachable { .. }) => {
+            json!({"status": "unreachable", "message": err.to_string()})
+        }
         Err(err) => json!({"status": "failure", "message": err.to_string()}),
     };
     Ok(Json(json!({"data": data})))

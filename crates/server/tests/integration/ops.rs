@@ -229,6 +229,12 @@ impl PolicySource for Defaults {
     fn policy(&self, _destination_id: &str) -> LanePolicy {
         LanePolicy::default()
     }
+
+    fn setting_url(&self, destination_id: &str, _key: &str) -> Result<String, String> {
+        Err(format!(
+            "destination \"{destination_id}\" is not configured"
+        ))
+    }
 }
 
 #[tokio::test]

@@ -1,11 +1,11 @@
 //! What is stored for an accepted event: the normalised payload, the exact ChartMogul requests
 //! its mappings built, the discards of the others, the integrations object, and dedupe.
 
-use junction_store::{DiscardReason, DiscardRecord, JobState, Store};
+use junction_store::{DiscardReason, DiscardRecord, JobState, JobUrl, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::util::{APP_WRITE_KEY, TestServer, WEBHOOK, millis, payload};
+use crate::util::{APP_WRITE_KEY, TestServer, millis, payload};
 
 fn headers() -> Vec<(String, String)> {
     vec![
@@ -34,7 +34,11 @@ async fn an_identify_becomes_exactly_the_chartmogul_contact_request() {
     assert_eq!(job.subscription_id, "contacts");
     assert_eq!(job.endpoint, "chartmogul|chartmogul.example");
     assert_eq!(job.method, "POST");
-    assert_eq!(job.url, WEBHOOK);
+    // The job names the setting, not its value: it goes where the setting points when sent.
+    assert_eq!(
+        job.url,
+        JobUrl::Setting("chartmogul_webhook_url".to_owned())
+    );
     assert_eq!(job.headers, headers());
     let body: Value = serde_json::from_slice(&job.body).unwrap();
     assert_eq!(
@@ -74,7 +78,11 @@ async fn a_group_becomes_the_customer_request() {
     assert_eq!(record.jobs.len(), 1);
     let job = &record.jobs[0].job;
     assert_eq!(job.subscription_id, "customers");
-    assert_eq!(job.url, WEBHOOK);
+    // The job names the setting, not its value: it goes where the setting points when sent.
+    assert_eq!(
+        job.url,
+        JobUrl::Setting("chartmogul_webhook_url".to_owned())
+    );
     assert_eq!(job.headers, headers());
     let body: Value = serde_json::from_slice(&job.body).unwrap();
     assert_eq!(
