@@ -14,7 +14,7 @@ use junction_delivery::{
     Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
     run_retention,
 };
-use junction_server::{AdminState, AppState};
+use junction_server::{AdminState, AppState, ListenerLimits};
 use junction_store::{ConfigVersion, Store};
 use junction_store_postgres::{PostgresOptions, PostgresStore};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
@@ -148,13 +148,16 @@ async fn serve(
             stopped.clone(),
         ));
     }
+    let (tracking_limits, admin_limits) = connection_caps(&settings);
     let admin_served = tokio::spawn(junction_server::serve_admin(
         admin_listener,
         admin,
+        admin_limits,
         wait_for(stopped.clone()),
     ));
     let live = state.clone();
-    let served = junction_server::serve(tracking_listener, state, wait_for(stopped)).await;
+    let served =
+        junction_server::serve(tracking_listener, state, tracking_limits, wait_for(stopped)).await;
     tracing::info!("stopped accepting; requests in flight answered");
     // Open debugger streams never end by themselves; the admin listener waits for them.
     live.live().close();
@@ -199,6 +202,57 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot open the store at {}", database.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The listeners' limits, with their connection caps fitted into the open-file limit (raised
+/// to its hard limit first): each connection is a file, so the caps together must leave room for
+/// the store's files, database connections and webhook connections, and the admin listener
+/// keeps its own room, so that a flood on the Tracking API never makes it unreachable.
+fn connection_caps(settings: &Settings) -> (ListenerLimits, ListenerLimits) {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read or raise the open-file limit");
+            return (settings.tracking_listener, settings.admin_listener);
+        }
+    };
+    let (tracking, admin) = fit_caps(
+        files,
+        settings.tracking_listener.max_connections,
+        settings.admin_listener.max_connections,
+    );
+    if tracking < settings.tracking_listener.max_connections
+        || admin < settings.admin_listener.max_connections
+    {
+        tracing::warn!(
+            open_file_limit = files,
+            tracking_max_connections = tracking,
+            admin_max_connections = admin,
+            "connection caps lowered to fit the open-file limit (raise it with ulimit -n)"
+        );
+    }
+    (
+        ListenerLimits {
+            max_connections: tracking,
+            ..settings.tracking_listener
+        },
+        ListenerLimits {
+            max_connections: admin,
+            ..settings.admin_listener
+        },
+    )
+}
+
+/// The connection caps that fit `files` open files: a quarter of them (at most 512) kept for
+/// everything that is not a client connection, the admin listener's cap within a quarter of the
+/// rest, the Tracking API's within what remains.
+fn fit_caps(files: u64, tracking: usize, admin: usize) -> (usize, usize) {
+    let files = usize::try_from(files).unwrap_or(usize::MAX);
+    let reserved = (files / 4).min(512);
+    let available = files.saturating_sub(reserved);
+    let admin = admin.min((available / 4).max(1));
+    let tracking = tracking.min(available.saturating_sub(admin).max(1));
+    (tracking, admin)
 }
 
 /// How often a cluster node looks for a workspace saved by another node: well within the second
@@ -779,6 +833,18 @@ mod tests {
             !text.contains("secret-token") && !text.contains("0123456789"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn connection_caps_fit_the_open_file_limit() {
+        // Plenty of files: the configured caps stand.
+        assert_eq!(fit_caps(1_048_576, 10_000, 256), (10_000, 256));
+        // A small limit: room is kept for the store and webhooks, and the admin listener keeps
+        // its share, so that the Tracking API alone can never take every file.
+        assert_eq!(fit_caps(256, 10_000, 256), (144, 48));
+        assert_eq!(fit_caps(1024, 10_000, 256), (576, 192));
+        let (tracking, admin) = fit_caps(4, 10_000, 256);
+        assert!(tracking >= 1 && admin >= 1);
     }
 
     #[test]

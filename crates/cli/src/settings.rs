@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use junction_event::Limits;
-use junction_server::TrackingConfig;
+use junction_server::{ListenerLimits, TrackingConfig};
 use junction_store::StoreOptions;
 use serde::Deserialize;
 
@@ -140,10 +140,56 @@ impl Default for DeliverySettings {
     }
 }
 
+/// A listener's connection limits (`[tracking.connections]`, `[admin.connections]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionSection {
+    max: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    min_body_rate: Option<u64>,
+}
+
+impl ConnectionSection {
+    fn resolve(&self, name: &str, defaults: ListenerLimits) -> anyhow::Result<ListenerLimits> {
+        let limits = ListenerLimits {
+            max_connections: self.max.unwrap_or(defaults.max_connections),
+            header_timeout: self
+                .header_timeout_secs
+                .map_or(defaults.header_timeout, Duration::from_secs),
+            body_timeout: self
+                .body_timeout_secs
+                .map_or(defaults.body_timeout, Duration::from_secs),
+            min_body_rate: self.min_body_rate.unwrap_or(defaults.min_body_rate),
+        };
+        if limits.max_connections == 0
+            || limits.header_timeout.is_zero()
+            || limits.body_timeout.is_zero()
+        {
+            anyhow::bail!(
+                "{name}.connections: max, header_timeout_secs and body_timeout_secs must be \
+                 positive"
+            );
+        }
+        Ok(limits)
+    }
+}
+
+/// The admin listener's defaults: fewer connections than the Tracking API's (its clients are
+/// operators, the CLI and the app), so that its share of the file descriptors stays small.
+fn admin_listener_defaults() -> ListenerLimits {
+    ListenerLimits {
+        max_connections: 256,
+        ..ListenerLimits::default()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TrackingSection {
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    connections: ConnectionSection,
     max_event_bytes: Option<usize>,
     max_request_bytes: Option<usize>,
     max_batch_events: Option<usize>,
@@ -166,6 +212,8 @@ struct StoreSection {
 struct AdminSection {
     listen: Option<SocketAddr>,
     token: Option<String>,
+    #[serde(default)]
+    connections: ConnectionSection,
 }
 
 /// Everything `junction serve` runs with, resolved.
@@ -179,6 +227,10 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// The admin API's bearer token; never printed or logged.
     pub admin_token: Option<String>,
+    /// The Tracking API listener's connection limits.
+    pub tracking_listener: ListenerLimits,
+    /// The admin listener's connection limits.
+    pub admin_listener: ListenerLimits,
     /// Delivery and retention settings.
     pub delivery: DeliverySettings,
     /// Tracking API settings.
@@ -273,6 +325,14 @@ impl Settings {
                 .clone()
                 .or(file.admin.token)
                 .filter(|token| !token.is_empty()),
+            tracking_listener: file
+                .tracking
+                .connections
+                .resolve("tracking", ListenerLimits::default())?,
+            admin_listener: file
+                .admin
+                .connections
+                .resolve("admin", admin_listener_defaults())?,
             tracking,
             store,
             store_url: args

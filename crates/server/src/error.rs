@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use junction_event::{EventRejection, LimitExceeded, RequestError};
 use junction_store::StoreError;
+
+use crate::listener::BodyTimeout;
 use serde::Serialize;
 
 /// Why a request was refused. Each variant maps to one status code; nothing of a refused request
@@ -26,6 +28,10 @@ pub enum ApiError {
     /// The body could not be read: invalid gzip data, or the client went away.
     #[error("request body cannot be read: {0}")]
     UnreadableBody(String),
+    /// The body did not arrive in time: past the listener's deadline, or slower than its
+    /// minimum rate.
+    #[error("{0}")]
+    BodyTimeout(BodyTimeout),
     /// The only event of a single-event request was refused.
     #[error("{0}")]
     Event(EventRejection),
@@ -118,6 +124,7 @@ impl ApiError {
             | Self::NoValidEvents { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidJson { status, .. } => *status,
             Self::MissingWriteKey | Self::UnknownWriteKey => StatusCode::UNAUTHORIZED,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Store(err, _) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(..) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -132,6 +139,7 @@ impl ApiError {
             Self::Request(err) => request_error_code(err),
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::UnreadableBody(_) => "unreadable_body",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::Event(rejection) => event_rejection_code(rejection),
             Self::NoValidEvents { .. } => "no_valid_events",
             Self::MissingWriteKey => "missing_write_key",

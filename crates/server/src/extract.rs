@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::listener::BodyTimeout;
 
 /// Reads a request body of at most `limit` bytes. The decompression layer sits outside the
 /// router, so a gzip body arrives here decompressed and the limit counts what it inflates to;
@@ -21,7 +22,13 @@ pub async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, ApiEr
     let announced = usize::try_from(HttpBody::size_hint(&body).lower()).unwrap_or(usize::MAX);
     let mut buffer = Vec::with_capacity(announced.min(limit));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| ApiError::UnreadableBody(err.to_string()))?;
+        let frame = frame.map_err(|err| {
+            let err = err.into_inner();
+            match body_timeout_in(&*err) {
+                Some(timeout) => ApiError::BodyTimeout(timeout.clone()),
+                None => ApiError::UnreadableBody(err.to_string()),
+            }
+        })?;
         let Ok(data) = frame.into_data() else {
             // Trailers carry nothing the Tracking API reads.
             continue;
@@ -32,6 +39,26 @@ pub async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, ApiEr
         buffer.extend_from_slice(&data);
     }
     Ok(buffer)
+}
+
+/// The listener's [`BodyTimeout`] behind a body error, however the layers between wrapped it
+/// (the decompression layer reads through an `io::Error`).
+fn body_timeout_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        if let Some(timeout) = cause.downcast_ref::<BodyTimeout>() {
+            return Some(timeout);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && let Some(timeout) = body_timeout_in(inner)
+        {
+            return Some(timeout);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// Like [`axum::Json`], but a body that is not the expected JSON is refused with our error

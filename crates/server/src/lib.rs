@@ -13,6 +13,7 @@
 mod admin;
 mod error;
 mod extract;
+mod listener;
 mod live;
 mod metrics;
 mod rejections;
@@ -35,6 +36,7 @@ use crate::routes::{Route, router};
 pub use admin::{AdminState, admin_app, admin_routes, is_sandbox_url, sandbox_url};
 pub use error::{ApiError, RejectedItem, event_rejection_code};
 pub use extract::{ApiJson, read_limited};
+pub use listener::{BodyTimeout, ConnectionStats, ListenerLimits, MIN_RATE_GRACE, serve_router};
 pub use live::{LiveEvent, LiveEvents, Subscription};
 pub use metrics::{AtomicHistogram, Metrics};
 pub use rejections::{IngestTotals, RejectionCount, RejectionRecord, Rejections};
@@ -63,30 +65,35 @@ fn tracking_table() -> Vec<Route<AppState>> {
     vec![Route::post("/v1/{endpoint}", tracking::track)]
 }
 
-/// Serves `state`'s Tracking API on `listener` until `shutdown` completes; then stops accepting
-/// connections and returns once every request in flight has been answered (so their commits are
-/// done). Closing the store is the caller's job, after this returns.
-pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Serves the admin API on `listener` until `shutdown` completes, like [`serve`].
-pub async fn serve_admin<F>(
+/// Serves `state`'s Tracking API on `listener` within `limits` until `shutdown` completes; then
+/// stops accepting connections and returns once every request in flight has been answered (so
+/// their commits are done). Closing the store is the caller's job, after this returns.
+pub async fn serve<F>(
     listener: TcpListener,
-    state: AdminState,
+    state: AppState,
+    limits: ListenerLimits,
     shutdown: F,
 ) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, admin_app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let stats = state.metrics().listener("tracking");
+    serve_router(listener, app(state), limits, stats, shutdown).await
+}
+
+/// Serves the admin API on `listener` within `limits` until `shutdown` completes, like
+/// [`serve`].
+pub async fn serve_admin<F>(
+    listener: TcpListener,
+    state: AdminState,
+    limits: ListenerLimits,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let stats = state.metrics().listener("admin");
+    serve_router(listener, admin_app(state), limits, stats, shutdown).await
 }
 
 /// analytics.js posts from any web page: every origin may send, without credentials (the write

@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::listener::ConnectionStats;
 use crate::rejections::{IngestTotals, RejectionCount};
 
 /// Events parsed from the requests of a source (accepted or refused one by one). Counter.
@@ -57,6 +58,12 @@ pub const LANE_HELD: &str = "junction_lane_held_jobs";
 pub const LANE_LAG: &str = "junction_lane_due_lag_seconds";
 /// Jobs not yet terminal per lane: the backlog in the store.
 pub const LANE_QUEUED: &str = "junction_lane_queued_jobs";
+/// Connections open per listener (`tracking`, `admin`). Gauge.
+pub const CONNECTIONS_OPEN: &str = "junction_connections_open";
+/// Connections closed at once because their listener was at its cap. Counter.
+pub const CONNECTIONS_REFUSED: &str = "junction_connections_refused";
+/// Connections closed because a request's head did not arrive in time (slow or idle). Counter.
+pub const CONNECTIONS_TIMED_OUT: &str = "junction_connections_timed_out";
 
 /// Histogram buckets, in seconds: from half a millisecond (a group commit) to a minute (a slow
 /// webhook within its timeout).
@@ -93,6 +100,11 @@ struct DeliveryLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DestinationLabels {
     destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -202,6 +214,8 @@ struct Families {
     sources: ArcSwap<HashMap<String, Arc<SourceCounters>>>,
     sources_write: Mutex<()>,
     lanes: OnceLock<LaneStatsHandle>,
+    /// Each listener's connection counts, by listener name.
+    listeners: Mutex<Vec<(&'static str, Arc<ConnectionStats>)>>,
 }
 
 /// What a scrape reads besides the counters.
@@ -339,10 +353,58 @@ impl Metrics {
             transactions,
         );
         self.register_lanes(&mut registry, input);
+        self.register_listeners(&mut registry);
 
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
         Ok(text)
+    }
+
+    /// The connection counts of the listener called `name` (`tracking`, `admin`), created on
+    /// first use and read at each scrape.
+    pub fn listener(&self, name: &'static str) -> Arc<ConnectionStats> {
+        let mut listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, stats)) = listeners.iter().find(|(known, _)| *known == name) {
+            return Arc::clone(stats);
+        }
+        let stats = Arc::new(ConnectionStats::default());
+        listeners.push((name, Arc::clone(&stats)));
+        stats
+    }
+
+    fn register_listeners(&self, registry: &mut Registry) {
+        let open = Family::<ListenerLabels, Gauge>::default();
+        let refused = Family::<ListenerLabels, Counter>::default();
+        let timed_out = Family::<ListenerLabels, Counter>::default();
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, stats) in listeners.iter() {
+            let labels = ListenerLabels {
+                listener: (*name).to_owned(),
+            };
+            open.get_or_create(&labels)
+                .set(i64::try_from(stats.open()).unwrap_or(i64::MAX));
+            refused.get_or_create(&labels).inc_by(stats.refused());
+            timed_out.get_or_create(&labels).inc_by(stats.timed_out());
+        }
+        registry.register(CONNECTIONS_OPEN, "Connections open per listener", open);
+        registry.register(
+            CONNECTIONS_REFUSED,
+            "Connections closed at once because their listener was at its connection cap",
+            refused,
+        );
+        registry.register(
+            CONNECTIONS_TIMED_OUT,
+            "Connections closed because a request's head did not arrive in time (slow or idle)",
+            timed_out,
+        );
     }
 
     fn register_lanes(&self, registry: &mut Registry, input: &ScrapeInput) {

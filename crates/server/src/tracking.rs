@@ -110,6 +110,22 @@ async fn ingest(
     }
 
     let limits = state.config().limits;
+    // A body announced larger than the limit is refused before a byte of it is read (a gzip
+    // body's length is compressed, so only an identity body is judged by its header).
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let gzip = headers.contains_key(header::CONTENT_ENCODING);
+    if !gzip
+        && announced.is_some_and(|length| {
+            length > u64::try_from(limits.max_request_bytes).unwrap_or(u64::MAX)
+        })
+    {
+        return Err(refused(ApiError::BodyTooLarge {
+            limit: limits.max_request_bytes,
+        }));
+    }
     let body = read_limited(body, limits.max_request_bytes)
         .await
         .map_err(refused)?;

@@ -91,6 +91,7 @@ fn node(dir: &std::path::Path, url: &str, args: &[&str]) -> Running {
             env: &[("JUNCTION_STORE_URL", url)],
             // Kept, so that a node that does not stop cleanly can say why.
             capture_stderr: true,
+            ..Options::default()
         },
     )
 }

@@ -107,6 +107,7 @@ fn lookup_the_overview_and_the_log_say_why_each_delivery_failed() {
         &Options {
             capture_stderr: true,
             env: &[("JUNCTION_LOG", "warn")],
+            ..Options::default()
         },
     );
     let (status, _) = post(

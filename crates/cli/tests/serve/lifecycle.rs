@@ -131,3 +131,84 @@ fn the_documented_config_file_starts_the_server() {
     assert!(terminate(running));
     assert!(dir.path().join("junction.db").exists());
 }
+
+/// F1 of the hardening issue, on the real binary: under an open-file limit of 256, a client
+/// holding 400 idle connections to the Tracking API takes no more than its cap; the others are
+/// closed at once, the admin API still answers, and the held ones are closed by the head
+/// deadline, after which the Tracking API answers again.
+#[test]
+fn a_flood_of_idle_connections_leaves_the_admin_api_reachable() {
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let _shared = crate::util::alongside_others();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("junction.toml");
+    std::fs::write(&config, "[tracking.connections]\nheader_timeout_secs = 3\n").unwrap();
+    let running = crate::util::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &crate::util::Options {
+            file_limit: Some(256),
+            capture_stderr: true,
+            ..crate::util::Options::default()
+        },
+    );
+    let held: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(&running.address).unwrap())
+        .collect();
+    // Those past the cap are closed at once: a read sees the end (or a reset) right away.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed = 0;
+    for stream in &held {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0; 1];
+        match (&*stream).read(&mut byte) {
+            Ok(0) => closed += 1,
+            Err(err) if err.kind() != std::io::ErrorKind::WouldBlock => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        (200..400).contains(&closed),
+        "{closed} of 400 closed at once (cap fitted to 256 files: 144)"
+    );
+    // The admin API answers while the Tracking API is full.
+    let (status, body) = crate::util::admin(&running.admin_address, "GET", "/healthz", None);
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (_, metrics) = crate::util::request(&running.admin_address, "GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("junction_connections_refused_total{listener=\"tracking\"}"),
+        "{metrics}"
+    );
+    // The held connections send nothing: the head deadline closes them, and the API is back.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answered = |address: &str| -> bool {
+        let Ok(mut stream) = crate::util::Connection::open(address, crate::util::SAMPLE_WRITE_KEY)
+        else {
+            return false;
+        };
+        matches!(
+            stream.post("/v1/identify", r#"{"userId": "u-1"}"#),
+            Ok((200, _))
+        )
+    };
+    loop {
+        if answered(&running.address) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Tracking API did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = running.stderr.clone().unwrap().lock().unwrap().join("\n");
+    assert!(
+        log.contains("connection caps lowered to fit the open-file limit"),
+        "{log}"
+    );
+    drop(held);
+    assert!(crate::util::terminate(running));
+}

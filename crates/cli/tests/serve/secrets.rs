@@ -112,6 +112,7 @@ fn no_secret_appears_in_logs_or_answers() {
                 ("JUNCTION_ADMIN_TOKEN", ADMIN_TOKEN),
             ],
             capture_stderr: true,
+            ..Options::default()
         },
     );
     assert_no_secret("the banner", &running.banner.join("\n"));

@@ -52,6 +52,8 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Keep stderr's lines (logs) in [`Running::stderr`] instead of discarding them.
     pub capture_stderr: bool,
+    /// Start the server under this open-file limit (`ulimit -n`, soft and hard).
+    pub file_limit: Option<u64>,
 }
 
 /// Starts `junction serve` with `args` on a free port over `data_dir`, and waits for its banner.
@@ -61,7 +63,18 @@ pub fn start(data_dir: &Path, args: &[&str]) -> Running {
 
 /// [`start`] with more environment variables, and stderr captured if asked.
 pub fn start_with(data_dir: &Path, args: &[&str], options: &Options<'_>) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_junction"))
+    let mut command = match options.file_limit {
+        Some(files) => {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+                .arg(env!("CARGO_BIN_EXE_junction"));
+            shell
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_junction")),
+    };
+    let mut child = command
         .arg("serve")
         .args(args)
         .env("JUNCTION_DATA_DIR", data_dir)

@@ -68,6 +68,11 @@ impl AdminState {
             sandbox: Arc::default(),
         }
     }
+
+    /// The metrics of the server this admin API belongs to.
+    pub fn metrics(&self) -> &crate::Metrics {
+        self.app.metrics()
+    }
 }
 
 /// The admin router.

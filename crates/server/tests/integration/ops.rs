@@ -26,9 +26,14 @@ async fn admin(server: &TestServer, token: Option<&str>) -> (String, oneshot::Se
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(junction_server::serve_admin(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(junction_server::serve_admin(
+        listener,
+        state,
+        junction_server::ListenerLimits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     (url, stop)
 }
 

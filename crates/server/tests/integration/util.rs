@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use junction_server::{AppState, TrackingConfig};
+use junction_server::{AppState, ListenerLimits, TrackingConfig};
 use junction_store::{EventRecord, Store};
 use junction_store_sqlite::{SqliteOptions, SqliteStore};
 use junction_workspace::{Snapshot, WorkspaceConfig};
@@ -50,6 +50,7 @@ pub fn workspace() -> Value {
 pub struct Options {
     pub store: SqliteOptions,
     pub tracking: TrackingConfig,
+    pub listener: ListenerLimits,
 }
 
 /// A running server over a fresh store.
@@ -86,6 +87,7 @@ impl TestServer {
         let task = tokio::spawn(junction_server::serve(
             listener,
             state.clone(),
+            options.listener,
             async move {
                 let _ = signal.await;
             },
@@ -240,6 +242,7 @@ impl AdminClient {
         tokio::spawn(junction_server::serve_admin(
             listener,
             state,
+            ListenerLimits::default(),
             std::future::pending(),
         ));
         Self {
