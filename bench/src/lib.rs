@@ -410,6 +410,8 @@ impl Junction {
             .env("JUNCTION_TRACKING_ADDR", "127.0.0.1:0")
             .env("JUNCTION_ADMIN_ADDR", "127.0.0.1:0")
             .env("JUNCTION_LOG", "warn")
+            // The benchmark's webhook sink listens on 127.0.0.1.
+            .env("JUNCTION_DELIVERY_ALLOW", "127.0.0.1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

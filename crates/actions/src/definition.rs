@@ -41,6 +41,15 @@ impl Settings {
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.values
     }
+
+    /// Every `uri` setting that is set: its key and its value as given (requests go to the
+    /// normalised form, [`Settings::url`]).
+    pub fn url_settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.urls.keys().filter_map(|key| {
+            let value = self.values.get(key)?.as_str()?;
+            Some((key.as_str(), value))
+        })
+    }
 }
 
 /// What `perform` sees: the validated settings, the validated payload and the raw event.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use junction_delivery::{
     Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
-    run_retention,
+    WebhookPolicy, run_retention,
 };
 use junction_server::{AdminState, AppState, ListenerLimits};
 use junction_store::{ConfigVersion, Store};
@@ -97,6 +97,17 @@ async fn serve(
         }
     };
 
+    // Webhooks go to public https addresses, hosts the configuration allows, and this process's
+    // sandbox; never to its own listeners.
+    let policy = Arc::new(WebhookPolicy::new(
+        settings.delivery.allow.clone(),
+        vec![address, admin_address],
+        Some(admin_address),
+    ));
+    if let Err(err) = check_webhook_urls(&policy, &origin, &snapshot) {
+        let _ = store.close().await;
+        return Err(err);
+    }
     let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
     let engine_options = EngineOptions {
         lease: settings.delivery.lease,
@@ -106,6 +117,9 @@ async fn serve(
         },
         client: ClientOptions {
             timeout: settings.delivery.timeout,
+            // Webhooks go to public https addresses, hosts the configuration allows, and this
+            // process's sandbox; never to its own listeners.
+            policy: Arc::clone(&policy),
             ..ClientOptions::default()
         },
         metrics: Some(state.metrics().delivery_hook()),
@@ -202,6 +216,39 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot open the store at {}", database.display()))?;
     Ok(Arc::new(store))
+}
+
+/// Checks the workspace's webhook URLs against the delivery policy: a workspace file given at
+/// start is refused for any URL the policy refuses (as the admin API refuses it), a stored one is
+/// served with a warning per such URL (its deliveries are refused with the reason until the URL
+/// or the server's `[delivery] allow` is corrected).
+fn check_webhook_urls(
+    policy: &WebhookPolicy,
+    origin: &Origin,
+    snapshot: &Snapshot,
+) -> anyhow::Result<()> {
+    let mut refused = Vec::new();
+    for destination in snapshot.destinations() {
+        for (key, url) in destination.settings().url_settings() {
+            if let Err(blocked) = policy.check_url(url) {
+                refused.push(format!(
+                    "destination \"{}\" ({key}): {blocked}",
+                    destination.id()
+                ));
+            }
+        }
+    }
+    match origin {
+        Origin::File(path) if !refused.is_empty() => {
+            anyhow::bail!("{path}: {}", refused.join("; "))
+        }
+        _ => {
+            for problem in refused {
+                tracing::warn!("webhook URL refused by the delivery policy: {problem}");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The listeners' limits, with their connection caps fitted into the open-file limit (raised

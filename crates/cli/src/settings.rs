@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use junction_delivery::AllowEntry;
 use junction_event::Limits;
 use junction_server::{ListenerLimits, TrackingConfig};
 use junction_store::StoreOptions;
@@ -67,6 +68,15 @@ pub struct ServeArgs {
     /// Log format on stderr: human (default) or json (one object per line).
     #[arg(long, env = "JUNCTION_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Hosts, addresses or networks webhooks may reach over http or at private addresses
+    /// (comma-separated; replaces [delivery] allow) [default: none, but the sandbox].
+    #[arg(
+        long,
+        env = "JUNCTION_DELIVERY_ALLOW",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub delivery_allow: Option<Vec<String>>,
 }
 
 /// How logs are written on stderr.
@@ -106,6 +116,7 @@ struct LogSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeliverySection {
+    allow: Option<Vec<String>>,
     timeout_secs: Option<u64>,
     lease_secs: Option<u64>,
     retention_days: Option<u64>,
@@ -126,6 +137,8 @@ pub struct DeliverySettings {
     pub backoff_base: Duration,
     /// The largest retry delay.
     pub backoff_cap: Duration,
+    /// Hosts and networks webhooks may reach over http or at private addresses.
+    pub allow: Vec<AllowEntry>,
 }
 
 impl Default for DeliverySettings {
@@ -136,6 +149,7 @@ impl Default for DeliverySettings {
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(10 * 60),
+            allow: Vec::new(),
         }
     }
 }
@@ -340,14 +354,25 @@ impl Settings {
                 .clone()
                 .or(file.store.url)
                 .filter(|url| !url.is_empty()),
-            delivery: resolve_delivery(&file.delivery)?,
+            delivery: resolve_delivery(&file.delivery, args.delivery_allow.as_deref())?,
             log_format: args.log_format.or(file.log.format).unwrap_or_default(),
         })
     }
 }
 
-fn resolve_delivery(section: &DeliverySection) -> anyhow::Result<DeliverySettings> {
+fn resolve_delivery(
+    section: &DeliverySection,
+    allow: Option<&[String]>,
+) -> anyhow::Result<DeliverySettings> {
     let defaults = DeliverySettings::default();
+    let allow = allow
+        .or(section.allow.as_deref())
+        .unwrap_or_default()
+        .iter()
+        // `JUNCTION_DELIVERY_ALLOW=` (empty) means none.
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| AllowEntry::parse(entry))
+        .collect::<Result<Vec<_>, _>>()?;
     let settings = DeliverySettings {
         timeout: section
             .timeout_secs
@@ -364,6 +389,7 @@ fn resolve_delivery(section: &DeliverySection) -> anyhow::Result<DeliverySetting
         backoff_cap: section
             .backoff_cap_secs
             .map_or(defaults.backoff_cap, Duration::from_secs),
+        allow,
     };
     if settings.timeout.is_zero() || settings.backoff_base.is_zero() {
         anyhow::bail!("delivery.timeout_secs and delivery.backoff_base_ms must be positive");

@@ -92,11 +92,14 @@ pub enum ErrorClass {
     Status,
     /// The request itself cannot be sent (malformed URL, method or header): retrying cannot help.
     InvalidRequest,
+    /// The webhook policy refuses the URL or every address its host resolves to (`http` to a
+    /// host not allowed, a private or loopback address, Junction's own listeners).
+    Blocked,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order (for filters and documentation).
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Timeout,
         Self::Connect,
         Self::Dns,
@@ -104,10 +107,11 @@ impl ErrorClass {
         Self::Network,
         Self::Status,
         Self::InvalidRequest,
+        Self::Blocked,
     ];
 
-    /// The stored name: `timeout`, `connect`, `dns`, `tls`, `network`, `http_status` or
-    /// `invalid_request`.
+    /// The stored name: `timeout`, `connect`, `dns`, `tls`, `network`, `http_status`,
+    /// `invalid_request` or `blocked`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
@@ -117,6 +121,7 @@ impl ErrorClass {
             Self::Network => "network",
             Self::Status => "http_status",
             Self::InvalidRequest => "invalid_request",
+            Self::Blocked => "blocked",
         }
     }
 }
@@ -165,7 +170,8 @@ pub fn classify(result: &AttemptResult, now: SystemTime) -> Verdict {
     let Some(status) = result.status else {
         let class = result.error.as_ref().map(|error| error.class);
         return match class {
-            Some(ErrorClass::InvalidRequest) => Verdict::Discard,
+            // Retrying cannot help: the request cannot be made, or may not go there.
+            Some(ErrorClass::InvalidRequest | ErrorClass::Blocked) => Verdict::Discard,
             Some(ErrorClass::Timeout) => Verdict::Retry {
                 retry_after: None,
                 overload: true,

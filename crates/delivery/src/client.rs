@@ -4,11 +4,13 @@
 
 use std::error::Error as _;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
+use crate::policy::{Blocked, PolicyResolver, WebhookPolicy};
 use crate::{AttemptError, AttemptResult, DeliveryError, ErrorClass};
 
 /// How the shared client behaves.
@@ -22,6 +24,8 @@ pub struct ClientOptions {
     pub max_idle_per_host: usize,
     /// How long an idle connection is kept before it is closed.
     pub idle_timeout: Duration,
+    /// Where requests may go (see [`WebhookPolicy`]); by default public `https` addresses only.
+    pub policy: Arc<WebhookPolicy>,
 }
 
 impl Default for ClientOptions {
@@ -32,6 +36,7 @@ impl Default for ClientOptions {
             // Above the default lane concurrency (20), so a busy lane's connections all stay warm.
             max_idle_per_host: 64,
             idle_timeout: Duration::from_secs(90),
+            policy: Arc::default(),
         }
     }
 }
@@ -53,6 +58,8 @@ impl HttpSender {
             // A redirect is an answer like any other (a 3xx is discarded): following it would
             // send the payload somewhere the user did not configure.
             .redirect(reqwest::redirect::Policy::none())
+            // Every address a webhook's name resolves to is checked when the connection is made.
+            .dns_resolver(Arc::new(PolicyResolver::new(Arc::clone(&options.policy))))
             .timeout(options.timeout)
             .pool_max_idle_per_host(options.max_idle_per_host)
             .pool_idle_timeout(options.idle_timeout)
@@ -103,7 +110,15 @@ impl HttpSender {
         body: Vec<u8>,
         result: &mut AttemptResult,
     ) -> Result<(), AttemptError> {
+        // A URL that cannot be requested at all is the request's fault, not the policy's.
         let request = build_request(method, url, headers, body)?;
+        self.options
+            .policy
+            .check_url(url)
+            .map_err(|blocked| AttemptError {
+                class: ErrorClass::Blocked,
+                message: blocked.0,
+            })?;
         let mut response = self
             .client
             .execute(request)
@@ -176,7 +191,9 @@ impl HttpSender {
             return invalid_request("the request cannot be built");
         }
         let detail = innermost_message(err);
-        let (class, message) = if let Some(tls) = tls_error(err) {
+        let (class, message) = if let Some(blocked) = blocked_by_policy(err) {
+            (ErrorClass::Blocked, blocked)
+        } else if let Some(tls) = tls_error(err) {
             (
                 ErrorClass::Tls,
                 format!("TLS handshake with {host} failed: {tls}"),
@@ -258,6 +275,14 @@ fn causes<'a>(err: &'a reqwest::Error) -> Vec<&'a (dyn std::error::Error + 'stat
         next = cause.source();
     }
     found
+}
+
+/// The policy's refusal of every address the host resolved to, if that is why it failed.
+fn blocked_by_policy(err: &reqwest::Error) -> Option<String> {
+    causes(err)
+        .into_iter()
+        .find_map(|cause| cause.downcast_ref::<Blocked>())
+        .map(|blocked| blocked.0.clone())
 }
 
 /// The TLS failure in `err`'s causes, if the attempt failed in the TLS handshake.
@@ -569,8 +594,13 @@ mod tests {
         format!("http://{address}")
     }
 
+    /// A sender allowed to reach the local test servers.
     fn sender(options: ClientOptions) -> HttpSender {
-        HttpSender::new(options).unwrap()
+        HttpSender::new(ClientOptions {
+            policy: Arc::new(WebhookPolicy::allow_local()),
+            ..options
+        })
+        .unwrap()
     }
 
     fn job_headers() -> Vec<(String, String)> {

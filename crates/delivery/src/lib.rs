@@ -13,6 +13,7 @@ mod error;
 mod failure_log;
 mod lane;
 mod lane_sync;
+mod policy;
 mod replay;
 mod retention;
 mod test_auth;
@@ -28,6 +29,7 @@ pub use engine::{
 };
 pub use error::DeliveryError;
 pub use lane::{LaneControl, LaneLimits, LaneUsage, Room, Slot};
+pub use policy::{AllowEntry, Blocked, PolicyError, SANDBOX_PATH, WebhookPolicy, restricted};
 pub use replay::{ReplayFailure, ReplayMode, ReplayReport, Replayed, replay};
 pub use retention::run_retention;
 pub use test_auth::test_authentication;

@@ -188,3 +188,34 @@ fn a_restart_prints_the_curl_and_the_next_steps_again() {
     );
     assert!(terminate(again));
 }
+
+/// The default configuration allows nothing but the sandbox: the first event still arrives
+/// there, and a local http webhook is refused when it is set, with the way to allow it.
+#[test]
+fn by_default_only_the_sandbox_is_allowed() {
+    let _shared = crate::util::alongside_others();
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_with(
+        dir.path(),
+        &[],
+        &Options {
+            env: &[("JUNCTION_DELIVERY_ALLOW", "")],
+            ..Options::default()
+        },
+    );
+    succeeded(&curl_of(&running.banner));
+    let see = step(&running.banner, "2. See it delivered");
+    wait_until("the sandbox to receive the event", Duration::from_secs(20), || {
+        succeeded(see[0]).contains("Send Contact")
+    });
+    let update = step(&running.banner, "3. Deliver to ChartMogul instead")[0];
+    let output = shell(&update.replace("https://…", "http://127.0.0.1:9/api/webhooks/x"));
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("settings.chartmogul_webhook_url: http:// is refused for 127.0.0.1")
+            && said.contains("[delivery] allow"),
+        "{said}"
+    );
+    assert!(terminate(running));
+}

@@ -81,6 +81,8 @@ pub fn start_with(data_dir: &Path, args: &[&str], options: &Options<'_>) -> Runn
         .env("JUNCTION_TRACKING_ADDR", "127.0.0.1:0")
         .env("JUNCTION_ADMIN_ADDR", "127.0.0.1:0")
         .env("JUNCTION_LOG", "warn")
+        // The tests' webhooks listen on 127.0.0.1 (a test of the default policy sets it empty).
+        .env("JUNCTION_DELIVERY_ALLOW", "127.0.0.1")
         .envs(options.env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(if options.capture_stderr {

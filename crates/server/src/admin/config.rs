@@ -139,6 +139,7 @@ async fn apply<T>(
             )
         })?;
     let snapshot = compiled.map_err(|err| workspace_error(err, &focus))?;
+    check_webhook_urls(state, &snapshot, &focus)?;
     state
         .app
         .store()
@@ -146,6 +147,58 @@ async fn apply<T>(
         .await?;
     state.app.replace_snapshot(snapshot);
     Ok(value)
+}
+
+/// Refuses a webhook URL the delivery policy would refuse (see `junction_delivery`'s
+/// `WebhookPolicy`: `https` only unless the server allows the host, no private or loopback
+/// address, not Junction's own listeners), so that it is refused when saved rather than at each
+/// attempt. Only URLs the change sets are checked: one saved before the server's policy was
+/// tightened does not block unrelated changes (its deliveries are refused with the reason).
+fn check_webhook_urls(state: &AdminState, next: &Snapshot, focus: &str) -> Result<(), AdminError> {
+    let policy = &state.sender.options().policy;
+    let current = state.app.snapshot();
+    let mut errors = Vec::new();
+    for (index, destination) in next.destinations().iter().enumerate() {
+        let before = current.destination(destination.id());
+        for (key, url) in destination.settings().url_settings() {
+            let unchanged = before.is_some_and(|before| {
+                before
+                    .settings()
+                    .url_settings()
+                    .any(|(old_key, old)| old_key == key && old == url)
+            });
+            if unchanged {
+                continue;
+            }
+            if let Err(blocked) = policy.check_url(url) {
+                let path = format!("destinations[{index}].settings.{key}");
+                let object = format!("destination \"{}\"", destination.id());
+                errors.push(relative_error(&path, focus, &object, blocked.to_string()));
+            }
+        }
+    }
+    match AdminError::validation(errors) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// A problem at `path` as a validation error of the object changed (`focus`): its field
+/// relative to it, or, for another object, its whole path and the object's name.
+fn relative_error(
+    path: &str,
+    focus: &str,
+    object: &str,
+    message: String,
+) -> (String, Option<String>) {
+    let relative = path
+        .strip_prefix(focus)
+        .and_then(|rest| rest.strip_prefix('.'));
+    match relative {
+        Some(field) => (message, Some(field.to_owned())),
+        None if path == focus => (message, None),
+        None => (format!("{object}: {message}"), Some(path.to_owned())),
+    }
 }
 
 /// The problems of a refused workspace as validation errors: a problem of the object changed
@@ -163,18 +216,12 @@ fn workspace_error(err: WorkspaceError, focus: &str) -> AdminError {
     let errors = problems
         .into_iter()
         .map(|problem| {
-            let relative = problem
-                .path
-                .strip_prefix(focus)
-                .and_then(|rest| rest.strip_prefix('.'));
-            match relative {
-                Some(field) => (problem.kind.to_string(), Some(field.to_owned())),
-                None if problem.path == focus => (problem.kind.to_string(), None),
-                None => (
-                    format!("{}: {}", problem.object, problem.kind),
-                    Some(problem.path),
-                ),
-            }
+            relative_error(
+                &problem.path,
+                focus,
+                &problem.object,
+                problem.kind.to_string(),
+            )
         })
         .collect();
     AdminError::validation(errors).unwrap_or_else(|| {

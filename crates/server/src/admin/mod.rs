@@ -83,7 +83,68 @@ pub fn admin_app(state: AdminState) -> Router {
         // Merged after the layer: probes (`/healthz`, `/readyz`) and the OpenAPI document need
         // no token.
         .merge(router(public_routes()))
+        // Outermost, for every route: without a token, only requests addressed to a loopback
+        // host are answered.
+        .layer(middleware::from_fn_with_state(state.clone(), loopback_host))
         .with_state(state)
+}
+
+/// Without a token the admin API listens on loopback only, but a web page the operator visits
+/// can still reach it through DNS rebinding (a name of the attacker's that resolves to
+/// 127.0.0.1): the browser then sends the attacker's name as `Host`. So, without a token, only a
+/// loopback `Host` is answered.
+async fn loopback_host(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    if state.token.is_some() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        });
+    match host {
+        Some(host) if is_loopback_host(host) => next.run(request).await,
+        other => AdminError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "without an admin token this API answers only requests addressed to a loopback \
+                 host (127.0.0.1, [::1] or localhost), not {}; set an admin token to serve other \
+                 names",
+                other.map_or_else(
+                    || "a request without Host".to_owned(),
+                    |host| format!("{host:?}")
+                )
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Whether a `Host` value (`name[:port]`) names a loopback host: `localhost` or a name under
+/// `.localhost` (RFC 6761 keeps them on loopback), `127.0.0.0/8` or `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Every route [`admin_app`] serves, in its tables' order; `public` ones need no token.
@@ -237,6 +298,34 @@ impl IntoResponse for AdminError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8081",
+            "127.1.2.3:9",
+            "localhost",
+            "LOCALHOST:8081",
+            "app.localhost:8081",
+            "[::1]:8081",
+            "[::1]",
+            "localhost.",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "rebind.attacker.example",
+            "rebind.attacker.example:8081",
+            "localhost.attacker.example",
+            "10.0.0.1:8081",
+            "[::2]:8081",
+            "0.0.0.0:8081",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn tokens_compare_whole() {

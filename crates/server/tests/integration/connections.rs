@@ -268,3 +268,67 @@ async fn past_the_cap_a_connection_is_closed_and_the_rest_go_on() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Sends `request` (a whole HTTP/1.1 request) to `address` and returns the answer.
+fn exchange(address: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    read_until_closed(&mut stream, Duration::from_secs(10)).0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_admin_api_answers_loopback_hosts_only() {
+    let server = TestServer::start().await;
+    let admin = crate::util::AdminClient::start(&server, None).await;
+    let address = admin.url.trim_start_matches("http://").to_owned();
+    let body = r#"{"id": "rebound", "name": "Rebound"}"#;
+    let create = move |host: &str| {
+        format!(
+            "POST /api/v1/sources HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let (rebound, health, local) = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || {
+            // A page on the attacker's name, resolved to 127.0.0.1 (DNS rebinding).
+            let rebound = exchange(&address, &create("rebind.attacker.example:8081"));
+            let health = exchange(
+                &address,
+                "GET /healthz HTTP/1.1\r\nHost: rebind.attacker.example\r\nConnection: close\r\n\r\n",
+            );
+            let local = exchange(&address, &create(&address));
+            (rebound, health, local)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(
+        rebound.contains("answers only requests addressed to a loopback host"),
+        "{rebound}"
+    );
+    assert!(rebound.contains("rebind.attacker.example"), "{rebound}");
+    assert!(health.starts_with("HTTP/1.1 403"), "{health}");
+    assert!(local.starts_with("HTTP/1.1 201"), "{local}");
+    let (status, listed) = admin.get("/api/v1/sources/rebound").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "created once, by the loopback request: {listed}"
+    );
+
+    // With a token, the token protects the API and any name may be used.
+    let guarded = crate::util::AdminClient::start(&server, Some("a-long-enough-admin-token")).await;
+    let address = guarded.url.trim_start_matches("http://").to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        exchange(
+            &address,
+            "GET /healthz HTTP/1.1\r\nHost: junction.internal.example\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

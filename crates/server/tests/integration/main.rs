@@ -16,3 +16,4 @@ mod overload;
 mod overview;
 mod routing;
 mod util;
+mod webhook_policy;

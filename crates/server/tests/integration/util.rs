@@ -225,10 +225,27 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// Starts the admin listener on 127.0.0.1 port 0 for `server`, requiring `token` when given.
+    /// Starts the admin listener on 127.0.0.1 port 0 for `server`, requiring `token` when given;
+    /// its webhook requests may go to local servers (the tests' webhooks).
     pub async fn start(server: &TestServer, token: Option<&str>) -> Self {
+        Self::start_with_policy(server, token, |_| {
+            junction_delivery::WebhookPolicy::allow_local()
+        })
+        .await
+    }
+
+    /// [`AdminClient::start`] with the webhook policy `policy` makes of the admin listener's
+    /// address.
+    pub async fn start_with_policy(
+        server: &TestServer,
+        token: Option<&str>,
+        policy: impl FnOnce(std::net::SocketAddr) -> junction_delivery::WebhookPolicy,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let sender = junction_delivery::HttpSender::new(junction_delivery::ClientOptions {
             timeout: Duration::from_secs(5),
+            policy: Arc::new(policy(addr)),
             ..junction_delivery::ClientOptions::default()
         })
         .unwrap();
@@ -237,8 +254,6 @@ impl AdminClient {
             Arc::new(sender),
             token.map(str::to_owned),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(junction_server::serve_admin(
             listener,
             state,
