@@ -334,11 +334,7 @@ impl Settings {
                 .admin_addr
                 .or(file.admin.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
-            admin_token: args
-                .admin_token
-                .clone()
-                .or(file.admin.token)
-                .filter(|token| !token.is_empty()),
+            admin_token: admin_token(args.admin_token.clone().or(file.admin.token))?,
             tracking_listener: file
                 .tracking
                 .connections
@@ -358,6 +354,26 @@ impl Settings {
             log_format: args.log_format.or(file.log.format).unwrap_or_default(),
         })
     }
+}
+
+/// The shortest admin token accepted: a token guards every change of the workspace and every
+/// webhook secret, so it must not be guessable in a few tries.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The admin token, if one is set (empty means none), refused when shorter than
+/// [`MIN_ADMIN_TOKEN_CHARS`].
+fn admin_token(token: Option<String>) -> anyhow::Result<Option<String>> {
+    let Some(token) = token.filter(|token| !token.is_empty()) else {
+        return Ok(None);
+    };
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        anyhow::bail!(
+            "the admin token (admin.token, JUNCTION_ADMIN_TOKEN) has {chars} characters; use at \
+             least {MIN_ADMIN_TOKEN_CHARS} (e.g. openssl rand -hex 24)"
+        );
+    }
+    Ok(Some(token))
 }
 
 fn resolve_delivery(
@@ -427,6 +443,22 @@ mod tests {
         assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
         assert_eq!(defaults.tracking_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(defaults.store.dedupe_window, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn admin_tokens_are_long_enough_or_refused() {
+        let args = |token: &str| ServeArgs {
+            admin_token: Some(token.to_owned()),
+            ..ServeArgs::default()
+        };
+        let err = Settings::resolve(&args("short")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("has 5 characters; use at least 16"),
+            "{err:#}"
+        );
+        assert!(Settings::resolve(&args("")).unwrap().admin_token.is_none());
+        let ok = Settings::resolve(&args("0123456789abcdef")).unwrap();
+        assert_eq!(ok.admin_token.as_deref(), Some("0123456789abcdef"));
     }
 
     #[test]

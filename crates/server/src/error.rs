@@ -103,6 +103,8 @@ struct ErrorBody<'a> {
     success: bool,
     code: &'static str,
     error: String,
+    /// The same words as `error`: Segment's libraries read `message` (analytics-python logs it).
+    message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,10 +190,12 @@ impl IntoResponse for ApiError {
             Self::NoValidEvents { rejected } => Some(rejected.as_slice()),
             _ => None,
         };
+        let message = self.message();
         let body = ErrorBody {
             success: false,
             code: self.code(),
-            error: self.message(),
+            error: message.clone(),
+            message,
             field: self.field(),
             accepted: rejected.map(|_| 0),
             rejected,

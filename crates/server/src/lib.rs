@@ -56,13 +56,23 @@ pub fn app(state: AppState) -> Router {
         .layer(cors())
 }
 
-/// Every route [`app`] serves (none is public: each needs a write key).
+/// Every route [`app`] serves; only analytics.js's telemetry (`/v1/m`) needs no write key.
 pub fn tracking_routes() -> Vec<ServedRoute> {
-    tracking_table().iter().map(|r| r.served(false)).collect()
+    tracking_table()
+        .iter()
+        .map(|route| {
+            let served = route.served(false);
+            route.served(served.path == "/v1/m")
+        })
+        .collect()
 }
 
 fn tracking_table() -> Vec<Route<AppState>> {
-    vec![Route::post("/v1/{endpoint}", tracking::track)]
+    vec![
+        Route::post("/v1/{endpoint}", tracking::track),
+        // analytics.js posts its own telemetry here every 30 s: not events, and no write key.
+        Route::post("/v1/m", tracking::client_metrics),
+    ]
 }
 
 /// Serves `state`'s Tracking API on `listener` within `limits` until `shutdown` completes; then

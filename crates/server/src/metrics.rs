@@ -35,6 +35,8 @@ pub const EVENTS_REJECTED: &str = "junction_events_rejected";
 pub const TRACKING_REQUESTS: &str = "junction_tracking_requests";
 /// Tracking API requests answered 503 because the store's queue was full. Counter.
 pub const TRACKING_OVERLOADED: &str = "junction_tracking_overloaded";
+/// analytics.js's own telemetry posts to `/v1/m`, accepted and discarded. Counter.
+pub const TRACKING_CLIENT_METRICS: &str = "junction_tracking_client_metrics";
 /// Routing outcomes of stored events per destination, mapping and outcome. Counter.
 pub const ROUTING_OUTCOMES: &str = "junction_routing_outcomes";
 /// Job outcomes per destination, outcome and HTTP status class. Counter.
@@ -216,6 +218,7 @@ struct Families {
     lanes: OnceLock<LaneStatsHandle>,
     /// Each listener's connection counts, by listener name.
     listeners: Mutex<Vec<(&'static str, Arc<ConnectionStats>)>>,
+    client_metrics: Counter,
 }
 
 /// What a scrape reads besides the counters.
@@ -319,6 +322,11 @@ impl Metrics {
             overloaded,
         );
         registry.register(
+            TRACKING_CLIENT_METRICS,
+            "Telemetry posts of analytics.js to /v1/m, accepted and discarded (not events)",
+            families.client_metrics.clone(),
+        );
+        registry.register(
             ROUTING_OUTCOMES,
             "Routing outcomes of stored events: a delivery job, or the reason nothing was sent",
             families.routing.clone(),
@@ -358,6 +366,11 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
         Ok(text)
+    }
+
+    /// One telemetry post of analytics.js (`/v1/m`) was accepted and discarded.
+    pub(crate) fn client_metrics_post(&self) {
+        self.inner.client_metrics.inc();
     }
 
     /// The connection counts of the listener called `name` (`tracking`, `admin`), created on

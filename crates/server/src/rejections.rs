@@ -43,6 +43,38 @@ pub struct Rejections {
     counts: Mutex<BTreeMap<(Option<String>, &'static str), u64>>,
     recent: Mutex<VecDeque<RejectionRecord>>,
     capacity: usize,
+    summary: Mutex<SummaryWindow>,
+}
+
+/// How often refusals are summed up in the log at most.
+pub const SUMMARY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The refusals since the log's last summary.
+#[derive(Debug, Default)]
+struct SummaryWindow {
+    logged_at: Option<std::time::Instant>,
+    by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// A summary of refusals for the log: how many, by reason, since the previous one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalSummary {
+    /// Refusals counted, by reason.
+    pub by_reason: BTreeMap<&'static str, u64>,
+}
+
+impl std::fmt::Display for RefusalSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (code, count) in &self.by_reason {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{code} {count}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Rejections {
@@ -52,7 +84,26 @@ impl Rejections {
             counts: Mutex::new(BTreeMap::new()),
             recent: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
             capacity,
+            summary: Mutex::new(SummaryWindow::default()),
         }
+    }
+
+    /// Counts a refusal of `code` towards the log's summary, and returns the summary when one is
+    /// due: at the first refusal, then at most once per [`SUMMARY_INTERVAL`] (each refusal is
+    /// logged at debug level only, so that a misbehaving client cannot flood the log).
+    pub fn summarise(&self, code: &'static str, now: std::time::Instant) -> Option<RefusalSummary> {
+        let mut window = self.summary.lock().unwrap_or_else(PoisonError::into_inner);
+        *window.by_reason.entry(code).or_insert(0) += 1;
+        let due = window
+            .logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SUMMARY_INTERVAL);
+        if !due {
+            return None;
+        }
+        window.logged_at = Some(now);
+        Some(RefusalSummary {
+            by_reason: std::mem::take(&mut window.by_reason),
+        })
     }
 
     /// Records one refusal.
@@ -174,6 +225,23 @@ impl IngestStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_summed_up_once_a_minute() {
+        let rejections = Rejections::new(0);
+        let start = std::time::Instant::now();
+        let first = rejections.summarise("malformed_json", start).unwrap();
+        assert_eq!(first.to_string(), "malformed_json 1");
+        for n in 0..5 {
+            let at = start + std::time::Duration::from_secs(n);
+            assert_eq!(rejections.summarise("unknown_write_key", at), None);
+        }
+        assert_eq!(rejections.summarise("malformed_json", start), None);
+        let next = rejections
+            .summarise("unknown_write_key", start + SUMMARY_INTERVAL)
+            .unwrap();
+        assert_eq!(next.to_string(), "malformed_json 1, unknown_write_key 6");
+    }
 
     fn record(source: Option<&str>, code: &'static str, n: i64) -> RejectionRecord {
         RejectionRecord {

@@ -73,6 +73,20 @@ pub(crate) async fn track(
     }
 }
 
+/// The most of a `/v1/m` body read: analytics.js sends a few counters.
+const CLIENT_METRICS_BYTES: usize = 64 * 1024;
+
+/// `POST /v1/m`: analytics.js's telemetry about itself (`{"series": [...]}`), sent without a write
+/// key every 30 s. Not events: read (within the listener's limits), counted apart and discarded,
+/// and answered as Segment's API does, so that the browser console shows no error and nothing
+/// counts as a refusal.
+pub(crate) async fn client_metrics(State(state): State<AppState>, body: Body) -> Response {
+    // Read to the end, so that the connection can be kept alive; the content does not matter.
+    let _ = read_limited(body, CLIENT_METRICS_BYTES).await;
+    state.metrics().client_metrics_post();
+    Json(json!({"success": true})).into_response()
+}
+
 async fn ingest(
     state: &AppState,
     path: &str,
@@ -340,13 +354,16 @@ fn refuse(state: &AppState, path: &str, refused: Refused, received_at: SystemTim
             "tracking request not stored"
         );
     } else {
-        tracing::info!(
+        // A client's mistake: one line each at debug level, and a summary at warn level at most
+        // once a minute, so that a misbehaving client cannot flood the log.
+        tracing::debug!(
             source = source_id.as_deref().unwrap_or("-"),
             path,
             code,
             error = %message,
             "tracking request refused"
         );
+        log_summary(state, code);
     }
     state.ingest_stats().rejected_request();
     state.rejections().record(RejectionRecord {
@@ -360,6 +377,17 @@ fn refuse(state: &AppState, path: &str, refused: Refused, received_at: SystemTim
     error.into_response()
 }
 
+/// Writes the refusals' summary when one is due (see [`crate::Rejections::summarise`]).
+fn log_summary(state: &AppState, code: &'static str) {
+    if let Some(summary) = state.rejections().summarise(code, Instant::now()) {
+        tracing::warn!(
+            refusals = %summary,
+            "tracking requests or events refused since the last such line (each one is logged \
+             at debug level; GET /metrics counts them by source and reason)"
+        );
+    }
+}
+
 /// Records and logs the refused items of a batch whose other items go on.
 fn record_items(
     state: &AppState,
@@ -371,7 +399,7 @@ fn record_items(
     let Some(first) = rejected.first() else {
         return;
     };
-    tracing::info!(
+    tracing::debug!(
         source = source_id,
         path,
         rejected = rejected.len(),
@@ -379,6 +407,7 @@ fn record_items(
         error = %first.error,
         "batch events refused"
     );
+    log_summary(state, first.code);
     state.ingest_stats().rejected(to_u64(rejected.len()));
     let at = unix_millis(received_at);
     for item in rejected {

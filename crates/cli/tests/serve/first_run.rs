@@ -205,9 +205,11 @@ fn by_default_only_the_sandbox_is_allowed() {
     );
     succeeded(&curl_of(&running.banner));
     let see = step(&running.banner, "2. See it delivered");
-    wait_until("the sandbox to receive the event", Duration::from_secs(20), || {
-        succeeded(see[0]).contains("Send Contact")
-    });
+    wait_until(
+        "the sandbox to receive the event",
+        Duration::from_secs(20),
+        || succeeded(see[0]).contains("Send Contact"),
+    );
     let update = step(&running.banner, "3. Deliver to ChartMogul instead")[0];
     let output = shell(&update.replace("https://…", "http://127.0.0.1:9/api/webhooks/x"));
     assert!(!output.status.success());

@@ -83,10 +83,61 @@ pub fn admin_app(state: AdminState) -> Router {
         // Merged after the layer: probes (`/healthz`, `/readyz`) and the OpenAPI document need
         // no token.
         .merge(router(public_routes()))
+        // Every error in our JSON shape, including axum's own rejections (a query string or a
+        // path segment that does not parse, a wrong method), which are plain text.
+        .layer(middleware::from_fn(json_errors))
         // Outermost, for every route: without a token, only requests addressed to a loopback
         // host are answered.
         .layer(middleware::from_fn_with_state(state.clone(), loopback_host))
         .with_state(state)
+}
+
+/// The most of a plain-text error body kept when it is turned into JSON.
+const PLAIN_ERROR_LIMIT: usize = 16 * 1024;
+
+/// Turns an error answered in plain text (axum's extractor rejections, its 405) into the admin
+/// API's error shape, keeping the status and the headers (`Allow`). JSON, HTML and streams pass
+/// untouched.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|kind| kind.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, PLAIN_ERROR_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let kind = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "validation",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    let body = Json(json!({"errors": [{"type": kind, "message": message}]})).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, body.into_body())
 }
 
 /// Without a token the admin API listens on loopback only, but a web page the operator visits
@@ -189,13 +240,23 @@ async fn authenticate(State(state): State<AdminState>, request: Request, next: N
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
             return AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized")
                 .into_response();
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive, as
+/// HTTP says (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+        .filter(|token| !token.is_empty())
 }
 
 /// Compares without stopping at the first difference, so that timing tells nothing of the token.
@@ -325,6 +386,16 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 
     #[test]

@@ -151,7 +151,7 @@ async fn the_write_key_comes_from_basic_auth_or_the_body() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         body,
-        json!({"success": false, "code": "unknown_write_key", "error": "unknown write key"})
+        json!({"success": false, "code": "unknown_write_key", "error": "unknown write key", "message": "unknown write key"})
     );
 
     event["writeKey"] = json!("wk_nope");

@@ -57,7 +57,8 @@ async fn malformed_requests_are_400_with_the_problem_named() {
     for (path, body, code, field, error) in cases {
         let (status, answer) = server.send_raw(path, body.to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {answer}");
-        let mut expected = json!({"success": false, "code": code, "error": error});
+        let mut expected =
+            json!({"success": false, "code": code, "error": error, "message": error});
         if let Some(field) = field {
             expected["field"] = json!(field);
         }
@@ -139,7 +140,7 @@ async fn a_batch_without_any_valid_event_is_400_and_an_empty_one_is_200() {
     assert_eq!(
         answer,
         json!({"success": false, "code": "no_valid_events",
-               "error": "no event in the batch was accepted", "accepted": 0,
+               "error": "no event in the batch was accepted", "message": "no event in the batch was accepted", "accepted": 0,
                "rejected": [{"index": 0, "code": "missing_field", "field": "event",
                              "error": "event is required for track calls"}]})
     );

@@ -8,6 +8,7 @@ mod admin_config;
 mod connections;
 mod endpoints;
 mod errors;
+mod http_rules;
 mod limits;
 mod oneshot;
 mod openapi;

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::util::{APP_WRITE_KEY, TestServer, answer};
 
-const TOKEN: &str = "ops-test-token";
+const TOKEN: &str = "ops-test-admin-token";
 
 /// The admin API of `server` on its own port; its URL and the signal that stops it.
 async fn admin(server: &TestServer, token: Option<&str>) -> (String, oneshot::Sender<()>) {

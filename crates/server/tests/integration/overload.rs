@@ -51,7 +51,7 @@ async fn a_full_queue_is_answered_503_with_retry_after() {
     assert_eq!(
         body,
         json!({"success": false, "code": "overloaded",
-               "error": "the server cannot keep up; retry later"})
+               "error": "the server cannot keep up; retry later", "message": "the server cannot keep up; retry later"})
     );
 
     drop(pause);
