@@ -406,16 +406,55 @@ mod tests {
 
     #[test]
     fn absorbing_equals_adding_in_processing_order() {
-        let reducer = Reducer::Sum(prop());
-        let mut a = Accumulator::new(&reducer);
-        let mut b = Accumulator::new(&reducer);
-        let mut all = Accumulator::new(&reducer);
-        for (seq, x) in [0.1, 1e16, 0.2, -1e16, 0.3].into_iter().enumerate() {
-            let target = if seq % 2 == 0 { &mut a } else { &mut b };
-            target.add(0, seq as u64, Some(&json!(x)));
-            all.add(0, seq as u64, Some(&json!(x)));
+        let values = [
+            json!(0.1),
+            json!("b"),
+            json!(1e16),
+            json!(2),
+            json!(0.2),
+            json!("a"),
+            json!(-1e16),
+            json!(2.0),
+            json!(true),
+            json!("b"),
+            json!(0.3),
+            json!(null),
+            json!("2"),
+            json!(2),
+        ];
+        let reducers = [
+            Reducer::Count,
+            Reducer::Sum(prop()),
+            Reducer::Avg(prop()),
+            Reducer::Min(prop(), As::Number),
+            Reducer::Max(prop(), As::Number),
+            Reducer::Min(prop(), As::String),
+            Reducer::Max(prop(), As::String),
+            Reducer::Mode(prop(), 2),
+            Reducer::First(prop()),
+            Reducer::Last(prop()),
+            Reducer::Unique(prop()),
+            Reducer::UniqueCount(prop()),
+        ];
+        for reducer in reducers {
+            for split in [2, 3, 5] {
+                let mut a = Accumulator::new(&reducer);
+                let mut b = Accumulator::new(&reducer);
+                let mut all = Accumulator::new(&reducer);
+                for (seq, value) in values.iter().enumerate() {
+                    // Times repeat so that first/last break ties by processing order.
+                    let time = (seq % 4) as i64;
+                    let target = if seq % split == 0 { &mut b } else { &mut a };
+                    target.add(time, seq as u64, Some(value));
+                    all.add(time, seq as u64, Some(value));
+                }
+                let mut reversed = b.clone();
+                reversed.absorb(a.clone());
+                a.absorb(b);
+                assert_eq!(a.finish(), all.finish(), "{reducer:?} split {split}");
+                assert_eq!(a, all, "{reducer:?} split {split}");
+                assert_eq!(reversed.finish(), all.finish(), "{reducer:?} reversed");
+            }
         }
-        a.absorb(b);
-        assert_eq!(a.finish(), all.finish());
     }
 }

@@ -564,6 +564,27 @@ mod tests {
     }
 
     #[test]
+    fn expiry_keeps_what_still_counts_at_the_horizon() {
+        let definitions = definitions(&[("day", "trait", "event('A').within(1 day).count()")]);
+        let mut state = ProfileState::new(&definitions);
+        let at_base = |seq| {
+            Event::from_json(
+                &json!({"type": "track", "event": "A", "timestamp": "2026-03-01T00:00:00Z"}),
+                seq,
+            )
+        };
+        state.apply(&definitions, &at_base(0));
+        let horizon = at("2026-03-02T00:00:00Z");
+        state.expire(&definitions, horizon);
+        // A later event at the same instant makes the definition recompute over what is kept.
+        state.apply(&definitions, &at_base(1));
+        state.refresh(&definitions, horizon);
+        assert_eq!(state.values(), [Some(json!(2))]);
+        state.expire(&definitions, horizon + 1);
+        assert_eq!(state.kept_entries(), 0);
+    }
+
+    #[test]
     fn unchanged_values_are_not_recomputed_or_reported() {
         let definitions = definitions(&[
             ("orders", "trait", "event('Order Completed').count()"),
