@@ -164,6 +164,19 @@ impl ProfileState {
         }
     }
 
+    /// The state of a profile with these events (in processing order): how to rebuild a state
+    /// that no longer [`fits`](Self::fits) its definitions, from the profile's stored events.
+    pub fn from_events<'a>(
+        definitions: &Definitions,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> ProfileState {
+        let mut state = ProfileState::new(definitions);
+        for event in events {
+            state.apply(definitions, event);
+        }
+        state
+    }
+
     /// Whether this state was built for `definitions` (same keys and texts, same order).
     pub fn fits(&self, definitions: &Definitions) -> bool {
         self.definitions.len() == definitions.len()
@@ -427,6 +440,12 @@ impl ProfileState {
         self.edges.iter().copied().fold(None, earliest)
     }
 
+    /// The first instant after the last refresh at which definition `index`'s value may change
+    /// with time alone (see [`Self::next_edge`]).
+    pub fn next_edge_of(&self, index: usize) -> Option<i64> {
+        self.edges.get(index).copied().flatten()
+    }
+
     /// Drops the kept events that cannot count at any time from `horizon` on (windowed events
     /// older than their window's far end). Call it with a time no later than any `now` to come.
     pub fn expire(&mut self, definitions: &Definitions, horizon: i64) {
@@ -625,6 +644,20 @@ mod tests {
             state.apply(&definitions, &event);
         }
         state.refresh(&definitions, 0);
+        let events: Vec<Event> = [json!("a"), json!(2), json!(true)]
+            .into_iter()
+            .enumerate()
+            .map(|(seq, sku)| {
+                Event::from_json(
+                    &json!({"type": "track", "event": "A", "properties": {"sku": sku, "n": 1}}),
+                    seq as u64,
+                )
+            })
+            .collect();
+        let mut rebuilt = ProfileState::from_events(&definitions, &events);
+        rebuilt.refresh(&definitions, 0);
+        assert_eq!(rebuilt, state);
+        assert_eq!(state.next_edge_of(1), Some(7 * DAY_MS + 1));
         let text = serde_json::to_string(&state).unwrap();
         let back: ProfileState = serde_json::from_str(&text).unwrap();
         assert_eq!(back, state);
