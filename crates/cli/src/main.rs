@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audiences;
 mod client;
 mod commands;
 mod eval;
@@ -42,6 +43,8 @@ enum Command {
     /// Reads JSON Lines on stdin (`{"id", "settings", "subscriptions", "event",
     /// "webhook_response"?}`) and writes one JSON line per input line on stdout, in order.
     Eval,
+    /// Audiences and computed traits: `eval` computes definitions over events locally.
+    Audiences(audiences::AudiencesArgs),
     /// Run the server: the Segment Tracking API, durable storage and routing.
     ///
     /// Works with no flag at all (data in ./junction-data, Tracking API on 127.0.0.1:8080, the
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Eval => run_eval(),
+        Command::Audiences(args) => audiences::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Lookup(Client { admin, args }) => block_on(commands::lookup::run(admin, args)),
         Command::DeadLetter(Client { admin, args }) => {
