@@ -335,6 +335,10 @@ impl Store for PostgresStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
+        Ok(queries::config_versions(&self.pool).await?)
+    }
+
     fn stats(&self) -> StoreStats {
         self.writer.stats()
     }

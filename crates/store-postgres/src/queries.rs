@@ -550,6 +550,16 @@ async fn prune_rows(
     })
 }
 
+/// The versions of the configuration kept, oldest first.
+pub(crate) async fn config_versions(pool: &PgPool) -> Result<Vec<ConfigVersion>, Error> {
+    let rows = sqlx::query("SELECT version FROM config_versions ORDER BY version")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(ConfigVersion(row.try_get(0)?)))
+        .collect()
+}
+
 pub(crate) async fn load_config(pool: &PgPool) -> Result<Option<ConfigDocument>, Error> {
     let Some(row) = sqlx::query(
         "SELECT version, saved_at, document FROM config_versions ORDER BY version DESC LIMIT 1",

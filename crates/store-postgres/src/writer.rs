@@ -528,6 +528,10 @@ async fn write_transaction(
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
+                sqlx::query("DELETE FROM config_versions WHERE version <= $1")
+                    .bind(version - junction_store::CONFIG_VERSIONS_KEPT)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(crate::CONFIG_CHANNEL)
                     .bind(version.to_string())

@@ -384,6 +384,10 @@ impl Store for SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.readers.run(queries::config_versions).await
+    }
+
     fn stats(&self) -> StoreStats {
         self.writer.stats()
     }

@@ -358,6 +358,16 @@ pub(crate) fn dead_letter(
     Ok(jobs)
 }
 
+/// The versions of the configuration kept, oldest first.
+pub(crate) fn config_versions(conn: &mut Connection) -> Result<Vec<ConfigVersion>, Error> {
+    let mut statement =
+        conn.prepare_cached("SELECT version FROM config_versions ORDER BY version")?;
+    let versions = statement
+        .query_map([], |row| row.get::<_, i64>(0).map(ConfigVersion))?
+        .collect::<Result<_, _>>()?;
+    Ok(versions)
+}
+
 /// The newest configuration document.
 pub(crate) fn load_config(conn: &mut Connection) -> Result<Option<ConfigDocument>, Error> {
     let row = conn

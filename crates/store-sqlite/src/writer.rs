@@ -8,8 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use junction_store::{
-    Admission, CommitOutcome, ConfigVersion, Counts, EventId, JobId, JobState, NewEvent,
-    StoreError, StoreStats, UnixMillis,
+    Admission, CONFIG_VERSIONS_KEPT, CommitOutcome, ConfigVersion, Counts, EventId, JobId,
+    JobState, NewEvent, StoreError, StoreStats, UnixMillis,
 };
 use rusqlite::{CachedStatement, Connection};
 use tokio::sync::{Notify, oneshot};
@@ -494,6 +494,8 @@ fn save_config(conn: &Connection, document: &str, now: UnixMillis) -> Result<Con
         "INSERT INTO config_versions (version, saved_at, document) VALUES (?1, ?2, ?3)",
     )?
     .execute((next, now, document))?;
+    conn.prepare_cached("DELETE FROM config_versions WHERE version <= ?1")?
+        .execute([next - CONFIG_VERSIONS_KEPT])?;
     Ok(ConfigVersion(next))
 }
 

@@ -995,7 +995,8 @@ pub async fn overload_fails_fast_without_blocking<H: Harness>() {
     assert_eq!(store.stats().queued_events, 0);
 }
 
-/// Config versions start absent, increase with each save, and survive reopening.
+/// Config versions start absent, increase with each save, survive reopening, and are kept to
+/// the last [`crate::CONFIG_VERSIONS_KEPT`].
 pub async fn config_versions_increase<H: Harness>() {
     let harness = H::create().await;
     let store = open(&harness, StoreOptions::default()).await;
@@ -1024,6 +1025,27 @@ pub async fn config_versions_increase<H: Harness>() {
     assert_eq!((loaded.version, loaded.document), (v2, second_doc));
     let v3 = store.save_config(json!({})).await.unwrap();
     assert!(v3 > v2);
+    assert_eq!(store.config_versions().await.unwrap(), [v1, v2, v3]);
+
+    // The history is bounded: the newest versions are kept, the oldest removed.
+    let extra = crate::CONFIG_VERSIONS_KEPT + 5;
+    let mut last = v3;
+    for n in 0..extra {
+        last = store.save_config(json!({"n": n})).await.unwrap();
+    }
+    let kept = store.config_versions().await.unwrap();
+    assert_eq!(
+        i64::try_from(kept.len()).unwrap(),
+        crate::CONFIG_VERSIONS_KEPT
+    );
+    assert_eq!(kept.last(), Some(&last));
+    assert!(kept.windows(2).all(|pair| pair[0] < pair[1]));
+    assert_eq!(kept[0].0, last.0 - crate::CONFIG_VERSIONS_KEPT + 1);
+    let loaded = store.load_config().await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.version, loaded.document),
+        (last, json!({"n": extra - 1}))
+    );
 }
 
 /// Everything committed survives closing and dropping the store (and dropping without closing):

@@ -30,6 +30,9 @@ pub use model::{
     UnixMillis, UnknownName,
 };
 
+/// How many versions of the configuration a store keeps.
+pub const CONFIG_VERSIONS_KEPT: i64 = 100;
+
 /// Durable storage for events, their routing outcomes (jobs, discards), the jobs' transitions and
 /// the workspace configuration.
 ///
@@ -158,9 +161,13 @@ pub trait Store: Send + Sync {
     async fn load_config(&self) -> Result<Option<ConfigDocument>, StoreError>;
 
     /// Durably saves `document` as the new configuration and returns its version, larger than every
-    /// earlier one. Older versions are kept (so nodes can detect changes and an operator can see
-    /// history).
+    /// earlier one. The last [`CONFIG_VERSIONS_KEPT`] versions are kept (so nodes can detect
+    /// changes and an operator can see recent history); older ones are removed in the same
+    /// transaction, so the history's size is bounded whatever the number of changes.
     async fn save_config(&self, document: serde_json::Value) -> Result<ConfigVersion, StoreError>;
+
+    /// The versions of the configuration kept, oldest first.
+    async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError>;
 
     /// Live counters of this open store (group commit and queue); cheap, never fails.
     fn stats(&self) -> StoreStats;

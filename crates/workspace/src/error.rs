@@ -117,6 +117,30 @@ pub enum ProblemKind {
         /// The accepted range, for a person.
         expected: String,
     },
+    /// A value longer than its limit.
+    #[error("too long: {found} characters, at most {limit}")]
+    TooLong {
+        /// Its length, in characters.
+        found: usize,
+        /// The most accepted.
+        limit: usize,
+    },
+    /// A JSON value (settings, a mapping, the whole workspace) larger than its limit.
+    #[error("too large: {found} bytes as JSON, at most {limit}")]
+    TooLarge {
+        /// Its size, in bytes of JSON.
+        found: usize,
+        /// The most accepted.
+        limit: usize,
+    },
+    /// More items of a list than allowed.
+    #[error("too many: {found}, at most {limit}")]
+    TooMany {
+        /// How many were given.
+        found: usize,
+        /// The most accepted.
+        limit: usize,
+    },
     /// More mappings than a destination instance may hold.
     #[error("a destination holds at most {limit} mappings, found {count}")]
     TooManyMappings {

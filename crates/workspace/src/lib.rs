@@ -26,6 +26,7 @@
 //! ```
 
 mod error;
+pub mod limits;
 mod model;
 mod route;
 mod snapshot;

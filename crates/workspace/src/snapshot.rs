@@ -12,6 +12,11 @@ use junction_mapping::MappingError;
 use serde_json::Value;
 
 use crate::error::{Problem, ProblemKind, WorkspaceError};
+use crate::limits::{
+    MAX_DESTINATIONS, MAX_ID_CHARS, MAX_MAPPING_BYTES, MAX_NAME_CHARS, MAX_SETTINGS_BYTES,
+    MAX_SOURCES, MAX_TRIGGER_CHARS, MAX_WORKSPACE_BYTES, MAX_WRITE_KEY_CHARS,
+    MAX_WRITE_KEYS_PER_SOURCE, over_bytes, over_chars,
+};
 use crate::model::{DeliveryConfig, DestinationConfig, MappingConfig, WorkspaceConfig};
 
 /// The most mappings one destination instance may hold (Segment's limit).
@@ -161,6 +166,11 @@ impl Snapshot {
     pub fn compile(config: WorkspaceConfig) -> Result<Self, WorkspaceError> {
         let registry = junction_actions::registry()?;
         let mut problems = Vec::new();
+        check_sizes(&config, &mut problems);
+        if !problems.is_empty() {
+            // Sizes first: compiling a workspace too large to keep would only cost time.
+            return Err(WorkspaceError::Invalid { problems });
+        }
         let write_keys = check_sources(&config, &mut problems);
         let mut destinations = Vec::with_capacity(config.destinations.len());
         let mut destination_ids: HashMap<&str, String> = HashMap::new();
@@ -287,6 +297,8 @@ impl Place {
     fn problem(&self, field: &str, kind: ProblemKind) -> Problem {
         let path = if field.is_empty() {
             self.path.clone()
+        } else if self.path.is_empty() {
+            field.to_owned()
         } else {
             format!("{}.{field}", self.path)
         };
@@ -304,6 +316,120 @@ fn named(kind: &str, id: &str, index: usize) -> String {
         format!("{kind} #{}", index + 1)
     } else {
         format!("{kind} \"{id}\"")
+    }
+}
+
+/// Checks every size limit of [`crate::limits`]: counts of lists, lengths of ids, names, keys
+/// and triggers, sizes of settings, mappings and the whole workspace.
+fn check_sizes(config: &WorkspaceConfig, problems: &mut Vec<Problem>) {
+    let whole = Place {
+        path: String::new(),
+        object: "the workspace".to_owned(),
+    };
+    let too_many = |found: usize, limit: usize| ProblemKind::TooMany { found, limit };
+    if config.sources.len() > MAX_SOURCES {
+        problems.push(whole.problem("sources", too_many(config.sources.len(), MAX_SOURCES)));
+    }
+    if config.destinations.len() > MAX_DESTINATIONS {
+        problems.push(whole.problem(
+            "destinations",
+            too_many(config.destinations.len(), MAX_DESTINATIONS),
+        ));
+    }
+    let mut long = |at: &Place, field: &str, value: &str, limit: usize| {
+        if let Some(found) = over_chars(value, limit) {
+            problems.push(at.problem(field, ProblemKind::TooLong { found, limit }));
+        }
+    };
+    for (index, source) in config.sources.iter().enumerate() {
+        let at = Place::source(index, truncated(&source.id));
+        long(&at, "id", &source.id, MAX_ID_CHARS);
+        long(&at, "name", &source.name, MAX_NAME_CHARS);
+        for (key_index, key) in source.write_keys.iter().enumerate() {
+            long(
+                &at,
+                &format!("write_keys[{key_index}]"),
+                key,
+                MAX_WRITE_KEY_CHARS,
+            );
+        }
+    }
+    for (index, destination) in config.destinations.iter().enumerate() {
+        let at = Place {
+            path: format!("destinations[{index}]"),
+            object: named("destination", truncated(&destination.id), index),
+        };
+        long(&at, "id", &destination.id, MAX_ID_CHARS);
+        long(&at, "name", &destination.name, MAX_NAME_CHARS);
+        for (mapping_index, mapping) in destination.mappings.iter().enumerate() {
+            let at = Place {
+                path: format!("{}.mappings[{mapping_index}]", at.path),
+                object: format!(
+                    "{} of {}",
+                    named("mapping", truncated(&mapping.id), mapping_index),
+                    at.object
+                ),
+            };
+            long(&at, "id", &mapping.id, MAX_ID_CHARS);
+            long(&at, "name", &mapping.name, MAX_NAME_CHARS);
+            if let Some(trigger) = &mapping.trigger {
+                long(&at, "trigger", trigger, MAX_TRIGGER_CHARS);
+            }
+        }
+    }
+    for (index, source) in config.sources.iter().enumerate() {
+        if source.write_keys.len() > MAX_WRITE_KEYS_PER_SOURCE {
+            let at = Place::source(index, truncated(&source.id));
+            problems.push(at.problem(
+                "write_keys",
+                too_many(source.write_keys.len(), MAX_WRITE_KEYS_PER_SOURCE),
+            ));
+        }
+    }
+    for (index, destination) in config.destinations.iter().enumerate() {
+        let at = Place {
+            path: format!("destinations[{index}]"),
+            object: named("destination", truncated(&destination.id), index),
+        };
+        if let Some(found) = over_bytes(&destination.settings, MAX_SETTINGS_BYTES) {
+            problems.push(at.problem(
+                "settings",
+                ProblemKind::TooLarge {
+                    found,
+                    limit: MAX_SETTINGS_BYTES,
+                },
+            ));
+        }
+        for (mapping_index, mapping) in destination.mappings.iter().enumerate() {
+            if let Some(found) = over_bytes(&mapping.mapping, MAX_MAPPING_BYTES) {
+                problems.push(at.mapping(mapping_index, mapping).problem(
+                    "mapping",
+                    ProblemKind::TooLarge {
+                        found,
+                        limit: MAX_MAPPING_BYTES,
+                    },
+                ));
+            }
+        }
+    }
+    if problems.is_empty()
+        && let Some(found) = over_bytes(config, MAX_WORKSPACE_BYTES)
+    {
+        problems.push(whole.problem(
+            "",
+            ProblemKind::TooLarge {
+                found,
+                limit: MAX_WORKSPACE_BYTES,
+            },
+        ));
+    }
+}
+
+/// An id as a problem's object names it: cut short when it is itself too long.
+fn truncated(id: &str) -> &str {
+    match id.char_indices().nth(MAX_ID_CHARS) {
+        Some((at, _)) => &id[..at],
+        None => id,
     }
 }
 
@@ -649,6 +775,43 @@ mod tests {
             problems[0].to_string().ends_with("at line 2, column 9"),
             "{}",
             problems[0]
+        );
+    }
+
+    #[test]
+    fn every_size_is_limited() {
+        let long_id = "i".repeat(65);
+        let big = json!({"title": {"@template": "x".repeat(70_000)}});
+        let found = problems(json!({
+            "sources": [{"id": long_id, "name": "n".repeat(201),
+                         "write_keys": ["k".repeat(257)]}],
+            "destinations": [{
+                "id": "cm", "name": "ChartMogul", "type": "actions-chartmogul",
+                "settings": {"chartmogul_webhook_url": format!("https://h.example/{}", "p".repeat(17_000))},
+                "mappings": [{"id": "m", "action": "sendContact",
+                              "trigger": format!("type = \"{}\"", "t".repeat(5_000)),
+                              "mapping": big}]
+            }]
+        }));
+        let expected = [
+            format!("source \"{}\" (sources[0].id): too long: 65 characters, at most 64", "i".repeat(64)),
+            format!("source \"{}\" (sources[0].name): too long: 201 characters, at most 200", "i".repeat(64)),
+            format!("source \"{}\" (sources[0].write_keys[0]): too long: 257 characters, at most 256", "i".repeat(64)),
+            "mapping \"m\" of destination \"cm\" (destinations[0].mappings[0].trigger): too long: 5009 characters, at most 4096".to_owned(),
+        ];
+        for line in &expected {
+            assert!(found.contains(line), "{line} not in {found:#?}");
+        }
+        assert!(
+            found.iter().any(|line| line
+                .starts_with("destination \"cm\" (destinations[0].settings): too large: ")),
+            "{found:#?}"
+        );
+        assert!(
+            found.iter().any(|line| line.starts_with(
+                "mapping \"m\" of destination \"cm\" (destinations[0].mappings[0].mapping): too large: "
+            )),
+            "{found:#?}"
         );
     }
 

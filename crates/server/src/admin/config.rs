@@ -100,7 +100,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-fn body_error(rejection: &JsonRejection) -> AdminError {
+/// A body that is not the JSON expected: 400 at `body`, or 413 when it passes the admin API's
+/// size limit (axum's own classification).
+pub(super) fn body_error(rejection: &JsonRejection) -> AdminError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return AdminError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request body is over the admin API's limit of {} bytes",
+                super::ADMIN_BODY_LIMIT
+            ),
+        );
+    }
     AdminError::invalid("body", rejection.body_text())
 }
 

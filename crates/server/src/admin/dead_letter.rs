@@ -126,7 +126,7 @@ async fn replay_dead_letter(
     State(state): State<AdminState>,
     body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    let Json(request) = body.map_err(|err| AdminError::invalid("body", err.body_text()))?;
+    let Json(request) = body.map_err(|err| super::config::body_error(&err))?;
     if request.job_ids.is_empty() && request.filter.is_none() {
         return Err(AdminError::invalid(
             "job_ids",

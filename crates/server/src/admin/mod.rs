@@ -83,6 +83,9 @@ pub fn admin_app(state: AdminState) -> Router {
         // Merged after the layer: probes (`/healthz`, `/readyz`) and the OpenAPI document need
         // no token.
         .merge(router(public_routes()))
+        // No admin request carries more than a change of one object: a whole workspace is
+        // applied step by step (junction apply), and its limits are far below this.
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         // Every error in our JSON shape, including axum's own rejections (a query string or a
         // path segment that does not parse, a wrong method), which are plain text.
         .layer(middleware::from_fn(json_errors))
@@ -91,6 +94,9 @@ pub fn admin_app(state: AdminState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), loopback_host))
         .with_state(state)
 }
+
+/// The largest admin request body, in bytes.
+pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The most of a plain-text error body kept when it is turned into JSON.
 const PLAIN_ERROR_LIMIT: usize = 16 * 1024;

@@ -1058,3 +1058,51 @@ async fn every_configuration_answer_masks_the_webhook() {
     admin.assert_never_shown(WEBHOOK_SECRET);
     admin.assert_never_shown(&WEBHOOK[WEBHOOK.len() - 12..]);
 }
+
+/// F5 of the hardening issue: what a change may hold is bounded (each field, each request), and
+/// so is the history of versions the store keeps, whatever the number of changes.
+#[tokio::test]
+async fn stored_fields_and_the_workspace_history_are_bounded() {
+    let (server, admin) = admin().await;
+    // A name far past its limit: refused at its field, nothing stored.
+    let before = server.store.config_versions().await.unwrap();
+    let (status, body) = admin
+        .patch("/api/v1/sources/web", &json!({"name": "n".repeat(10_000)}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error(&body),
+        (
+            "validation".to_owned(),
+            "too long: 10000 characters, at most 200".to_owned(),
+            Some("name".to_owned())
+        )
+    );
+    let (status, body) = admin
+        .post(
+            "/api/v1/destinations/chartmogul/mappings",
+            &json!({"action": "sendContact", "trigger": format!("type = \"{}\"", "t".repeat(5_000))}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error(&body).2.as_deref(), Some("trigger"));
+    // A request body past the admin API's limit: refused before it is read whole.
+    let (status, body) = admin
+        .patch(
+            "/api/v1/sources/web",
+            &json!({"name": "n".repeat(2 * 1024 * 1024)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(server.store.config_versions().await.unwrap(), before);
+
+    // Many changes: the store keeps the last 100 versions only.
+    for n in 0..120 {
+        let (status, body) = admin
+            .patch("/api/v1/sources/web", &json!({"name": format!("Web {n}")}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let kept = server.store.config_versions().await.unwrap();
+    assert_eq!(kept.len(), 100);
+}
