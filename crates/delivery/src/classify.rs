@@ -152,7 +152,8 @@ pub enum Verdict {
     Retry {
         /// The endpoint's `Retry-After`, when it sent a valid one: wait at least this long.
         retry_after: Option<Duration>,
-        /// The endpoint signals overload (429, 503, timeout): the lane should slow down.
+        /// The endpoint is overloaded or failing (429, a 5xx, no answer: timeout, refused or
+        /// reset connection, DNS or TLS failure): the lane should slow down.
         overload: bool,
     },
     /// A failure that will not pass by retrying: the job goes to the dead letter.
@@ -172,13 +173,15 @@ pub fn classify(result: &AttemptResult, now: SystemTime) -> Verdict {
         return match class {
             // Retrying cannot help: the request cannot be made, or may not go there.
             Some(ErrorClass::InvalidRequest | ErrorClass::Blocked) => Verdict::Discard,
-            Some(ErrorClass::Timeout) => Verdict::Retry {
+            // No answer: the endpoint is down or unreachable, and hammering it at full
+            // concurrency helps nobody.
+            Some(_) => Verdict::Retry {
                 retry_after: None,
                 overload: true,
             },
             // A missing status with no error is a caller bug; retrying is the safe reading, as
             // the job is not known to have arrived.
-            _ => Verdict::Retry {
+            None => Verdict::Retry {
                 retry_after: None,
                 overload: false,
             },
@@ -195,7 +198,9 @@ pub fn classify(result: &AttemptResult, now: SystemTime) -> Verdict {
         .and_then(|value| parse_retry_after(value, now));
     Verdict::Retry {
         retry_after,
-        overload: matches!(status, 429 | 503),
+        // A failing server (5xx) slows down like an overloaded one; 408 and 423 are about this
+        // request, not the endpoint's health.
+        overload: status == 429 || status >= 500,
     }
 }
 
@@ -267,15 +272,15 @@ mod tests {
     }
 
     #[test]
-    fn retryable_statuses_retry() {
-        for status in [408, 423, 500, 502, 504, 507, 511, 599] {
+    fn retryable_statuses_retry_and_failing_servers_signal_overload() {
+        for status in [408, 423] {
             assert_eq!(
                 classify(&answer(status, &[]), now()),
                 retry(false),
                 "{status}"
             );
         }
-        for status in [429, 503] {
+        for status in [429, 500, 502, 503, 504, 507, 511, 599] {
             assert_eq!(
                 classify(&answer(status, &[]), now()),
                 retry(true),
@@ -299,10 +304,16 @@ mod tests {
     }
 
     #[test]
-    fn transport_errors_retry_and_timeouts_signal_overload() {
-        assert_eq!(classify(&failure(ErrorClass::Timeout), now()), retry(true));
-        assert_eq!(classify(&failure(ErrorClass::Connect), now()), retry(false));
-        assert_eq!(classify(&failure(ErrorClass::Network), now()), retry(false));
+    fn transport_errors_retry_and_signal_overload() {
+        for class in [
+            ErrorClass::Timeout,
+            ErrorClass::Connect,
+            ErrorClass::Dns,
+            ErrorClass::Tls,
+            ErrorClass::Network,
+        ] {
+            assert_eq!(classify(&failure(class), now()), retry(true), "{class}");
+        }
     }
 
     #[test]
@@ -334,7 +345,7 @@ mod tests {
             }
         );
         let verdict = classify(
-            &answer(500, &[("RETRY-AFTER", "Sun, 06 Nov 1994 08:50:07 GMT")]),
+            &answer(408, &[("RETRY-AFTER", "Sun, 06 Nov 1994 08:50:07 GMT")]),
             now(),
         );
         assert_eq!(

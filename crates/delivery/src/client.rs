@@ -702,7 +702,7 @@ mod tests {
             classify(&result, SystemTime::now()),
             Verdict::Retry {
                 retry_after: None,
-                overload: false
+                overload: true
             }
         );
     }
@@ -833,7 +833,7 @@ mod tests {
             classify(&result, SystemTime::now()),
             Verdict::Retry {
                 retry_after: None,
-                overload: false
+                overload: true
             }
         );
     }
@@ -903,7 +903,7 @@ mod tests {
             classify(&result, SystemTime::now()),
             Verdict::Retry {
                 retry_after: None,
-                overload: false
+                overload: true
             }
         );
     }

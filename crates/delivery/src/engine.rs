@@ -190,6 +190,19 @@ impl LaneStatsHandle {
             .values()
             .map(|lane| {
                 let control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                let paused_until = control
+                    .paused_until()
+                    .filter(|until| *until > now)
+                    .map(|until| now_ms().saturating_add(millis(until.duration_since(now))));
+                let pause_reason = paused_until.map(|_| {
+                    let noted = lane.pause.lock().unwrap_or_else(PoisonError::into_inner);
+                    match noted.as_ref() {
+                        Some((until, reason)) if *until > now_ms() => reason.clone(),
+                        // Adopted from the cluster's shared pause.
+                        _ => "a Retry-After another node received".to_owned(),
+                    }
+                });
                 LaneStats {
                     endpoint: lane.endpoint.clone(),
                     in_flight: control.in_flight(),
@@ -199,6 +212,9 @@ impl LaneStatsHandle {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .len(),
+                    paused_until,
+                    pause_reason,
+                    failing: control.failing(),
                 }
             })
             .collect();
@@ -246,7 +262,26 @@ struct Lane {
     metrics: Option<Arc<dyn LaneMetrics>>,
     /// How often this lane's failures may be logged.
     failures: FailureLog,
+    /// Why this node last paused the lane, and until when (Unix ms): shown with the lane's
+    /// state.
+    pause: Mutex<Option<(UnixMillis, String)>>,
+    /// Bringing forward the retries of an endpoint that recovered.
+    recovery: Mutex<Recovery>,
 }
+
+/// A lane's recovery after an outage: while on, each success brings a batch of the lane's jobs
+/// waiting in backoff forward (at most one batch per [`RECOVERY_STEP`]), until none is left or
+/// a failure ends it.
+#[derive(Debug, Default)]
+struct Recovery {
+    on: bool,
+    /// A batch is being brought forward.
+    busy: bool,
+    last: Option<Instant>,
+}
+
+/// The shortest time between two batches of a recovery.
+const RECOVERY_STEP: Duration = Duration::from_millis(100);
 
 /// A snapshot of one lane, for metrics and the admin API.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,6 +295,12 @@ pub struct LaneStats {
     pub limit: u32,
     /// Jobs claimed and not finished.
     pub held: usize,
+    /// Until when the lane is paused by a `Retry-After` (Unix ms), while it is.
+    pub paused_until: Option<UnixMillis>,
+    /// Why it is paused, while it is.
+    pub pause_reason: Option<String>,
+    /// Whether the endpoint's last answered attempt failed (no success since).
+    pub failing: bool,
 }
 
 impl Engine {
@@ -426,6 +467,8 @@ fn lane(shared: &Arc<Shared>, endpoint: &str) -> Arc<Lane> {
         held: Mutex::new(HashSet::new()),
         metrics,
         failures: FailureLog::default(),
+        pause: Mutex::new(None),
+        recovery: Mutex::new(Recovery::default()),
     });
     lanes.insert(endpoint.to_owned(), Arc::clone(&lane));
     tokio::spawn(run_lane(Arc::clone(shared), Arc::clone(&lane)));
@@ -646,6 +689,26 @@ fn start_attempts(
         if buffer.is_empty() {
             return None;
         }
+        // A job whose window ended is expired before any slot is taken: expiring sends nothing,
+        // and must not wait for room (nor count as a probe of a failing endpoint).
+        if let Some(front) = buffer.front() {
+            let deadline = front
+                .due
+                .job
+                .created_at
+                .saturating_add(millis(policy.retry_window));
+            let paused_until = lane
+                .control
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .paused_until();
+            if now_ms() >= deadline && !owed_an_attempt(&front.due, paused_until, now) {
+                if let Some(Buffered { due, .. }) = buffer.pop_front() {
+                    expire_unattempted(shared, lane, policy, &due);
+                }
+                continue;
+            }
+        }
         let slot = {
             let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
             let room = control.room(now);
@@ -663,26 +726,6 @@ fn start_attempts(
             .job
             .created_at
             .saturating_add(millis(policy.retry_window));
-        if now_ms() >= deadline {
-            // Its window ended while it waited (e.g. the process was down): no attempt.
-            finish(lane, slot, &Verdict::Discard);
-            forget(lane, due.job.id);
-            if let Some(metrics) = &lane.metrics {
-                metrics.outcome(DeliveryOutcome::Expired, None, None);
-            }
-            let _ = shared.completions.send(Completion {
-                job_id: due.job.id,
-                attempt: None,
-                state: JobState::Expired,
-                next_at: 0,
-                detail: Some(format!(
-                    "retry window of {} ended before attempt {}",
-                    human(policy.retry_window),
-                    due.attempt + 1
-                )),
-            });
-            continue;
-        }
         tokio::spawn(attempt(
             Arc::clone(shared),
             Arc::clone(lane),
@@ -690,6 +733,53 @@ fn start_attempts(
             slot,
             deadline,
         ));
+    }
+}
+
+/// Records that a job's retry window ended while it waited for a retry (a backlog, the process
+/// down), without an attempt.
+fn expire_unattempted(shared: &Shared, lane: &Lane, policy: &LanePolicy, due: &DueJob) {
+    forget(lane, due.job.id);
+    if let Some(metrics) = &lane.metrics {
+        metrics.outcome(DeliveryOutcome::Expired, None, None);
+    }
+    let _ = shared.completions.send(Completion {
+        job_id: due.job.id,
+        attempt: None,
+        state: JobState::Expired,
+        next_at: 0,
+        detail: Some(format!(
+            "retry window of {} ended before attempt {}",
+            human(policy.retry_window),
+            due.attempt + 1
+        )),
+    });
+}
+
+/// Whether a job whose retry window has ended still gets an attempt: one never attempted does
+/// (a job never expires unattempted), and so does one that came due while the lane was paused
+/// by a `Retry-After` (the pause, not the endpoint's failures, kept it waiting). `paused_until`
+/// is the lane's latest pause end, possibly past; `now` the instant the decision is taken.
+fn owed_an_attempt(due: &DueJob, paused_until: Option<Instant>, now: Instant) -> bool {
+    if due.attempt == 0 {
+        return true;
+    }
+    paused_until.is_some_and(|until| {
+        let ended_ms_ago = millis(now.saturating_duration_since(until));
+        let pause_end = now_ms().saturating_sub(ended_ms_ago);
+        due.next_at <= pause_end
+    })
+}
+
+/// A duration for a person: `4 h`, `90 s`, `15 min`.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }
 
@@ -729,8 +819,16 @@ async fn attempt(
             message: why,
         }),
     };
-    let verdict = classify(&result, SystemTime::now());
+    let classified = classify(&result, SystemTime::now());
+    let verdict = within_window(classified, deadline, now_ms());
+    let was_failing = lane
+        .control
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .failing();
     finish(&lane, slot, &verdict);
+    note_pause(&lane, &classified, &verdict, &result);
+    recover(&shared, &lane, &verdict, was_failing);
     let completion = decide(
         &shared.options.backoff,
         &due,
@@ -810,6 +908,126 @@ fn log_failure(
     );
 }
 
+/// How long before its retry window ends a job's last attempt is scheduled, when its backoff or
+/// a `Retry-After` would put its next attempt past the window.
+const LAST_ATTEMPT_MARGIN_MS: i64 = 1_000;
+
+/// Remembers why the lane is paused when this attempt paused it (a `Retry-After`, as asked and
+/// as capped to the job's retry window).
+fn note_pause(lane: &Lane, asked: &Verdict, verdict: &Verdict, result: &AttemptResult) {
+    let (
+        Verdict::Retry {
+            retry_after: Some(asked),
+            ..
+        },
+        Verdict::Retry {
+            retry_after: Some(wait),
+            ..
+        },
+    ) = (asked, verdict)
+    else {
+        return;
+    };
+    if wait.is_zero() {
+        return;
+    }
+    let status = result
+        .error
+        .as_ref()
+        .map_or_else(|| "an answer".to_owned(), |error| error.message.clone());
+    let reason = if asked > wait {
+        format!(
+            "Retry-After of {} s on {status}, cut to {} s to keep within the retry window",
+            asked.as_secs(),
+            wait.as_secs()
+        )
+    } else {
+        format!("Retry-After of {} s on {status}", wait.as_secs())
+    };
+    let until = now_ms().saturating_add(millis(*wait));
+    let mut pause = lane.pause.lock().unwrap_or_else(PoisonError::into_inner);
+    if pause.as_ref().is_none_or(|(old, _)| *old < until) {
+        *pause = Some((until, reason));
+    }
+}
+
+/// After an outage, the endpoint's first success starts bringing the lane's jobs waiting in
+/// backoff forward, batch by batch with each further success (their backoff was for an endpoint
+/// that was down); a failure stops it. The lane's limit still bounds what is in flight.
+fn recover(shared: &Arc<Shared>, lane: &Arc<Lane>, verdict: &Verdict, was_failing: bool) {
+    let batch = {
+        let mut recovery = lane.recovery.lock().unwrap_or_else(PoisonError::into_inner);
+        match verdict {
+            Verdict::Delivered => {
+                if was_failing {
+                    recovery.on = true;
+                }
+            }
+            Verdict::Retry { .. } => recovery.on = false,
+            Verdict::Discard => {}
+        }
+        let now = Instant::now();
+        let due = recovery
+            .last
+            .is_none_or(|last| now.duration_since(last) >= RECOVERY_STEP);
+        if !recovery.on || recovery.busy || !due {
+            return;
+        }
+        recovery.busy = true;
+        recovery.last = Some(now);
+        let limit = lane
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .effective_limit();
+        (limit as usize * 8).max(16)
+    };
+    let shared = Arc::clone(shared);
+    let lane = Arc::clone(lane);
+    tokio::spawn(async move {
+        let moved = shared
+            .store
+            .expedite_retries(&lane.endpoint, now_ms(), batch)
+            .await;
+        let mut recovery = lane.recovery.lock().unwrap_or_else(PoisonError::into_inner);
+        recovery.busy = false;
+        match moved {
+            Ok(0) => recovery.on = false,
+            Ok(_) => {
+                drop(recovery);
+                lane.due.store(true, Ordering::Release);
+                lane.wake.notify_one();
+            }
+            Err(err) => {
+                recovery.on = false;
+                tracing::warn!(lane = %lane.endpoint, error = %err, "cannot bring retries forward");
+            }
+        }
+    });
+}
+
+/// A `Retry-After` no longer than what is left of the job's retry window (less the margin of its
+/// last attempt): a lane paused past a job's window would make it expire unattempted.
+fn within_window(verdict: Verdict, deadline: UnixMillis, now: UnixMillis) -> Verdict {
+    match verdict {
+        Verdict::Retry {
+            retry_after: Some(wait),
+            overload,
+        } => {
+            let left = deadline
+                .saturating_sub(LAST_ATTEMPT_MARGIN_MS)
+                .saturating_sub(now)
+                .max(0);
+            let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+            Verdict::Retry {
+                retry_after: Some(wait.min(left)),
+                overload,
+            }
+        }
+        other => other,
+    }
+}
+
 /// The job's next state after attempt `number` ended with `verdict`.
 fn decide(
     backoff: &Backoff,
@@ -835,8 +1053,15 @@ fn decide(
         Verdict::Discard => (JobState::Discarded, 0, detail),
         Verdict::Retry { retry_after, .. } => {
             let delay = backoff.next_retry(number, retry_after, fastrand::f64());
-            let next_at = now_ms().saturating_add(millis(delay));
-            if next_at >= deadline {
+            let now = now_ms();
+            let next_at = now.saturating_add(millis(delay));
+            // A retry that would fall past the window (a long backoff, a Retry-After of hours) is
+            // brought back to a last attempt just before it ends, so that the window's end, not
+            // the wait, decides the job's fate.
+            let last_chance = deadline.saturating_sub(LAST_ATTEMPT_MARGIN_MS);
+            if next_at >= deadline && last_chance > now {
+                (JobState::AwaitingRetry, last_chance, detail)
+            } else if next_at >= deadline {
                 let why = detail.unwrap_or_else(|| "failed".to_owned());
                 let detail = format!(
                     "retry window ended after {number} attempt{}: {why}",
@@ -854,18 +1079,6 @@ fn decide(
         state,
         next_at,
         detail,
-    }
-}
-
-/// A duration for a person: `4 h`, `90 s`, `15 min`.
-fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    if secs >= 3600 && secs.is_multiple_of(3600) {
-        format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs.is_multiple_of(60) {
-        format!("{} min", secs / 60)
-    } else {
-        format!("{secs} s")
     }
 }
 
@@ -983,6 +1196,89 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(4 * 3600)), "4 h");
+        assert_eq!(human(Duration::from_secs(900)), "15 min");
+        assert_eq!(human(Duration::from_secs(90)), "90 s");
+    }
+
+    #[test]
+    fn a_job_past_its_window_is_attempted_if_never_tried_or_held_by_a_pause() {
+        let now = Instant::now();
+        let created = now_ms() - 60_000;
+        assert!(owed_an_attempt(&due(created, 0), None, now), "never tried");
+        let mut retried = due(created, 2);
+        retried.next_at = now_ms() - 30_000;
+        assert!(
+            !owed_an_attempt(&retried, None, now),
+            "no pause: it expires"
+        );
+        let pause_ended = now - Duration::from_secs(10);
+        assert!(
+            owed_an_attempt(&retried, Some(pause_ended), now),
+            "due before the pause ended: the pause held it"
+        );
+        let long_ago = now - Duration::from_secs(50);
+        assert!(
+            !owed_an_attempt(&retried, Some(long_ago), now),
+            "due after an earlier pause: its own failures ran it out"
+        );
+    }
+
+    #[test]
+    fn a_retry_that_would_pass_the_window_is_a_last_attempt_before_it_ends() {
+        let now = now_ms();
+        let verdict = Verdict::Retry {
+            retry_after: Some(Duration::from_secs(86_400)),
+            overload: true,
+        };
+        let deadline = now + 60_000;
+        let completion = decide(
+            &Backoff::default(),
+            &due(now, 0),
+            1,
+            &failed(429),
+            verdict,
+            deadline,
+        );
+        assert_eq!(completion.state, JobState::AwaitingRetry);
+        assert_eq!(completion.next_at, deadline - LAST_ATTEMPT_MARGIN_MS);
+    }
+
+    #[test]
+    fn a_retry_after_never_pauses_past_the_window() {
+        let now = now_ms();
+        let asked = Verdict::Retry {
+            retry_after: Some(Duration::from_secs(86_400)),
+            overload: true,
+        };
+        assert_eq!(
+            within_window(asked, now + 10_000, now),
+            Verdict::Retry {
+                retry_after: Some(Duration::from_secs(9)),
+                overload: true
+            }
+        );
+        assert_eq!(
+            within_window(asked, now - 5_000, now),
+            Verdict::Retry {
+                retry_after: Some(Duration::ZERO),
+                overload: true
+            },
+            "a window already over leaves no pause"
+        );
+        let short = Verdict::Retry {
+            retry_after: Some(Duration::from_secs(2)),
+            overload: false,
+        };
+        assert_eq!(within_window(short, now + 10_000, now), short);
+        assert_eq!(
+            within_window(Verdict::Delivered, now, now),
+            Verdict::Delivered
+        );
+    }
+
+    #[test]
     fn a_retry_past_the_window_expires() {
         let now = now_ms();
         let verdict = Verdict::Retry {
@@ -1039,12 +1335,5 @@ mod tests {
         .map(|state| DeliveryOutcome::of(state).as_str())
         .collect();
         assert_eq!(names, ["succeeded", "retried", "discarded", "expired"]);
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_secs(4 * 3600)), "4 h");
-        assert_eq!(human(Duration::from_secs(900)), "15 min");
-        assert_eq!(human(Duration::from_secs(90)), "90 s");
     }
 }

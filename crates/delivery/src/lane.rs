@@ -19,6 +19,10 @@
 //!   takes one token. So a lane sends at most `burst + r × t` requests in any `t` seconds.
 //! - **Pause.** A `Retry-After` from the endpoint pauses the whole lane until `now + retry_after`:
 //!   no attempt starts before, whichever job it is for.
+//! - **Probing a failing endpoint.** Once the limit is down to one and attempts keep failing,
+//!   each next attempt (a probe) waits a little longer after the previous one started (100 ms,
+//!   doubling with each probe, at most [`MAX_PROBE_GAP`]): a failing endpoint is probed, not
+//!   hammered, and its recovery is still noticed within seconds.
 //!
 //! In a cluster ([`LaneControl::shared`]) the lane is one of several nodes' views of the same
 //! endpoint. The node then also keeps within the *share* of the lane it was last granted, reports
@@ -33,6 +37,12 @@ use crate::Verdict;
 /// Tokens within this of a whole token count as whole: refilling by `rate × elapsed` in floating
 /// point can land a hair below 1 at exactly the wake-up time, which would make the engine spin.
 const TOKEN_EPSILON: f64 = 1e-9;
+
+/// The longest wait between attempts on a lane whose endpoint keeps failing.
+pub const MAX_PROBE_GAP: Duration = Duration::from_secs(5);
+
+/// The first wait between attempts on a failing lane; it doubles with each further failure.
+const FIRST_PROBE_GAP: Duration = Duration::from_millis(100);
 
 /// The configured limits of one lane.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,6 +108,12 @@ pub struct LaneControl {
     tokens: f64,
     refilled_at: Instant,
     paused_until: Option<Instant>,
+    /// Retryable failures since the last success.
+    failures: u32,
+    /// Attempts started as probes (limit down to one, failing) since the last success.
+    probes: u32,
+    /// When the last attempt started (to space probes of a failing endpoint).
+    last_started: Option<Instant>,
     /// In a cluster: the attempts this node may have in flight, and what it has not reported yet.
     cluster: Option<ClusterView>,
 }
@@ -142,6 +158,9 @@ impl LaneControl {
             tokens: burst(limits.rate()),
             refilled_at: now,
             paused_until: None,
+            failures: 0,
+            probes: 0,
+            last_started: None,
             cluster: None,
         }
     }
@@ -268,6 +287,29 @@ impl LaneControl {
         self.paused_until
     }
 
+    /// Whether the endpoint's last answered attempt failed in a retryable way (no success since).
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// When the next probe of a failing endpoint may start, if the lane is probing: its limit is
+    /// down to one, nothing is in flight, and attempts kept failing.
+    fn probe_at(&self) -> Option<Instant> {
+        if !self.probing() || self.probes == 0 {
+            return None;
+        }
+        let doublings = (self.probes - 1).min(16);
+        let gap = FIRST_PROBE_GAP
+            .saturating_mul(1 << doublings)
+            .min(MAX_PROBE_GAP);
+        self.last_started.map(|started| started + gap)
+    }
+
+    /// Whether an attempt starting now is a probe of a failing endpoint.
+    fn probing(&self) -> bool {
+        self.failures > 0 && self.effective_limit() <= 1 && self.in_flight == 0
+    }
+
     /// How many attempts may start at `now`, and when to look again if none may because of time.
     pub fn room(&mut self, now: Instant) -> Room {
         self.refill(now);
@@ -275,6 +317,12 @@ impl LaneControl {
             return Room {
                 available: 0,
                 wake_at: Some(until),
+            };
+        }
+        if let Some(at) = self.probe_at().filter(|at| *at > now) {
+            return Room {
+                available: 0,
+                wake_at: Some(at),
             };
         }
         let free_slots = self.effective_limit().saturating_sub(self.in_flight);
@@ -313,7 +361,11 @@ impl LaneControl {
     /// [`room`](Self::room) is allowed (the token goes into debt) but defeats the limits.
     pub fn start(&mut self, now: Instant) -> Slot {
         self.refill(now);
+        if self.probing() {
+            self.probes = self.probes.saturating_add(1);
+        }
         self.in_flight += 1;
+        self.last_started = Some(now);
         if self.limits.rate().is_some() {
             self.tokens -= 1.0;
         }
@@ -326,15 +378,20 @@ impl LaneControl {
     pub fn finish(&mut self, slot: Slot, verdict: &Verdict, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         match *verdict {
-            Verdict::Delivered => match &mut self.cluster {
-                // The shared limit rises with every node's successes, in the cluster's count.
-                Some(cluster) => cluster.successes = cluster.successes.saturating_add(1),
-                None => self.raise(),
-            },
+            Verdict::Delivered => {
+                self.failures = 0;
+                self.probes = 0;
+                match &mut self.cluster {
+                    // The shared limit rises with every node's successes, in the cluster's count.
+                    Some(cluster) => cluster.successes = cluster.successes.saturating_add(1),
+                    None => self.raise(),
+                }
+            }
             Verdict::Retry {
                 retry_after,
                 overload,
             } => {
+                self.failures = self.failures.saturating_add(1);
                 if overload && slot.epoch == self.epoch {
                     self.halve();
                     if let Some(cluster) = &mut self.cluster {
@@ -452,6 +509,39 @@ mod tests {
         let mut lane = lane(0, None, t0);
         assert_eq!(lane.limit(), 1);
         assert_eq!(lane.room(t0).available, 1);
+    }
+
+    #[test]
+    fn a_failing_endpoint_is_probed_ever_more_slowly_until_it_answers() {
+        let t0 = Instant::now();
+        let mut lane = lane(1, None, t0);
+        // The first failure at limit one: the next attempt may start at once.
+        let slot = lane.start(t0);
+        lane.finish(slot, &retry(None, true), t0);
+        assert!(lane.failing());
+        assert_eq!(lane.room(t0).available, 1);
+        // From the second on, probes are spaced: 100 ms, 200 ms, 400 ms, … at most 5 s.
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..10 {
+            let slot = lane.start(at);
+            lane.finish(slot, &retry(None, true), at);
+            let room = lane.room(at);
+            assert_eq!(room.available, 0);
+            let next = room.wake_at.unwrap();
+            gaps.push(next.duration_since(at).as_millis());
+            at = next;
+            assert_eq!(lane.room(at).available, 1, "room once the gap has passed");
+        }
+        assert_eq!(
+            gaps,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]
+        );
+        // A success ends probing.
+        let slot = lane.start(at);
+        lane.finish(slot, &Verdict::Delivered, at);
+        assert!(!lane.failing());
+        assert_eq!(lane.room(at).available, 1);
     }
 
     #[test]

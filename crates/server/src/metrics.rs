@@ -60,6 +60,10 @@ pub const LANE_HELD: &str = "junction_lane_held_jobs";
 pub const LANE_LAG: &str = "junction_lane_due_lag_seconds";
 /// Jobs not yet terminal per lane: the backlog in the store.
 pub const LANE_QUEUED: &str = "junction_lane_queued_jobs";
+/// Seconds left of a lane's pause by `Retry-After` (0 when not paused). Gauge.
+pub const LANE_PAUSED: &str = "junction_lane_paused_seconds";
+/// Whether a lane's endpoint is failing (1: its last answered attempt failed). Gauge.
+pub const LANE_FAILING: &str = "junction_lane_failing";
 /// Connections open per listener (`tracking`, `admin`). Gauge.
 pub const CONNECTIONS_OPEN: &str = "junction_connections_open";
 /// Connections closed at once because their listener was at its cap. Counter.
@@ -368,6 +372,15 @@ impl Metrics {
         Ok(text)
     }
 
+    /// The delivery lanes of this process (none before the engine is attached), by endpoint.
+    pub fn lane_stats(&self) -> Vec<junction_delivery::LaneStats> {
+        self.inner
+            .lanes
+            .get()
+            .map(LaneStatsHandle::lane_stats)
+            .unwrap_or_default()
+    }
+
     /// One telemetry post of analytics.js (`/v1/m`) was accepted and discarded.
     pub(crate) fn client_metrics_post(&self) {
         self.inner.client_metrics.inc();
@@ -424,17 +437,32 @@ impl Metrics {
         let limit = Family::<LaneLabels, Gauge>::default();
         let in_flight = Family::<LaneLabels, Gauge>::default();
         let held = Family::<LaneLabels, Gauge>::default();
-        if let Some(lanes) = self.inner.lanes.get() {
-            for lane in lanes.lane_stats() {
-                let labels = lane_labels(&lane.endpoint);
-                limit.get_or_create(&labels).set(i64::from(lane.limit));
-                in_flight
-                    .get_or_create(&labels)
-                    .set(i64::from(lane.in_flight));
-                held.get_or_create(&labels)
-                    .set(i64::try_from(lane.held).unwrap_or(i64::MAX));
-            }
+        let paused = Family::<LaneLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let failing = Family::<LaneLabels, Gauge>::default();
+        for lane in self.lane_stats() {
+            let labels = lane_labels(&lane.endpoint);
+            limit.get_or_create(&labels).set(i64::from(lane.limit));
+            in_flight
+                .get_or_create(&labels)
+                .set(i64::from(lane.in_flight));
+            held.get_or_create(&labels)
+                .set(i64::try_from(lane.held).unwrap_or(i64::MAX));
+            let left_ms = lane
+                .paused_until
+                .map_or(0, |until| until.saturating_sub(input.now).max(0));
+            paused.get_or_create(&labels).set(left_ms as f64 / 1e3);
+            failing.get_or_create(&labels).set(i64::from(lane.failing));
         }
+        registry.register(
+            LANE_PAUSED,
+            "Seconds left of a delivery lane's pause by Retry-After (0 when not paused)",
+            paused,
+        );
+        registry.register(
+            LANE_FAILING,
+            "1 while a delivery lane's endpoint fails (its last answered attempt failed)",
+            failing,
+        );
         registry.register(
             LANE_LIMIT,
             "A delivery lane's current adaptive concurrency limit",

@@ -288,6 +288,23 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn expedite_retries(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.check_open()?;
+        if limit == 0 {
+            return Ok(0);
+        }
+        let moved = queries::expedite(&self.pool, endpoint, now, limit).await?;
+        if moved > 0 {
+            self.signal.notify_one();
+        }
+        Ok(moved)
+    }
+
     async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError> {
         self.check_open()?;
         Ok(completions::complete(&self.pool, &completions).await?)

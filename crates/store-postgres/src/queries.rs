@@ -315,6 +315,41 @@ pub(crate) async fn claim(
         .collect()
 }
 
+/// Makes due at `now` up to `limit` of the lane's jobs awaiting a retry (no claim outstanding:
+/// the attempt count, bumped by claims, equals the last transition's number, bumped by
+/// completions), and wakes every node's engine when it moved some.
+pub(crate) async fn expedite(
+    pool: &PgPool,
+    endpoint: &str,
+    now: UnixMillis,
+    limit: usize,
+) -> Result<usize, Error> {
+    let mut tx = pool.begin().await?;
+    let moved = sqlx::query(
+        "UPDATE job_queue SET next_at = $2
+         WHERE job_id IN (
+             SELECT job_id FROM job_queue
+             WHERE endpoint = $1 AND next_at > $2 AND attempt = last_seq
+             ORDER BY next_at, job_id
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(endpoint)
+    .bind(now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if moved > 0 {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(usize::try_from(moved).unwrap_or(usize::MAX))
+}
+
 pub(crate) async fn release(pool: &PgPool, ids: &[JobId]) -> Result<(), Error> {
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let mut tx = pool.begin().await?;

@@ -22,6 +22,12 @@ pub(crate) enum DeliveryWrite {
     },
     /// See [`junction_store::Store::release_jobs`].
     Release(Vec<JobId>),
+    /// See [`junction_store::Store::expedite_retries`].
+    Expedite {
+        endpoint: String,
+        now: UnixMillis,
+        limit: usize,
+    },
     /// See [`junction_store::Store::complete_jobs`].
     Complete(Vec<Completion>),
     /// See [`junction_store::Store::replay_jobs`].
@@ -37,6 +43,7 @@ pub(crate) enum DeliveryWrite {
 pub(crate) enum DeliveryAnswer {
     Claimed(Vec<DueJob>),
     Completed,
+    Expedited(usize),
     Replayed(Vec<JobId>),
     Pruned(PruneOutcome),
 }
@@ -47,6 +54,7 @@ impl DeliveryWrite {
         match self {
             DeliveryWrite::Replay(replays) => !replays.is_empty(),
             DeliveryWrite::Release(ids) => !ids.is_empty(),
+            // Whether it moved any is known only once written: the caller signals then.
             _ => false,
         }
     }
@@ -74,6 +82,11 @@ impl DeliveryWrite {
                 complete(conn, completions, now, rollup)?;
                 DeliveryAnswer::Completed
             }
+            DeliveryWrite::Expedite {
+                endpoint,
+                now,
+                limit,
+            } => DeliveryAnswer::Expedited(expedite(conn, endpoint, *now, *limit)?),
             DeliveryWrite::Replay(replays) => DeliveryAnswer::Replayed(replay(conn, replays, now)?),
             DeliveryWrite::Prune { before, max_events } => {
                 let outcome = prune(conn, *before, *max_events)?;
@@ -120,6 +133,29 @@ fn claim(
         lease.execute((due.job.id.0, lease_until))?;
     }
     Ok(claimed)
+}
+
+/// Makes due at `now` up to `limit` of the lane's jobs awaiting a retry. A queued job has a claim
+/// outstanding while its attempt count (claims) is ahead of its last transition's number
+/// (completions): those are leased or in flight, and are left alone.
+fn expedite(
+    conn: &Connection,
+    endpoint: &str,
+    now: UnixMillis,
+    limit: usize,
+) -> Result<usize, Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let moved = conn
+        .prepare_cached(
+            "UPDATE job_queue SET next_at = ?2
+             WHERE job_id IN (
+                 SELECT job_id FROM job_queue
+                 WHERE endpoint = ?1 AND next_at > ?2 AND attempt = last_seq
+                 ORDER BY next_at, job_id
+                 LIMIT ?3)",
+        )?
+        .execute((endpoint, now, limit))?;
+    Ok(moved)
 }
 
 fn release(conn: &Connection, ids: &[JobId], now: UnixMillis) -> Result<(), Error> {

@@ -323,6 +323,31 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn expedite_retries(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let write = DeliveryWrite::Expedite {
+            endpoint: endpoint.to_owned(),
+            now,
+            limit,
+        };
+        match self.deliver(write).await? {
+            DeliveryAnswer::Expedited(moved) => {
+                if moved > 0 {
+                    self.job_signal().notify_one();
+                }
+                Ok(moved)
+            }
+            _ => Err(answer_mismatch()),
+        }
+    }
+
     async fn complete_jobs(&self, completions: Vec<Completion>) -> Result<(), StoreError> {
         if completions.is_empty() {
             return Ok(());

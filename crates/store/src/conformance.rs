@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             dedupe_can_be_turned_off,
             event_with_jobs_and_discards_commits_atomically,
             claims_are_per_lane_ordered_limited_and_leased,
+            expedited_retries_are_due_at_once_leases_untouched,
             completions_record_attempts_and_fill_the_dead_letter,
             replays_are_linked_jobs,
             prune_removes_old_finished_events,
@@ -512,6 +513,75 @@ pub async fn claims_are_per_lane_ordered_limited_and_leased<H: Harness>() {
     assert!(
         again.iter().all(|d| d.attempt == 1),
         "the first claim counted an attempt"
+    );
+}
+
+/// A lane whose endpoint recovered brings its jobs awaiting a retry forward, earliest first and
+/// within the limit asked, leaving leased jobs (a claim outstanding) and other lanes alone.
+pub async fn expedited_retries_are_due_at_once_leases_untouched<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let outcome = store
+        .commit(vec![event("src", "a", T0, 8, 0)])
+        .await
+        .unwrap();
+    let (_, jobs) = stored(&outcome[0]);
+    // Even jobs go to lane dest-0, odd ones to dest-1.
+    let lane0 = "dest-0|hooks.example.test";
+    let lane1 = "dest-1|hooks.example.test";
+    let now = now_ms();
+    let lease = now + 600_000;
+    let claimed = store.claim_jobs(lane0, now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    store.claim_jobs(lane1, now, lease, 10).await.unwrap();
+    // Three of lane 0's jobs failed and wait for retries, at different times; the fourth is
+    // still leased (in flight). Lane 1's jobs wait for retries too.
+    let retry = |job: JobId, at: UnixMillis| Completion {
+        job_id: job,
+        attempt: Some(attempt(1, Some(503), Some("http_status"))),
+        state: JobState::AwaitingRetry,
+        next_at: at,
+        detail: Some("503 Service Unavailable".to_owned()),
+    };
+    store
+        .complete_jobs(vec![
+            retry(jobs[0], now + 300_000),
+            retry(jobs[2], now + 100_000),
+            retry(jobs[4], now + 200_000),
+            retry(jobs[1], now + 100_000),
+            retry(jobs[3], now + 100_000),
+        ])
+        .await
+        .unwrap();
+
+    let later = now + 1_000;
+    assert_eq!(store.expedite_retries(lane0, later, 2).await.unwrap(), 2);
+    let due = store.claim_jobs(lane0, later, lease, 10).await.unwrap();
+    let ids: Vec<JobId> = due.iter().map(|d| d.job.id).collect();
+    assert_eq!(
+        ids,
+        [jobs[2], jobs[4]],
+        "earliest retries first, within the limit"
+    );
+    assert!(due.iter().all(|d| d.next_at == later && d.attempt == 1));
+
+    assert_eq!(
+        store.expedite_retries(lane0, later, 10).await.unwrap(),
+        1,
+        "the remaining one; the leased job and the ones just claimed are not retries waiting"
+    );
+    let due = store.claim_jobs(lane0, later, lease, 10).await.unwrap();
+    let ids: Vec<JobId> = due.iter().map(|d| d.job.id).collect();
+    assert_eq!(ids, [jobs[0]]);
+    assert_eq!(store.expedite_retries(lane0, later, 10).await.unwrap(), 0);
+    assert!(
+        store
+            .claim_jobs(lane1, later, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "other lanes wait out their backoff"
     );
 }
 

@@ -92,6 +92,17 @@ pub trait Store: Send + Sync {
     /// queued (finished meanwhile) are skipped.
     async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError>;
 
+    /// Brings forward at most `limit` of the lane `endpoint`'s jobs waiting for a retry (due after
+    /// `now`, no claim of theirs outstanding), earliest first: each is due at `now`. A lane whose
+    /// endpoint recovered calls it, so that jobs backed off during the outage do not wait out
+    /// their backoff. Returns how many were moved; wakes the job signal when some were.
+    async fn expedite_retries(
+        &self,
+        endpoint: &str,
+        now: UnixMillis,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+
     /// Records what became of claimed jobs, in one transaction: each attempt in the audit trail,
     /// a transition to the new state, and the queue entry rescheduled (awaiting retry) or removed
     /// (terminal; discarded and expired jobs enter the dead letter). A completion for a job

@@ -115,6 +115,34 @@ pub fn render(data: &Value) -> String {
         cell(data.pointer("/window/bucket")),
         table::render(&HEADER, &rows)
     );
+    for lane in data
+        .get("lanes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut state = format!(
+            "Lane {}: limit {}, {} in flight",
+            cell(lane.get("host")),
+            cell(lane.get("limit")),
+            cell(lane.get("in_flight"))
+        );
+        if lane.get("failing") == Some(&Value::Bool(true)) {
+            state.push_str(", failing");
+        }
+        if lane
+            .get("paused_until")
+            .is_some_and(|until| !until.is_null())
+        {
+            state.push_str(&format!(
+                ", paused until {} ({})",
+                time(lane.get("paused_until")),
+                cell(lane.get("pause_reason"))
+            ));
+        }
+        out.push_str(&state);
+        out.push('\n');
+    }
     let failures = data
         .pointer("/totals/destination/failures")
         .and_then(Value::as_array)
@@ -180,6 +208,17 @@ mod tests {
         assert_eq!(lines.len(), 4, "no failures, no failure lines: {out}");
 
         let mut data = data;
+        data["lanes"] = json!([{"host": "h.example", "limit": 1, "in_flight": 0, "held": 3,
+                                "failing": true, "paused_until": 120_000,
+                                "pause_reason": "Retry-After of 60 s on 429 Too Many Requests"}]);
+        let out = render(&data);
+        assert!(
+            out.ends_with(
+                "Lane h.example: limit 1, 0 in flight, failing, paused until \
+                 1970-01-01T00:02:00Z (Retry-After of 60 s on 429 Too Many Requests)\n"
+            ),
+            "{out}"
+        );
         data["totals"]["destination"]["failures"] = json!([{
             "message_id": "msg-1", "mapping_id": "send-contact", "at": 60_000, "attempt": 2,
             "state": "awaiting_retry", "reason": "DNS lookup of webhook.invalid failed: no such host"

@@ -1126,3 +1126,169 @@ fn a_rate_limited_lane_sends_no_faster_than_its_limit() {
     );
     assert!(terminate(running));
 }
+
+/// F4 of the hardening issue: a `Retry-After` of a day on a destination whose retry window is six
+/// seconds does not send the lane's jobs to the dead letter unattempted. The pause is cut to what
+/// is left of the window, shows (until when, why) in the overview and the metrics, and every job
+/// is attempted once it ends.
+#[test]
+fn a_retry_after_past_the_window_is_cut_and_every_job_still_attempted() {
+    let _shared = crate::util::alongside_others();
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Webhook::start();
+    webhook.set(Behaviour::FailFirst {
+        count: 1,
+        reply: Reply::status(429).header("retry-after", "86400"),
+    });
+    let config = config(dir.path(), 2, 10);
+    let delivery = json!({"max_concurrency": 20, "rate_limit": null, "retry_window_secs": 6});
+    let workspace = write_workspace(
+        dir.path(),
+        "workspace.json",
+        &workspace(vec![contact_destination(
+            "cm",
+            &webhook.url(HOOK),
+            delivery,
+            None,
+        )]),
+    );
+    let running = serve(dir.path(), &config, &workspace);
+    let first = "ra-first".to_owned();
+    send_batch(&running, &[identify(&first, 0)]);
+    let answered = webhook.wait_for("the 429 answered", PATIENCE, |r| {
+        r.first().is_some_and(|r| r.answered_at.is_some())
+    });
+    let paused_at = answered[0].answered_at.unwrap();
+    let later = ids("ra-later", 5);
+    let events: Vec<Value> = later
+        .iter()
+        .enumerate()
+        .map(|(n, id)| identify(id, n + 1))
+        .collect();
+    send_batch(&running, &events);
+
+    // While paused: the overview and the metrics say so, and why.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, overview) = admin(
+        &running.admin_address,
+        "GET",
+        "/api/v1/destinations/cm/overview",
+        None,
+    );
+    assert_eq!(status, 200, "{overview}");
+    let lane = &overview["data"]["lanes"][0];
+    let reason = lane["pause_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Retry-After of 86400 s on 429 Too Many Requests, cut to ")
+            && reason.ends_with(" s to keep within the retry window"),
+        "{lane}"
+    );
+    let until = lane["paused_until"].as_i64().unwrap();
+    let left = until - junction_now_ms();
+    assert!(
+        (2_000..6_000).contains(&left),
+        "paused for {left} ms more: {lane}"
+    );
+    let (_, metrics) = crate::util::request(&running.admin_address, "GET", "/metrics", &[], "");
+    let paused_line = metrics
+        .lines()
+        .find(|line| line.starts_with("junction_lane_paused_seconds{"))
+        .unwrap_or_default()
+        .to_owned();
+    let seconds: f64 = paused_line
+        .rsplit(' ')
+        .next()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0);
+    assert!(seconds > 1.0, "{paused_line}");
+
+    // Once the pause ends, every job is attempted (and delivered): nothing expired unattempted.
+    let mut all = later.clone();
+    all.push(first.clone());
+    webhook.wait_for("every event delivered", PATIENCE, |r| {
+        all_answered(r, &all, 200)
+    });
+    for request in &webhook.requests()[1..] {
+        let after = request.at.duration_since(paused_at);
+        assert!(
+            after >= Duration::from_secs(3),
+            "{} sent {after:?} after the 429, during the pause",
+            request.message_id()
+        );
+    }
+    wait_for_jobs(&running, &all, "succeeded", state_is("succeeded"));
+    assert!(dead_letter(&running, "destination_id=cm").is_empty());
+    assert!(terminate(running));
+}
+
+fn junction_now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// O1 of the hardening issue: an endpoint failing with 500 for six seconds is probed, not
+/// hammered (fewer requests than events while it fails, the lane's limit down to one), and once
+/// it recovers, the jobs waiting in backoff are brought forward: every event is delivered within
+/// seconds of the recovery, not after its backoff (up to minutes), without exceeding the limit.
+#[test]
+fn after_an_outage_every_event_is_delivered_within_seconds_of_the_recovery() {
+    let _shared = crate::util::alongside_others();
+    const EVENTS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Webhook::start();
+    webhook.set(Behaviour::Always(Reply::status(500)));
+    // The default backoff (1 s doubling, at most 10 min): what recovery must not wait out.
+    let config = dir.path().join("junction.toml");
+    std::fs::write(&config, "[delivery]\ntimeout_secs = 2\nlease_secs = 30\n").unwrap();
+    let workspace = write_workspace(
+        dir.path(),
+        "workspace.json",
+        &sample_workspace(&webhook.url(HOOK)),
+    );
+    let running = serve(dir.path(), &config, &workspace);
+    let all = ids("o-identify", EVENTS);
+    let events: Vec<Value> = all
+        .iter()
+        .enumerate()
+        .map(|(n, id)| identify(id, n))
+        .collect();
+    send_batch(&running, &events);
+    std::thread::sleep(Duration::from_secs(6));
+    let during = webhook.requests().len();
+    assert!(
+        during < EVENTS,
+        "{during} requests to the failing endpoint in 6 s for {EVENTS} events: not probed"
+    );
+    let recovered = webhook.set(Behaviour::Always(Reply::ok()));
+    let recovered_at = Instant::now();
+    let requests = webhook.wait_for("every event delivered", PATIENCE, |r| {
+        all_answered(r, &all, 200)
+    });
+    let last = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    let after = last.duration_since(recovered_at);
+    eprintln!(
+        "outage: {during} requests during 6 s of failures for {EVENTS} events; the last event \
+         arrived {after:?} after the recovery"
+    );
+    assert!(
+        after < Duration::from_secs(10),
+        "the last event arrived {after:?} after the recovery ({} requests before it)",
+        recovered
+    );
+    assert!(
+        webhook.peak() <= 20,
+        "the lane's limit was exceeded: {}",
+        webhook.peak()
+    );
+    assert!(terminate(running));
+}

@@ -173,9 +173,29 @@ async fn overview(
             view
         })
         .collect();
+    let prefix = format!("{id}|");
+    let lanes: Vec<Value> = state
+        .app
+        .metrics()
+        .lane_stats()
+        .into_iter()
+        .filter(|lane| lane.endpoint.starts_with(&prefix))
+        .map(|lane| {
+            json!({
+                "host": lane.endpoint[prefix.len()..],
+                "limit": lane.limit,
+                "in_flight": lane.in_flight,
+                "held": lane.held,
+                "failing": lane.failing,
+                "paused_until": lane.paused_until,
+                "pause_reason": lane.pause_reason,
+            })
+        })
+        .collect();
     Ok(Json(json!({"data": {
         "destination_id": id,
         "mapping_id": params.mapping_id,
+        "lanes": lanes,
         "window": {
             "seconds": window_secs,
             "from": overview.from,
