@@ -460,6 +460,17 @@ impl Junction {
         self.child.id()
     }
 
+    /// Kills it with SIGKILL (no shutdown code runs) and waits for it to be gone.
+    pub fn kill(mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .map_err(|err| format!("cannot kill junction serve: {err}"))?;
+        self.child
+            .wait()
+            .map(|_| ())
+            .map_err(|err| format!("cannot wait for junction serve: {err}"))
+    }
+
     /// Stops it with SIGTERM (graceful shutdown) and waits up to `wait`, then kills it.
     pub fn stop(mut self, wait: Duration) -> Result<ExitStatus, String> {
         let sent = Command::new("kill")

@@ -11,6 +11,11 @@
 //! - `drain`: a backlog of N pending jobs written straight into a fresh store (events routed by
 //!   the real workspace code, committed through `SqliteStore`, nothing delivered), then `junction
 //!   serve` started on it: drain rate, and RSS over time while the backlog drains.
+//! - `crash`: `live` at a fixed rate, the server killed with SIGKILL at the end of the measured
+//!   window (deliveries in full flow), then started again on the same data: every acknowledged
+//!   event must arrive, and the duplicates counted are the deliveries answered 2xx whose
+//!   completion was not yet durable when the process died (the real duplicate bound). Give it a
+//!   config with a short `lease_secs`, or the jobs in flight wait out the default 5 minutes.
 //!
 //! Both report the CPU time of each of the server's threads (by name), of the sink's thread and
 //! of the load generator's thread over the measured time, so that the share of the two cores
@@ -54,6 +59,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 
+/// How long `crash` waits after the sink has as many requests as events were acknowledged: the
+/// lease of the jobs the killed process held (give it `lease_secs` of 5 or less) and a margin.
+const CRASH_LEASE_WAIT: Duration = Duration::from_secs(8);
+
 /// The connection number the pre-filled backlog's message ids carry.
 const PREFILL_CONNECTION: u16 = 999;
 /// Events per commit while pre-filling, and commits in flight (they share transactions).
@@ -64,6 +73,7 @@ const PREFILL_IN_FLIGHT: usize = 4;
 enum Mode {
     Live,
     Drain,
+    Crash,
 }
 
 /// What to run, from the command line.
@@ -97,7 +107,7 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: deliver-load live|drain [--junction PATH] [--config FILE] [--data-dir DIR] \
+    "usage: deliver-load live|drain|crash [--junction PATH] [--config FILE] [--data-dir DIR] \
      [--keep-data] [--connections N] [--events N] [--duration SECS] [--warmup SECS] \
      [--rate EVENTS_PER_SEC] [--drain-timeout SECS] [--jobs N] [--sample-ms MS] \
      [--max-concurrency N] [--nodes N] [--store-url postgres://…]"
@@ -109,6 +119,7 @@ fn parse_options() -> Result<Options, String> {
     let mode = match args.next().as_deref() {
         Some("live") => Mode::Live,
         Some("drain") => Mode::Drain,
+        Some("crash") => Mode::Crash,
         _ => return Err(usage()),
     };
     let mut options = Options {
@@ -122,9 +133,9 @@ fn parse_options() -> Result<Options, String> {
         duration: Duration::from_secs(20),
         warmup: Duration::from_secs(3),
         rate: None,
-        drain_timeout: Duration::from_secs(if mode == Mode::Live { 120 } else { 900 }),
+        drain_timeout: Duration::from_secs(if mode == Mode::Drain { 900 } else { 120 }),
         jobs: 1_000_000,
-        sample_every: Duration::from_millis(if mode == Mode::Live { 100 } else { 200 }),
+        sample_every: Duration::from_millis(if mode == Mode::Drain { 200 } else { 100 }),
         max_concurrency: None,
         nodes: 1,
         store_url: None,
@@ -172,6 +183,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if options.mode == Mode::Drain && options.store_url.is_some() {
         return Err("drain pre-fills a SQLite file: it does not take --store-url".to_owned());
+    }
+    if options.mode == Mode::Crash && (options.nodes > 1 || options.rate.is_none()) {
+        return Err("crash runs one node at a fixed --rate".to_owned());
     }
     if options.connections == 0 || options.events_per_request == 0 || options.jobs == 0 {
         return Err("--connections, --events and --jobs must be positive".to_owned());
@@ -228,6 +242,7 @@ fn run(options: &Options) -> Result<Value, String> {
     let result = match options.mode {
         Mode::Live => runtime.block_on(live(options, &sink, &data_dir)),
         Mode::Drain => runtime.block_on(drain(options, &sink, &data_dir)),
+        Mode::Crash => runtime.block_on(crash(options, &sink, &data_dir)),
     };
     if remove {
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -744,6 +759,59 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
     }))
 }
 
+/// The crash scenario: `live` at a fixed rate, SIGKILL at the end of the window, a restart on
+/// the same data, then every acknowledged event must arrive; what arrived twice is counted.
+async fn crash(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Value, String> {
+    let (workspace, _) = write_workspace(data_dir, sink.address, options.max_concurrency)?;
+    let junction = start_junction(options, data_dir, &workspace)?;
+    let started = Instant::now();
+    let measure_from = started + options.warmup;
+    let until = measure_from + options.duration;
+    let mut tasks = Vec::with_capacity(options.connections);
+    for connection in 0..options.connections {
+        let options = options.clone();
+        let addr = junction.tracking;
+        tasks.push(tokio::spawn(async move {
+            drive(connection, &options, addr, started, until).await
+        }));
+    }
+    // Killed while events still come in and deliveries are in full flow.
+    tokio::time::sleep_until(until.into()).await;
+    let received_at_kill = sink.received();
+    junction.kill()?;
+    let killed = Instant::now();
+    let mut logs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        logs.push(task.await.map_err(|err| err.to_string())??);
+    }
+    let restarted = start_junction(options, data_dir, &workspace)?;
+    let per_request = options.events_per_request as u64;
+    let acked_total: u64 = logs
+        .iter()
+        .map(|log| log.acked.iter().filter(|ok| **ok).count() as u64 * per_request)
+        .sum();
+    let backlog_at_kill = acked_total.saturating_sub(received_at_kill);
+    while sink.received() < acked_total && killed.elapsed() < options.drain_timeout {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let caught_up = killed.elapsed();
+    // Duplicates count towards `received`, so the last jobs the dead process had leased may still
+    // be waiting for their lease to end (the config's `lease_secs`, at most CRASH_LEASE_WAIT).
+    tokio::time::sleep(CRASH_LEASE_WAIT).await;
+    let stopped = stop_nodes(vec![restarted]);
+    let receipts = sink.take_receipts();
+    let analysis = analyse_live(options, &logs, &receipts, measure_from, until);
+    Ok(json!({
+        "mode": "crash",
+        "target_events_per_sec": options.rate,
+        "events": analysis,
+        "received_before_kill": received_at_kill,
+        "backlog_at_kill": backlog_at_kill,
+        "caught_up_after_secs": round3(caught_up.as_secs_f64()),
+        "stopped": stopped,
+    }))
+}
+
 /// Stops every node (SIGTERM, at once, so that the last does not wait for the first to finish);
 /// how each ended, `; `-separated.
 fn stop_nodes(junctions: Vec<Junction>) -> String {
@@ -899,11 +967,17 @@ async fn drive(
             break;
         }
         request.next_ids();
-        stream
-            .write_all(request.bytes())
-            .await
-            .map_err(|err| format!("cannot send: {err}"))?;
-        let status = reader.read(&mut stream).await?;
+        let answered = match stream.write_all(request.bytes()).await {
+            Ok(()) => reader.read(&mut stream).await,
+            Err(err) => Err(format!("cannot send: {err}")),
+        };
+        let status = match answered {
+            Ok(status) => status,
+            // The crash scenario kills the server under load: the request it was answering was
+            // not acknowledged, so it does not count, and this connection is done.
+            Err(_) if options.mode == Mode::Crash => break,
+            Err(err) => return Err(err),
+        };
         // Latency counts from when the request was due, so that a slow answer delaying the
         // next request counts against the server (no coordinated omission).
         log.due.push(due);

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,6 +82,10 @@ pub struct EngineOptions {
     pub client: ClientOptions,
     /// The most completions recorded in one store write.
     pub completion_batch: usize,
+    /// The most attempts answered whose outcome is not yet recorded (durably) before lanes stop
+    /// starting new ones: what a crash can make Junction send twice, beyond the requests in
+    /// flight. Reached only when the store cannot keep up with deliveries.
+    pub max_unrecorded: usize,
     /// The most jobs a lane holds claimed but not started.
     pub max_lane_buffer: usize,
     /// Where each job's outcome is counted (the server's Prometheus metrics); none counts nothing.
@@ -101,6 +105,7 @@ impl Default for EngineOptions {
             backoff: Backoff::default(),
             client: ClientOptions::default(),
             completion_batch: 1_000,
+            max_unrecorded: 1_000,
             max_lane_buffer: 1_000,
             metrics: None,
             // Ten reports a second per active lane and node: a share moves between nodes within
@@ -239,6 +244,9 @@ struct Shared {
     sender: HttpSender,
     options: EngineOptions,
     completions: mpsc::UnboundedSender<Completion>,
+    /// Attempts answered whose completion is not yet durable (see
+    /// [`EngineOptions::max_unrecorded`]).
+    unrecorded: Arc<AtomicUsize>,
     stop: watch::Receiver<bool>,
     /// Shared with [`LaneStatsHandle`]s, which must not hold the rest of this.
     lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
@@ -313,12 +321,14 @@ impl Engine {
         let sender = HttpSender::new(options.client.clone())?;
         let (stop_sender, stop) = watch::channel(false);
         let (completions, completion_queue) = mpsc::unbounded_channel();
+        let unrecorded = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             store,
             policies,
             sender,
             options,
             completions,
+            unrecorded: Arc::clone(&unrecorded),
             stop,
             lanes: Arc::new(Mutex::new(HashMap::new())),
             // Unique per run: a restarted node must not inherit the share of its former self,
@@ -329,6 +339,7 @@ impl Engine {
             Arc::clone(&shared.store),
             completion_queue,
             shared.options.completion_batch.max(1),
+            unrecorded,
         ));
         let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared)));
         Ok(Engine {
@@ -709,6 +720,11 @@ fn start_attempts(
                 continue;
             }
         }
+        // The store is behind on recording outcomes: starting more would only add to what a
+        // crash could send twice. Look again shortly.
+        if shared.unrecorded.load(Ordering::Acquire) >= shared.options.max_unrecorded.max(1) {
+            return Some(now + UNRECORDED_RECHECK);
+        }
         let slot = {
             let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
             let room = control.room(now);
@@ -735,6 +751,9 @@ fn start_attempts(
         ));
     }
 }
+
+/// How soon a lane held back by [`EngineOptions::max_unrecorded`] looks again.
+const UNRECORDED_RECHECK: Duration = Duration::from_millis(5);
 
 /// Records that a job's retry window ended while it waited for a retry (a backlog, the process
 /// down), without an attempt.
@@ -855,6 +874,7 @@ async fn attempt(
     if let Some(metrics) = &lane.metrics {
         metrics.outcome(outcome, result.status, Some(result.duration));
     }
+    shared.unrecorded.fetch_add(1, Ordering::AcqRel);
     let _ = shared.completions.send(completion);
     // Room for the next attempt.
     lane.wake.notify_one();
@@ -1088,6 +1108,7 @@ async fn record_completions(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<Completion>,
     batch: usize,
+    unrecorded: Arc<AtomicUsize>,
 ) {
     let mut pending = Vec::with_capacity(batch);
     while queue.recv_many(&mut pending, batch).await > 0 {
@@ -1097,6 +1118,10 @@ async fn record_completions(
         let retries = completions
             .iter()
             .any(|completion| completion.state == JobState::AwaitingRetry);
+        let answered = completions
+            .iter()
+            .filter(|completion| completion.attempt.is_some())
+            .count();
         let mut delay = Duration::from_millis(50);
         let mut completions = Some(completions);
         while let Some(batch) = completions.take() {
@@ -1124,6 +1149,8 @@ async fn record_completions(
                 }
             }
         }
+        // Recorded (or given up on: their lease brings them back either way).
+        unrecorded.fetch_sub(answered, Ordering::AcqRel);
     }
 }
 
