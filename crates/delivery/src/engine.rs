@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
-    AttemptRecord, Completion, DueJob, JobId, JobState, JobUrl, Store, StoreError, UnixMillis,
+    AttemptRecord, Completion, DueJob, JobId, JobState, JobUrl, ReleasedJob, Store, StoreError,
+    UnixMillis,
 };
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::backoff::Backoff;
 use crate::classify::{AttemptError, AttemptResult, ErrorClass, Verdict, classify};
@@ -501,6 +502,8 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
     // Set when a claim found fewer jobs than asked: claim again only once woken.
     let mut drained = false;
     let mut claiming: Option<Claim> = None;
+    // Give-backs on their way (see below).
+    let mut releasing: JoinSet<()> = JoinSet::new();
     let mut sync = shared.store.shares_lanes().then(|| {
         LaneSync::new(
             Arc::clone(&shared.store),
@@ -517,24 +520,27 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
             break;
         }
         policy = shared.policies.policy(&lane.destination_id);
-        let limit = {
+        // What this node may start: in a cluster, its share of the lane, which may be none.
+        let may_start = {
             let mut control = lane.control.lock().unwrap_or_else(PoisonError::into_inner);
             if control.limits() != policy.limits {
                 control.set_limits(policy.limits);
             }
-            // What this node may use: in a cluster, its share (at least one job's worth of
-            // buffer, so that it has something to ask a share for).
-            control.effective_limit().max(1)
+            control.effective_limit()
         };
-        // Enough to keep the lane busy while the next claim is on its way (a claim is a write,
-        // queued behind ingestion's group commits), small enough that a backed-off lane does not
-        // make due retries wait behind many unstarted jobs.
-        let target = (limit as usize * 32).clamp(8, shared.options.max_lane_buffer.max(8));
-        if claiming.is_none() && !drained && buffer.len() < target / 2 {
+        let max_buffer = shared.options.max_lane_buffer;
+        let target = buffer_target(may_start, max_buffer);
+        // Not while jobs are being given back: a claim meanwhile would miss them (still leased)
+        // and take younger ones before them.
+        let claim = if claiming.is_none() && !drained && releasing.is_empty() {
+            claim_size(may_start, buffer.len(), max_buffer)
+        } else {
+            None
+        };
+        if let Some(want) = claim {
             // Claimed in the background: the lane goes on starting what it holds meanwhile.
             let now = now_ms();
             let lease_until = now.saturating_add(millis(shared.options.lease));
-            let want = target - buffer.len();
             let store = Arc::clone(&shared.store);
             let endpoint = lane.endpoint.clone();
             claiming = Some(Box::pin(async move {
@@ -543,13 +549,14 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
             }));
         }
 
-        // After the limit fell (timeouts, 429s), more is held than the lane can start soon:
-        // give the rest back so it waits in the store, not behind this lane's slow requests.
-        let mut give_back: Vec<JobId> = if buffer.len() > target {
+        // After the limit fell (timeouts, 429s) or the node's share shrank, more is held than the
+        // lane can start soon: give the rest back so it waits in the store (for another node, or
+        // in its turn for this one), not behind this lane's slow requests.
+        let mut give_back: Vec<ReleasedJob> = if buffer.len() > target {
             buffer
                 .split_off(target)
-                .into_iter()
-                .map(|b| b.due.job.id)
+                .iter()
+                .map(|b| ReleasedJob::from(&b.due))
                 .collect()
         } else {
             Vec::new()
@@ -577,14 +584,28 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
             false
         };
         let wake_at = start_attempts(&shared, &lane, &policy, &mut buffer, &mut give_back);
+        // In the background, like claims and reports. The lane awaits nothing outside its
+        // `select!` below: a claim or a report it left unread there would keep its row locks (a
+        // claim whose answer is not read does not finish; a report's transaction holds the
+        // lane's row) for as long as a give-back awaited here took, and a give-back waiting on
+        // one of those locks, directly or through another node's transaction, would never end.
         if !give_back.is_empty() {
-            release(&shared, &lane, give_back).await;
+            releasing.spawn(release(
+                Arc::clone(&shared.store),
+                lane.endpoint.clone(),
+                forget_all(&lane, give_back),
+            ));
         }
         let wake_at = match (wake_at, sync.as_ref().and_then(|sync| sync.wake_at(active))) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if buffer.is_empty() && !drained && claiming.is_none() {
+        if buffer.is_empty()
+            && !drained
+            && claiming.is_none()
+            && releasing.is_empty()
+            && may_start > 0
+        {
             // The last claim was full: there may be more due right now.
             continue;
         }
@@ -597,12 +618,11 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
                         drained = claimed.len() < want;
                         let usable_until = Instant::now() + usable;
                         let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
-                        buffer.extend(
-                            claimed
-                                .into_iter()
-                                .filter(|due| held.insert(due.job.id))
-                                .map(|due| Buffered { due, usable_until }),
-                        );
+                        for due in claimed {
+                            if held.insert(due.job.id) {
+                                hold(&mut buffer, Buffered { due, usable_until });
+                            }
+                        }
                     }
                     Err(StoreError::Closed) => break,
                     Err(err) => {
@@ -617,6 +637,7 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
                     sync.apply(&mut control, answer);
                 }
             }
+            Some(_) = releasing.join_next(), if !releasing.is_empty() => {}
             () = lane.wake.notified() => {}
             () = or_never(sleep.map(tokio::time::sleep)) => {}
             _ = stop.changed() => {}
@@ -628,14 +649,18 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>) {
         }
     }
     // Unstarted jobs are given back, so that a restart delivers them at once rather than after
-    // their lease; a claim still on its way is awaited, so its jobs are given back too.
-    let mut unstarted: Vec<JobId> = buffer.into_iter().map(|b| b.due.job.id).collect();
+    // their lease; a claim still on its way is awaited, so that its jobs are given back too, and
+    // so are the give-backs on their way (dropped, they would stop).
+    while releasing.join_next().await.is_some() {}
+    let mut unstarted: Vec<ReleasedJob> =
+        buffer.iter().map(|b| ReleasedJob::from(&b.due)).collect();
     if let Some(claim) = claiming
         && let (_, Ok(claimed)) = claim.await
     {
-        unstarted.extend(claimed.into_iter().map(|due| due.job.id));
+        unstarted.extend(claimed.iter().map(ReleasedJob::from));
     }
-    release(&shared, &lane, unstarted).await;
+    let unstarted = forget_all(&lane, unstarted);
+    release(Arc::clone(&shared.store), lane.endpoint.clone(), unstarted).await;
     if let Some(sync) = sync {
         sync.leave(&lane.control, policy.limits.max_concurrency)
             .await;
@@ -651,6 +676,30 @@ pub(crate) async fn or_never<F: Future>(future: Option<F>) -> F::Output {
     }
 }
 
+/// The most claimed, unstarted jobs a lane holds when it may have `may_start` attempts in flight:
+/// enough to keep it busy while the next claim is on its way (a claim is a write, queued behind
+/// ingestion's group commits), small enough that a backed-off lane does not make due retries
+/// wait behind many unstarted jobs.
+///
+/// None at all when it may start none. In a cluster that is a node without a share of the lane:
+/// it could not start what it held, and would hide those jobs (the earliest due, retries first
+/// among them) from the nodes that can send them, for as long as it held them. It gives back
+/// what it holds and asks for a share instead (it wants the whole limit while it has not found
+/// the store drained).
+fn buffer_target(may_start: u32, max_buffer: usize) -> usize {
+    if may_start == 0 {
+        return 0;
+    }
+    (may_start as usize * 32).clamp(8, max_buffer.max(8))
+}
+
+/// How many jobs a lane holding `buffered` claims now, if it claims: up to its target once it
+/// holds less than half of it, and nothing while it may start nothing.
+fn claim_size(may_start: u32, buffered: usize, max_buffer: usize) -> Option<usize> {
+    let target = buffer_target(may_start, max_buffer);
+    (target > 0 && buffered < target / 2).then(|| target - buffered)
+}
+
 /// A claim on its way, answering with how many jobs were asked for.
 type Claim = Pin<Box<dyn Future<Output = (usize, Result<Vec<DueJob>, StoreError>)> + Send>>;
 
@@ -661,22 +710,57 @@ struct Buffered {
     usable_until: Instant,
 }
 
-/// Gives claimed, unstarted jobs back to the store and forgets them. If the store refuses, their
-/// lease brings them back later: nothing is lost either way.
-async fn release(shared: &Shared, lane: &Lane, ids: Vec<JobId>) {
-    if ids.is_empty() {
+/// Adds a claimed job to a lane's buffer, which is kept in the order claims take jobs (earliest
+/// due first): the lane starts its jobs in their turn. A claim usually comes after everything
+/// held; not a job given back stale and claimed again, which is older than what was claimed
+/// after it and must not wait behind it (stale again there, it would be given back and claimed
+/// again for ever while younger jobs went first).
+fn hold(buffer: &mut VecDeque<Buffered>, job: Buffered) {
+    let turn = |b: &Buffered| (b.due.next_at, b.due.job.id);
+    let at = buffer.partition_point(|b| turn(b) <= turn(&job));
+    buffer.insert(at, job);
+}
+
+/// Moves the buffered jobs with too little of their lease left to `give_back`. Anywhere in the
+/// buffer, which is in due order, not in lease order.
+fn give_back_stale(
+    buffer: &mut VecDeque<Buffered>,
+    now: Instant,
+    give_back: &mut Vec<ReleasedJob>,
+) {
+    if buffer.iter().all(|b| b.usable_until > now) {
         return;
     }
-    {
-        let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
-        for id in &ids {
-            held.remove(id);
+    buffer.retain(|b| {
+        let stale = b.usable_until <= now;
+        if stale {
+            give_back.push(ReleasedJob::from(&b.due));
         }
+        !stale
+    });
+}
+
+/// Forgets claimed, unstarted jobs (a later claim may take them again); returns them, to be
+/// given back with [`release`].
+fn forget_all(lane: &Lane, jobs: Vec<ReleasedJob>) -> Vec<ReleasedJob> {
+    let mut held = lane.held.lock().unwrap_or_else(PoisonError::into_inner);
+    for job in &jobs {
+        held.remove(&job.job_id);
     }
-    match shared.store.release_jobs(ids).await {
+    jobs
+}
+
+/// Gives claimed, unstarted jobs back to the store, each due when it was due before its claim
+/// (it keeps its turn). If the store refuses, their lease brings them back later: nothing is
+/// lost either way.
+async fn release(store: Arc<dyn Store>, endpoint: String, jobs: Vec<ReleasedJob>) {
+    if jobs.is_empty() {
+        return;
+    }
+    match store.release_jobs(jobs).await {
         Ok(()) | Err(StoreError::Closed) => {}
         Err(err) => {
-            tracing::warn!(lane = %lane.endpoint, error = %err, "cannot give back claimed jobs");
+            tracing::warn!(lane = %endpoint, error = %err, "cannot give back claimed jobs");
         }
     }
 }
@@ -688,15 +772,11 @@ fn start_attempts(
     lane: &Arc<Lane>,
     policy: &LanePolicy,
     buffer: &mut VecDeque<Buffered>,
-    give_back: &mut Vec<JobId>,
+    give_back: &mut Vec<ReleasedJob>,
 ) -> Option<Instant> {
     loop {
         let now = Instant::now();
-        while buffer.front().is_some_and(|b| b.usable_until <= now) {
-            if let Some(stale) = buffer.pop_front() {
-                give_back.push(stale.due.job.id);
-            }
-        }
+        give_back_stale(buffer, now, give_back);
         if buffer.is_empty() {
             return None;
         }
@@ -1362,5 +1442,65 @@ mod tests {
         .map(|state| DeliveryOutcome::of(state).as_str())
         .collect();
         assert_eq!(names, ["succeeded", "retried", "discarded", "expired"]);
+    }
+
+    fn buffered(id: i64, next_at: UnixMillis, usable_until: Instant) -> Buffered {
+        let mut due = due(next_at, 0);
+        due.job.id = JobId(id);
+        due.next_at = next_at;
+        Buffered { due, usable_until }
+    }
+
+    fn ids(buffer: &VecDeque<Buffered>) -> Vec<i64> {
+        buffer.iter().map(|b| b.due.job.id.0).collect()
+    }
+
+    #[test]
+    fn the_buffer_keeps_the_order_of_claims_and_gives_back_stale_jobs_anywhere() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(2);
+        let mut buffer = VecDeque::new();
+        for (id, due) in [(1, 100), (2, 200), (4, 400)] {
+            hold(&mut buffer, buffered(id, due, later));
+        }
+        // Given back stale, then claimed again with a fresh lease: first again.
+        hold(&mut buffer, buffered(0, 50, later + Duration::from_secs(2)));
+        // Same due time: in job order.
+        hold(&mut buffer, buffered(3, 200, later));
+        assert_eq!(ids(&buffer), [0, 1, 2, 3, 4]);
+
+        let mut give_back = Vec::new();
+        give_back_stale(&mut buffer, now, &mut give_back);
+        assert!(give_back.is_empty());
+        give_back_stale(&mut buffer, later, &mut give_back);
+        assert_eq!(ids(&buffer), [0], "the one claimed last is still usable");
+        let back: Vec<(JobId, UnixMillis)> =
+            give_back.iter().map(|r| (r.job_id, r.due_at)).collect();
+        assert_eq!(
+            back,
+            [
+                (JobId(1), 100),
+                (JobId(2), 200),
+                (JobId(3), 200),
+                (JobId(4), 400)
+            ],
+            "each due when it was"
+        );
+    }
+
+    #[test]
+    fn a_lane_that_may_start_nothing_claims_nothing() {
+        assert_eq!(claim_size(0, 0, 1_000), None, "no share: no claim");
+        assert_eq!(claim_size(1, 0, 1_000), Some(32));
+        assert_eq!(claim_size(20, 319, 1_000), Some(321));
+        assert_eq!(claim_size(20, 320, 1_000), None, "holds half its target");
+        assert_eq!(
+            claim_size(100, 0, 1_000),
+            Some(1_000),
+            "at most the buffer's maximum"
+        );
+        assert_eq!(buffer_target(0, 1_000), 0, "gives back what it holds");
+        assert_eq!(buffer_target(1, 1_000), 32);
+        assert_eq!(buffer_target(1, 4), 8, "at least 8");
     }
 }

@@ -34,8 +34,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
     DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant, LaneReport, NewEvent,
-    NewReplay, Overview, OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats,
-    UnixMillis,
+    NewReplay, Overview, OverviewQuery, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions,
+    StoreStats, UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -278,12 +278,12 @@ impl Store for PostgresStore {
         Ok(lanes::sync(&self.pool, &report).await?)
     }
 
-    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError> {
+    async fn release_jobs(&self, jobs: Vec<ReleasedJob>) -> Result<(), StoreError> {
         self.check_open()?;
-        if job_ids.is_empty() {
+        if jobs.is_empty() {
             return Ok(());
         }
-        queries::release(&self.pool, &job_ids).await?;
+        queries::release(&self.pool, &jobs).await?;
         self.signal.notify_one();
         Ok(())
     }

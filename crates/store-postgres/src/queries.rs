@@ -5,7 +5,7 @@
 use junction_store::{
     AttemptRecord, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter, DiscardRecord,
     DueJob, EventId, EventRecord, Job, JobId, JobRecord, JobState, JobTransition, JobUrl,
-    LaneBacklog, LaneDue, NewReplay, PruneOutcome, StoreError, UnixMillis,
+    LaneBacklog, LaneDue, NewReplay, PruneOutcome, ReleasedJob, StoreError, UnixMillis,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -350,15 +350,18 @@ pub(crate) async fn expedite(
     Ok(usize::try_from(moved).unwrap_or(usize::MAX))
 }
 
-pub(crate) async fn release(pool: &PgPool, ids: &[JobId]) -> Result<(), Error> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+pub(crate) async fn release(pool: &PgPool, jobs: &[ReleasedJob]) -> Result<(), Error> {
+    let ids: Vec<i64> = jobs.iter().map(|job| job.job_id.0).collect();
+    let due: Vec<i64> = jobs.iter().map(|job| job.due_at).collect();
     let mut tx = pool.begin().await?;
+    // Each row is due again when it was due before the claim (see `Store::release_jobs`).
     sqlx::query(
-        "UPDATE job_queue SET next_at = $2, attempt = greatest(attempt - 1, 0)
-         WHERE job_id = ANY($1)",
+        "UPDATE job_queue q SET next_at = t.due_at, attempt = greatest(q.attempt - 1, 0)
+         FROM unnest($1::bigint[], $2::bigint[]) AS t (job_id, due_at)
+         WHERE q.job_id = t.job_id",
     )
     .bind(&ids)
-    .bind(now_ms())
+    .bind(&due)
     .execute(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')")

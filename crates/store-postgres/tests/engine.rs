@@ -262,7 +262,7 @@ mod retention {
 
     use junction_store::{
         AttemptRecord, CommitOutcome, Completion, DeadLetterFilter, EventId, JobId, JobState,
-        JobUrl, NewEvent, NewJob, NewReplay, Store,
+        JobUrl, NewEvent, NewJob, NewReplay, ReleasedJob, Store,
     };
     use junction_store_postgres::{PostgresOptions, PostgresStore};
     use sqlx::{Connection, PgConnection};
@@ -347,13 +347,13 @@ mod retention {
             .await
             .unwrap();
         let (done, others): (Vec<_>, Vec<_>) = claimed
-            .into_iter()
-            .map(|due| due.job.id)
-            .partition(|id| wanted.contains(id));
+            .iter()
+            .map(ReleasedJob::from)
+            .partition(|job| wanted.contains(&job.job_id));
         assert_eq!(done.len(), wanted.len(), "every job to finish was due");
         let completions = done
             .into_iter()
-            .map(|job_id| Completion {
+            .map(|ReleasedJob { job_id, .. }| Completion {
                 job_id,
                 attempt: Some(AttemptRecord {
                     attempt: 1,
@@ -608,12 +608,17 @@ mod retention {
             .claim_jobs(LANE, i64::MAX / 2, i64::MAX, 10)
             .await
             .unwrap();
+        let young: Vec<ReleasedJob> = claimed
+            .iter()
+            .filter(|due| due.job.id == JobId(4))
+            .map(ReleasedJob::from)
+            .collect();
         let mut claimed: Vec<JobId> = claimed.into_iter().map(|due| due.job.id).collect();
         claimed.sort();
         assert_eq!(claimed, [JobId(2), JobId(4)], "the old queue row survived");
 
         // Once its queued job is done, the old generation goes whole.
-        store.release_jobs(vec![JobId(4)]).await.unwrap();
+        store.release_jobs(young).await.unwrap();
         let done = Completion {
             job_id: JobId(2),
             attempt: None,

@@ -3,7 +3,8 @@
 
 use junction_store::rollup::samples_completion;
 use junction_store::{
-    Completion, DueJob, JobId, JobState, NewReplay, PruneOutcome, StoreError, UnixMillis,
+    Completion, DueJob, JobId, JobState, NewReplay, PruneOutcome, ReleasedJob, StoreError,
+    UnixMillis,
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -21,7 +22,7 @@ pub(crate) enum DeliveryWrite {
         limit: usize,
     },
     /// See [`junction_store::Store::release_jobs`].
-    Release(Vec<JobId>),
+    Release(Vec<ReleasedJob>),
     /// See [`junction_store::Store::expedite_retries`].
     Expedite {
         endpoint: String,
@@ -53,7 +54,7 @@ impl DeliveryWrite {
     pub(crate) fn adds_jobs(&self) -> bool {
         match self {
             DeliveryWrite::Replay(replays) => !replays.is_empty(),
-            DeliveryWrite::Release(ids) => !ids.is_empty(),
+            DeliveryWrite::Release(jobs) => !jobs.is_empty(),
             // Whether it moved any is known only once written: the caller signals then.
             _ => false,
         }
@@ -74,8 +75,8 @@ impl DeliveryWrite {
                 lease_until,
                 limit,
             } => DeliveryAnswer::Claimed(claim(conn, endpoint, *now, *lease_until, *limit)?),
-            DeliveryWrite::Release(ids) => {
-                release(conn, ids, now)?;
+            DeliveryWrite::Release(jobs) => {
+                release(conn, jobs)?;
                 DeliveryAnswer::Completed
             }
             DeliveryWrite::Complete(completions) => {
@@ -158,12 +159,12 @@ fn expedite(
     Ok(moved)
 }
 
-fn release(conn: &Connection, ids: &[JobId], now: UnixMillis) -> Result<(), Error> {
+fn release(conn: &Connection, jobs: &[ReleasedJob]) -> Result<(), Error> {
     let mut release = conn.prepare_cached(
         "UPDATE job_queue SET next_at = ?2, attempt = max(attempt - 1, 0) WHERE job_id = ?1",
     )?;
-    for id in ids {
-        release.execute((id.0, now))?;
+    for job in jobs {
+        release.execute((job.job_id.0, job.due_at))?;
     }
     Ok(())
 }

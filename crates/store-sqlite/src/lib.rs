@@ -29,7 +29,8 @@ use std::sync::Arc;
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
     DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
-    OverviewQuery, PruneOutcome, Store, StoreError, StoreOptions, StoreStats, UnixMillis,
+    OverviewQuery, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions, StoreStats,
+    UnixMillis,
 };
 use tokio::sync::Notify;
 
@@ -313,11 +314,11 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError> {
-        if job_ids.is_empty() {
+    async fn release_jobs(&self, jobs: Vec<ReleasedJob>) -> Result<(), StoreError> {
+        if jobs.is_empty() {
             return Ok(());
         }
-        match self.deliver(DeliveryWrite::Release(job_ids)).await? {
+        match self.deliver(DeliveryWrite::Release(jobs)).await? {
             DeliveryAnswer::Completed => Ok(()),
             _ => Err(answer_mismatch()),
         }

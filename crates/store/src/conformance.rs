@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::{
     AttemptRecord, CommitOutcome, Completion, Counts, DeadLetterFilter, DiscardReason,
     DiscardRecord, EventId, EventRecord, JobId, JobState, JobUrl, NewDiscard, NewEvent, NewJob,
-    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, Store,
-    StoreError, StoreOptions, UnixMillis,
+    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, ReleasedJob,
+    Store, StoreError, StoreOptions, UnixMillis,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             event_with_jobs_and_discards_commits_atomically,
             claims_are_per_lane_ordered_limited_and_leased,
             expedited_retries_are_due_at_once_leases_untouched,
+            released_jobs_keep_their_turn,
             completions_record_attempts_and_fill_the_dead_letter,
             replays_are_linked_jobs,
             prune_removes_old_finished_events,
@@ -582,6 +583,59 @@ pub async fn expedited_retries_are_due_at_once_leases_untouched<H: Harness>() {
             .unwrap()
             .is_empty(),
         "other lanes wait out their backoff"
+    );
+}
+
+/// A job given back unattempted is due again when it was due before its claim, with its attempt
+/// uncounted: it keeps its turn ahead of jobs that became due while it was held, instead of
+/// going to the back of its lane each time a lane gives it back. A job finished meanwhile is
+/// skipped.
+pub async fn released_jobs_keep_their_turn<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let lane = "dest-0|hooks.example.test";
+    let mut ids = Vec::new();
+    for message_id in ["first", "second"] {
+        let outcome = commit_one(store, event("src", message_id, T0, 1, 0)).await;
+        ids.push(stored(&outcome).1[0]);
+        // Distinct due times, so that the order below is the due times' and not the ids'.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let now = now_ms();
+    let claimed = store.claim_jobs(lane, now, now + 60_000, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, ids[0]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Due after the first job was claimed.
+    let outcome = commit_one(store, event("src", "third", T0, 1, 0)).await;
+    ids.push(stored(&outcome).1[0]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let given_back: Vec<ReleasedJob> = claimed.iter().map(ReleasedJob::from).collect();
+    store.release_jobs(given_back.clone()).await.unwrap();
+    let now = now_ms();
+    let again = store.claim_jobs(lane, now, now + 60_000, 10).await.unwrap();
+    let order: Vec<JobId> = again.iter().map(|due| due.job.id).collect();
+    assert_eq!(order, ids, "the job given back is first again");
+    assert_eq!(again[0].next_at, claimed[0].next_at, "due when it was due");
+    assert_eq!(again[0].attempt, 0, "the claim given back is not counted");
+
+    let done: Vec<Completion> = again
+        .iter()
+        .map(|due| Completion {
+            job_id: due.job.id,
+            attempt: Some(attempt(1, Some(200), None)),
+            state: JobState::Succeeded,
+            next_at: 0,
+            detail: None,
+        })
+        .collect();
+    store.complete_jobs(done).await.unwrap();
+    store.release_jobs(given_back).await.unwrap();
+    assert!(
+        store.lanes().await.unwrap().is_empty(),
+        "finished jobs stay finished"
     );
 }
 

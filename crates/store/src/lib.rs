@@ -26,8 +26,8 @@ pub use model::{
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
     JobRecord, JobState, JobTransition, JobUrl, LaneBacklog, LaneDue, LaneGrant, LaneReport,
     LatencySummary, NewDiscard, NewEvent, NewJob, NewReplay, Overview, OverviewBucket,
-    OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, StoreStats,
-    UnixMillis, UnknownName,
+    OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, ReleasedJob,
+    StoreStats, UnixMillis, UnknownName,
 };
 
 /// How many versions of the configuration a store keeps.
@@ -88,9 +88,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<DueJob>, StoreError>;
 
     /// Gives claimed jobs back unattempted (a lane stopping, or holding more than it can start
-    /// soon): each is due again at once and its attempt count goes back down. Jobs no longer
-    /// queued (finished meanwhile) are skipped.
-    async fn release_jobs(&self, job_ids: Vec<JobId>) -> Result<(), StoreError>;
+    /// soon): each is due again at the time it was due when claimed, and its attempt count goes
+    /// back down. Jobs no longer queued (finished meanwhile) are skipped.
+    ///
+    /// Not "due now": claims take the earliest due jobs first, so a job given back as due now
+    /// would go behind every job that became due while it was held, and a lane that keeps
+    /// claiming more than it can start would keep sending the same jobs (often retries) to the
+    /// back of its queue.
+    async fn release_jobs(&self, jobs: Vec<ReleasedJob>) -> Result<(), StoreError>;
 
     /// Brings forward at most `limit` of the lane `endpoint`'s jobs waiting for a retry (due after
     /// `now`, no claim of theirs outstanding), earliest first: each is due at `now`. A lane whose

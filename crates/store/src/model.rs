@@ -565,6 +565,25 @@ pub struct DueJob {
     pub attempt: u32,
 }
 
+/// A claimed job given back unattempted (see [`Store::release_jobs`](crate::Store::release_jobs)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleasedJob {
+    /// The job.
+    pub job_id: JobId,
+    /// When it was due before the claim ([`DueJob::next_at`]): it is due then again, so that it
+    /// keeps its turn among its lane's due jobs.
+    pub due_at: UnixMillis,
+}
+
+impl From<&DueJob> for ReleasedJob {
+    fn from(due: &DueJob) -> Self {
+        ReleasedJob {
+            job_id: due.job.id,
+            due_at: due.next_at,
+        }
+    }
+}
+
 /// Totals committed since the store was created (never decreased by retention): Prometheus-style
 /// counters, cheap to read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

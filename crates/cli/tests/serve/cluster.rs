@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -46,16 +48,26 @@ impl ScratchDatabase {
     }
 
     fn psql(&self, sql: &str) {
-        let output = Command::new("psql")
-            .args([self.server.as_str(), "-Atqc", sql])
-            .output()
-            .expect("psql runs (PostgreSQL's client is needed for the cluster tests)");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_psql(&self.server, sql);
     }
+
+    /// Runs `sql` in the scratch database: its rows, one a line, columns separated by `|`.
+    fn query(&self, sql: &str) -> String {
+        run_psql(&self.url(), sql)
+    }
+}
+
+fn run_psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([url, "-Atqc", sql])
+        .output()
+        .expect("psql runs (PostgreSQL's client is needed for the cluster tests)");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 impl Drop for ScratchDatabase {
@@ -256,6 +268,7 @@ fn send_round_robin(
     batches: usize,
     per_batch: usize,
     pause: Duration,
+    sent: &AtomicUsize,
 ) -> (Vec<String>, usize) {
     let mut connections: Vec<Option<Connection>> = nodes.iter().map(|_| None).collect();
     let mut acknowledged = Vec::new();
@@ -285,6 +298,7 @@ fn send_round_robin(
                 refused += 1;
             }
         }
+        sent.store(batch + 1, Ordering::Release);
         std::thread::sleep(pause);
     }
     (acknowledged, refused)
@@ -391,7 +405,14 @@ fn three_nodes_share_a_lane_limit_and_survive_a_sigkill_repeating_only_what_was_
         .map(|node| node.as_ref().unwrap().address.clone())
         .collect();
     let sender = std::thread::spawn(move || {
-        send_round_robin(&addresses, BATCHES, PER_BATCH, Duration::from_millis(150))
+        let sent = AtomicUsize::new(0);
+        send_round_robin(
+            &addresses,
+            BATCHES,
+            PER_BATCH,
+            Duration::from_millis(150),
+            &sent,
+        )
     });
 
     // Deliveries are under way. From now on the webhook holds every request, so that at the kill
@@ -627,4 +648,272 @@ fn a_retry_after_seen_by_one_node_pauses_the_lane_on_the_others() {
     for node in cluster.0.iter_mut().filter_map(Option::take) {
         stop_cleanly(node);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two nodes, slow answers, one node killed mid-ingest: the survivor's retries keep their turn.
+
+/// The database's clock in Unix milliseconds, as SQL.
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// The jobs attempted out of turn since `since` (Unix ms): for each wait for an attempt (a new
+/// job's first, a retry's next) that ended after `since`, by how much the latest due of the jobs
+/// whose first attempt started meanwhile (after `since` too) was due later than it; the largest
+/// first, as `(job, state, overtaken by ms)`. Waits that included a claim never answered (a node
+/// that died holding the job: its next attempt's number skips one) are left out: such a job
+/// rightly waits for that claim's lease to end.
+fn out_of_turn(database: &ScratchDatabase, since: i64) -> Vec<(i64, String, i64)> {
+    database
+        .query(&format!(
+            "WITH waits AS (
+                 SELECT t.job_id, t.state, t.next_at AS due,
+                        (SELECT max(b.attempt) FROM job_attempts b
+                         WHERE b.job_id = t.job_id AND b.event_id = t.event_id
+                           AND b.started_at < t.at) AS before,
+                        a.attempt AS next, a.started_at AS next_start
+                 FROM job_transitions t
+                 JOIN LATERAL (SELECT a.attempt, a.started_at FROM job_attempts a
+                               WHERE a.job_id = t.job_id AND a.event_id = t.event_id
+                                 AND a.started_at >= t.at
+                               ORDER BY a.started_at LIMIT 1) a ON TRUE
+                 WHERE t.state IN ('pending', 'awaiting_retry')
+             ), firsts AS (
+                 SELECT j.created_at AS due, min(a.started_at) AS started
+                 FROM jobs j JOIN job_attempts a ON a.job_id = j.id AND a.event_id = j.event_id
+                 GROUP BY j.id, j.created_at
+             )
+             SELECT w.job_id, w.state,
+                    (SELECT max(f.due) FROM firsts f
+                     WHERE f.started >= greatest(w.due, {since}) AND f.started < w.next_start)
+                        - w.due AS overtaken_by
+             FROM waits w
+             WHERE w.next = coalesce(w.before, 0) + 1 AND w.next_start > {since}
+             ORDER BY overtaken_by DESC NULLS LAST LIMIT 5"
+        ))
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('|').collect();
+            Some((
+                fields[0].parse().ok()?,
+                fields[1].to_owned(),
+                fields.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// What the database says about the lane, for a failure message.
+fn lane_state(database: &ScratchDatabase) -> String {
+    format!(
+        "queue (rows|earliest next_at - now): {}\
+         lane_control (endpoint|limit|max|epoch|successes|paused_until): {}\
+         lane_shares (endpoint|node|held|want|lease_until - now):\n{}",
+        database.query(&format!(
+            "SELECT count(*), min(next_at) - {DB_NOW_MS} FROM job_queue"
+        )),
+        database.query("SELECT * FROM lane_control"),
+        database.query(&format!(
+            "SELECT endpoint, node, held, want, lease_until - {DB_NOW_MS} FROM lane_shares"
+        )),
+    )
+}
+
+/// The issue's report as a test: two nodes on one database with a lease of 4 s, a request
+/// timeout of 2 s and retries backed off by at most 2 s; thousands of events sent to both nodes
+/// in turn; the webhook answers one request in four only after the timeout (attempts time out,
+/// the shared limit is halved, jobs await retries) from a fifth of the way in until well after
+/// one node is killed with SIGKILL, two fifths in (the survivor must meet slow answers itself,
+/// after it has got the dead node's share of the lane back).
+///
+/// Every acknowledged event is delivered, the rest within a bound once the webhook is healthy and
+/// the events are in, and the webhook is never left idle meanwhile longer than a lease and the
+/// backoff cap. And on the survivor every job keeps its turn, retries included: no job waiting
+/// for an attempt is passed by a job that became due more than 2 s after it. Not "every
+/// retry within its backoff": behind a backlog a retry rightly waits for the jobs due before it;
+/// but a retry held where no claim takes it, given back behind younger jobs, or hidden by a node
+/// that cannot send it, is passed by the jobs due after it. (A job the dead node had claimed
+/// waits for that claim's lease to end, and is not counted.)
+#[test]
+fn retries_keep_their_turn_on_the_survivor_of_a_sigkill_mid_ingest() {
+    let _shared = crate::util::alongside_others();
+    const BATCHES: usize = 40;
+    const PER_BATCH: usize = 100;
+    const SLOW_FROM: usize = 8;
+    const KILL_AFTER: usize = 16;
+    const SLOW_EVERY: usize = 4;
+    const LEASE: Duration = Duration::from_secs(4);
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    const BACKOFF_CAP: Duration = Duration::from_secs(2);
+    // Longer than a share lease (5 s): the survivor has to meet slow answers itself.
+    const SLOW_AFTER_KILL: Duration = Duration::from_secs(7);
+    // Jobs are started in their turn give or take a give-back and a claim (a job that could not
+    // start while later ones could, once room came back). Measured: under 1 s on a busy machine;
+    // 2.7 s to 3.5 s here when give-backs sent jobs to the back of the queue.
+    const OUT_OF_TURN: Duration = Duration::from_secs(2);
+    const IDLE: Duration = Duration::from_secs(LEASE.as_secs() + BACKOFF_CAP.as_secs());
+    const DRAIN: Duration = Duration::from_secs(20);
+
+    let database = ScratchDatabase::create();
+    let url = database.url();
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = Webhook::start();
+    let config = dir.path().join("junction.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[delivery]\ntimeout_secs = {}\nlease_secs = {}\nbackoff_base_ms = 500\n\
+             backoff_cap_secs = {}\n",
+            TIMEOUT.as_secs(),
+            LEASE.as_secs(),
+            BACKOFF_CAP.as_secs()
+        ),
+    )
+    .unwrap();
+    let workspace = dir.path().join("workspace.json");
+    std::fs::write(
+        &workspace,
+        one_lane_workspace(&webhook.url("/hook/secret-token"), 20).to_string(),
+    )
+    .unwrap();
+    let start_node = |name: &str, workspace: Option<&Path>| {
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        if let Some(workspace) = workspace {
+            args.extend(["--workspace", workspace.to_str().unwrap()]);
+        }
+        node(&dir.path().join(name), &url, &args)
+    };
+    let mut cluster = Cluster(vec![Some(start_node("a", Some(&workspace)))]);
+    cluster.0.push(Some(start_node("b", None)));
+    let addresses: Vec<String> = cluster
+        .0
+        .iter()
+        .map(|node| node.as_ref().unwrap().address.clone())
+        .collect();
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let sent = Arc::clone(&sent);
+        std::thread::spawn(move || {
+            send_round_robin(
+                &addresses,
+                BATCHES,
+                PER_BATCH,
+                Duration::from_millis(60),
+                &sent,
+            )
+        })
+    };
+    let started = Instant::now();
+    let (mut slow, mut killed_at, mut healthy_at) = (false, None, None);
+    while healthy_at.is_none() || !sender.is_finished() {
+        assert!(started.elapsed() < PATIENCE, "the sender is stuck");
+        let sent = sent.load(Ordering::Acquire);
+        if !slow && sent >= SLOW_FROM {
+            // Answered after the client gave up: a timeout for the node, whatever the status.
+            let reply = Reply::status(504).after(TIMEOUT + Duration::from_secs(1));
+            webhook.set(Behaviour::EveryNth {
+                every: SLOW_EVERY,
+                reply,
+            });
+            slow = true;
+        }
+        if killed_at.is_none() && sent >= KILL_AFTER {
+            kill_hard(cluster.0[1].take().unwrap());
+            killed_at = Some(Instant::now());
+        }
+        if healthy_at.is_none() && killed_at.is_some_and(|at| at.elapsed() >= SLOW_AFTER_KILL) {
+            webhook.set(Behaviour::Always(Reply::ok()));
+            healthy_at = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (acknowledged, refused) = sender.join().unwrap();
+    let (Some(killed_at), Some(healthy_at)) = (killed_at, healthy_at) else {
+        unreachable!("the loop ends once the webhook is healthy again, after the kill")
+    };
+    let ingested_at = Instant::now();
+    assert!(
+        acknowledged.len() >= BATCHES * PER_BATCH / 2,
+        "{} events acknowledged, {refused} batches refused",
+        acknowledged.len()
+    );
+
+    // The survivor delivers the rest.
+    let drained_by = healthy_at.max(ingested_at) + DRAIN;
+    loop {
+        let delivered: HashSet<String> = webhook
+            .requests()
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(Received::message_id)
+            .collect();
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !delivered.contains(*id))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        let idle = requests_idle(&webhook);
+        assert!(
+            Instant::now() < drained_by && idle < IDLE,
+            "{missing} acknowledged events not delivered {:?} after the webhook became \
+             healthy and the events were in, the last request {idle:?} ago\n{}",
+            healthy_at.max(ingested_at).elapsed(),
+            lane_state(&database)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let requests = webhook.requests();
+    let killed_ms = now_ms() - i64::try_from(killed_at.elapsed().as_millis()).unwrap();
+    let retries_after_kill: usize = database
+        .query(&format!(
+            "SELECT count(*) FROM job_transitions
+             WHERE state = 'awaiting_retry' AND at > {killed_ms}"
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+    let out_of_turn = out_of_turn(&database, killed_ms);
+    println!(
+        "killed {:?} in, webhook healthy {:?} later; {} events acknowledged ({refused} batches \
+         refused), all delivered {:?} after the webhook was healthy and they were in; {} \
+         requests, {} timed out, {retries_after_kill} retries scheduled after the kill; most \
+         out of turn (job, state, by ms): {out_of_turn:?}",
+        killed_at.duration_since(started),
+        healthy_at.duration_since(killed_at),
+        acknowledged.len(),
+        healthy_at.max(ingested_at).elapsed(),
+        requests.len(),
+        requests.iter().filter(|r| r.status == 504).count(),
+    );
+    let most = out_of_turn.first().map_or(0, |(_, _, by)| *by);
+    assert!(
+        most <= i64::try_from(OUT_OF_TURN.as_millis()).unwrap(),
+        "jobs attempted out of turn, passed by jobs due later: {out_of_turn:?}"
+    );
+    // The test tested something: the survivor itself met timeouts and retried.
+    assert!(
+        retries_after_kill >= 3,
+        "too few retries after the kill to tell anything"
+    );
+    for node in cluster.0.iter_mut().filter_map(Option::take) {
+        stop_cleanly(node);
+    }
+}
+
+/// How long ago the webhook received its last request.
+fn requests_idle(webhook: &Webhook) -> Duration {
+    webhook
+        .requests()
+        .last()
+        .map_or(Duration::ZERO, |request| request.at.elapsed())
+}
+
+/// Unix milliseconds now, by this machine's clock (the nodes', too).
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
 }

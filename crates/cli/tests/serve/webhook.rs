@@ -60,6 +60,10 @@ pub enum Behaviour {
     Always(Reply),
     /// The first `count` requests after the behaviour was set get `reply`, the others 200.
     FailFirst { count: usize, reply: Reply },
+    /// Every `every`-th request after the behaviour was set (the `every`-th, the 2×`every`-th…)
+    /// gets `reply`, the others 200: a fraction of failures (or of slow answers) spread
+    /// evenly, the same in every run.
+    EveryNth { every: usize, reply: Reply },
     /// Every request waits, unanswered, until [`Webhook::release`], then gets 200: unlike a
     /// long delay, what was held is answered as soon as the test says so, before any client
     /// timeout, so the test decides exactly which requests are in flight at a given moment.
@@ -130,7 +134,12 @@ impl Active {
         match &self.behaviour {
             Behaviour::Always(reply) => reply.clone(),
             Behaviour::FailFirst { count, reply } if self.served <= *count => reply.clone(),
-            Behaviour::FailFirst { .. } | Behaviour::Hold => Reply::ok(),
+            Behaviour::EveryNth { every, reply } if self.served.is_multiple_of((*every).max(1)) => {
+                reply.clone()
+            }
+            Behaviour::FailFirst { .. } | Behaviour::EveryNth { .. } | Behaviour::Hold => {
+                Reply::ok()
+            }
         }
     }
 
