@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use junction_actions::{ActionDefinition, DestinationDefinition, registry};
 use junction_fields::{Fields, InputField};
+use junction_workspace::limits::MAX_WRITE_KEYS_PER_SOURCE;
 use junction_workspace::{
     DeliveryConfig, DestinationConfig, MAX_MAPPINGS_PER_DESTINATION, MappingConfig, Snapshot,
     SourceConfig, WorkspaceConfig, WorkspaceError,
@@ -673,6 +674,14 @@ async fn add_write_key(
     };
     let view = apply(&state, |config| {
         let index = source_index(config, &id)?;
+        // Full: a conflict with the source as it is, like a full destination's mappings.
+        let count = config.sources[index].write_keys.len();
+        if count >= MAX_WRITE_KEYS_PER_SOURCE {
+            return Err(AdminError::conflict(format!(
+                "a source holds at most {MAX_WRITE_KEYS_PER_SOURCE} write keys; \"{id}\" has \
+                 {count}: revoke one first"
+            )));
+        }
         let key = match given {
             Some(key) if key_in_use(config, &key) => {
                 return Err(AdminError::conflict("this write key is already in use"));
@@ -1134,15 +1143,14 @@ async fn create_mapping(
     let view = apply(&state, |config| {
         let index = destination_index(config, &id)?;
         let destination = &mut config.destinations[index];
+        // Full: a conflict with the destination as it is (like deleting a connected source), not
+        // a fault of the request, which would succeed once a mapping is deleted.
         if destination.mappings.len() >= MAX_MAPPINGS_PER_DESTINATION {
-            return Err(AdminError::invalid(
-                "mappings",
-                format!(
-                    "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \
-                     \"{id}\" has {}: delete one first",
-                    destination.mappings.len()
-                ),
-            ));
+            return Err(AdminError::conflict(format!(
+                "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \"{id}\" \
+                 has {}: delete one first",
+                destination.mappings.len()
+            )));
         }
         let definition = definition_of(&destination.destination_type)?;
         let name = body.name.clone().unwrap_or_default();

@@ -223,6 +223,26 @@ async fn sources_and_write_keys_are_managed_at_run_time() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // At most 20 keys: the 21st is refused as a conflict with the full source, nothing added.
+    for n in 1..20 {
+        let (status, body) = admin
+            .post("/api/v1/sources/server/write-keys", &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "key {n}: {body}");
+    }
+    let (status, body) = admin
+        .post(
+            "/api/v1/sources/server/write-keys",
+            &json!({"write_key": "wk_one_too_many"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (kind, message, _) = error(&body);
+    assert_eq!(kind, "conflict");
+    assert!(message.contains("at most 20 write keys"), "{message}");
+    let (_, body) = admin.get("/api/v1/sources/server").await;
+    assert_eq!(body["data"]["write_keys"].as_array().unwrap().len(), 20);
+
     // Delete: a connected source must be disconnected first.
     let (status, body) = admin.delete("/api/v1/sources/web").await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -684,7 +704,8 @@ async fn mappings_are_filled_from_defaults_and_validated_on_save() {
         );
     }
 
-    // At most 50: the 51st is refused naming the limit.
+    // At most 50: the 51st is refused naming the limit, as a conflict with the full destination
+    // (it would be created once another is deleted).
     let count = server.state.snapshot().config().destinations[0]
         .mappings
         .len();
@@ -698,9 +719,9 @@ async fn mappings_are_filled_from_defaults_and_validated_on_save() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let (status, body) = admin.post(base, &json!({"action": "sendCustomer"})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (_, message, field) = error(&body);
-    assert_eq!(field.as_deref(), Some("mappings"));
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (kind, message, _) = error(&body);
+    assert_eq!(kind, "conflict");
     assert!(message.contains("at most 50 mappings"), "{message}");
     let (_, body) = admin.get(&format!("{base}?limit=20")).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 20);
@@ -1106,3 +1127,4 @@ async fn stored_fields_and_the_workspace_history_are_bounded() {
     let kept = server.store.config_versions().await.unwrap();
     assert_eq!(kept.len(), 100);
 }
+
