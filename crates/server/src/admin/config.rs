@@ -869,14 +869,33 @@ async fn create_destination(
     Ok(created(view))
 }
 
+/// JSON has one number type: `20.0` and `2e1` are the integer 20 as much as `20` is (JSON
+/// Schema's `integer`, which the OpenAPI document uses, says so), but serde refuses them for an
+/// integer field. Rewrites such a number as the integer it is, when it is within ±2^53, where a
+/// float is the integer that was written (beyond, an integer too large for 64 bits reads as a
+/// float too, and must stay refused); any other value is left as it is.
+pub(super) fn integral(value: &mut Value) {
+    /// 2^53: every integer up to it is exact as a float.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let integer = value
+        .as_number()
+        .filter(|number| number.is_f64())
+        .and_then(serde_json::Number::as_f64)
+        .filter(|float| float.fract() == 0.0 && float.abs() <= EXACT);
+    if let Some(float) = integer {
+        *value = Value::from(float as i64);
+    }
+}
+
 /// `delivery` members given over `current`; `rate_limit: null` removes the limit.
 fn merge_delivery(
     current: DeliveryConfig,
     given: Option<Map<String, Value>>,
 ) -> Result<DeliveryConfig, AdminError> {
-    let Some(given) = given else {
+    let Some(mut given) = given else {
         return Ok(current);
     };
+    given.values_mut().for_each(integral);
     let Ok(Value::Object(mut merged)) = serde_json::to_value(current) else {
         return Ok(current);
     };

@@ -1128,3 +1128,47 @@ async fn stored_fields_and_the_workspace_history_are_bounded() {
     assert_eq!(kept.len(), 100);
 }
 
+/// JSON has one number type: an integer member written `5.0` or `6e1` is the integer it says
+/// (JSON Schema's `integer`, the OpenAPI document's), in a destination's delivery and in a replay;
+/// a number with a fraction is still refused.
+#[tokio::test]
+async fn integers_may_be_written_with_a_fraction_or_an_exponent() {
+    let (_server, admin) = admin().await;
+    let base = "/api/v1/destinations/chartmogul";
+    let (status, body) = admin
+        .patch(
+            base,
+            &json!({"delivery": {"max_concurrency": 5.0, "retry_window_secs": 6e1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["delivery"],
+        json!({"max_concurrency": 5, "rate_limit": null, "retry_window_secs": 60})
+    );
+    let (status, body) = admin
+        .patch(base, &json!({"delivery": {"max_concurrency": 5.5}}))
+        .await;
+    assert_eq!(
+        (status, error(&body).2.as_deref()),
+        (StatusCode::BAD_REQUEST, Some("delivery")),
+        "{body}"
+    );
+
+    // A replay of job 1.0 (none such in the dead letter) is a replay of job 1, not a refusal.
+    let (status, body) = admin
+        .post(
+            "/api/v1/dead-letter/replay",
+            &json!({"job_ids": [1.0], "filter": {"limit": 1e1, "since": 0.0}, "mode": "as_is"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!({"replayed": [], "failed": []}));
+    let (status, _) = admin
+        .post(
+            "/api/v1/dead-letter/replay",
+            &json!({"job_ids": [1.5], "mode": "as_is"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
