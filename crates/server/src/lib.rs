@@ -67,12 +67,33 @@ pub fn tracking_routes() -> Vec<ServedRoute> {
         .collect()
 }
 
+/// Every Tracking API endpoint's path: one route each, so that each is documented (and checked)
+/// with the body it takes. The handler reads the endpoint from the path.
+pub const TRACKING_PATHS: [&str; 15] = [
+    "/v1/identify",
+    "/v1/track",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/v1/import",
+    "/v1/i",
+    "/v1/t",
+    "/v1/p",
+    "/v1/s",
+    "/v1/g",
+    "/v1/a",
+    "/v1/b",
+];
+
 fn tracking_table() -> Vec<Route<AppState>> {
-    vec![
-        Route::post("/v1/{endpoint}", tracking::track),
+    TRACKING_PATHS
+        .into_iter()
+        .map(|path| Route::post(path, tracking::track))
         // analytics.js posts its own telemetry here every 30 s: not events, and no write key.
-        Route::post("/v1/m", tracking::client_metrics),
-    ]
+        .chain([Route::post("/v1/m", tracking::client_metrics)])
+        .collect()
 }
 
 /// Serves `state`'s Tracking API on `listener` within `limits` until `shutdown` completes; then

@@ -57,7 +57,7 @@ struct BatchAnswer {
     rejected: Vec<RejectedItem>,
 }
 
-/// `POST /v1/{endpoint}`: every Tracking API route.
+/// `POST /v1/identify`, `/v1/batch`, …: every Tracking API endpoint ([`crate::TRACKING_PATHS`]).
 pub(crate) async fn track(
     State(state): State<AppState>,
     uri: Uri,

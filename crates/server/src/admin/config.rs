@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use junction_actions::{ActionDefinition, DestinationDefinition, registry};
 use junction_fields::{Fields, InputField};
+use junction_workspace::limits::MAX_WRITE_KEYS_PER_SOURCE;
 use junction_workspace::{
     DeliveryConfig, DestinationConfig, MAX_MAPPINGS_PER_DESTINATION, MappingConfig, Snapshot,
     SourceConfig, WorkspaceConfig, WorkspaceError,
@@ -673,6 +674,14 @@ async fn add_write_key(
     };
     let view = apply(&state, |config| {
         let index = source_index(config, &id)?;
+        // Full: a conflict with the source as it is, like a full destination's mappings.
+        let count = config.sources[index].write_keys.len();
+        if count >= MAX_WRITE_KEYS_PER_SOURCE {
+            return Err(AdminError::conflict(format!(
+                "a source holds at most {MAX_WRITE_KEYS_PER_SOURCE} write keys; \"{id}\" has \
+                 {count}: revoke one first"
+            )));
+        }
         let key = match given {
             Some(key) if key_in_use(config, &key) => {
                 return Err(AdminError::conflict("this write key is already in use"));
@@ -860,14 +869,33 @@ async fn create_destination(
     Ok(created(view))
 }
 
+/// JSON has one number type: `20.0` and `2e1` are the integer 20 as much as `20` is (JSON
+/// Schema's `integer`, which the OpenAPI document uses, says so), but serde refuses them for an
+/// integer field. Rewrites such a number as the integer it is, when it is within ±2^53, where a
+/// float is the integer that was written (beyond, an integer too large for 64 bits reads as a
+/// float too, and must stay refused); any other value is left as it is.
+pub(super) fn integral(value: &mut Value) {
+    /// 2^53: every integer up to it is exact as a float.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let integer = value
+        .as_number()
+        .filter(|number| number.is_f64())
+        .and_then(serde_json::Number::as_f64)
+        .filter(|float| float.fract() == 0.0 && float.abs() <= EXACT);
+    if let Some(float) = integer {
+        *value = Value::from(float as i64);
+    }
+}
+
 /// `delivery` members given over `current`; `rate_limit: null` removes the limit.
 fn merge_delivery(
     current: DeliveryConfig,
     given: Option<Map<String, Value>>,
 ) -> Result<DeliveryConfig, AdminError> {
-    let Some(given) = given else {
+    let Some(mut given) = given else {
         return Ok(current);
     };
+    given.values_mut().for_each(integral);
     let Ok(Value::Object(mut merged)) = serde_json::to_value(current) else {
         return Ok(current);
     };
@@ -1134,15 +1162,14 @@ async fn create_mapping(
     let view = apply(&state, |config| {
         let index = destination_index(config, &id)?;
         let destination = &mut config.destinations[index];
+        // Full: a conflict with the destination as it is (like deleting a connected source), not
+        // a fault of the request, which would succeed once a mapping is deleted.
         if destination.mappings.len() >= MAX_MAPPINGS_PER_DESTINATION {
-            return Err(AdminError::invalid(
-                "mappings",
-                format!(
-                    "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \
-                     \"{id}\" has {}: delete one first",
-                    destination.mappings.len()
-                ),
-            ));
+            return Err(AdminError::conflict(format!(
+                "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \"{id}\" \
+                 has {}: delete one first",
+                destination.mappings.len()
+            )));
         }
         let definition = definition_of(&destination.destination_type)?;
         let name = body.name.clone().unwrap_or_default();

@@ -8,6 +8,7 @@ use junction_store::{DeadJob, DeadLetterFilter, JobId, JobState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::config::integral;
 use super::story::job_view;
 use super::{AdminError, AdminState};
 use crate::routes::Route;
@@ -124,9 +125,22 @@ struct ReplayRequest {
 /// Replays a selection of the dead letter, as-is or re-mapped.
 async fn replay_dead_letter(
     State(state): State<AdminState>,
-    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, AdminError> {
-    let Json(request) = body.map_err(|err| super::config::body_error(&err))?;
+    let Json(mut body) = body.map_err(|err| super::config::body_error(&err))?;
+    // Job ids and the filter's numbers are integers however JSON writes them (`7.0`, `7e0`).
+    if let Some(ids) = body.get_mut("job_ids").and_then(Value::as_array_mut) {
+        ids.iter_mut().for_each(integral);
+    }
+    if let Some(filter) = body.get_mut("filter").and_then(Value::as_object_mut) {
+        for key in ["since", "until", "after", "limit"] {
+            if let Some(value) = filter.get_mut(key) {
+                integral(value);
+            }
+        }
+    }
+    let request: ReplayRequest = serde_json::from_value(body)
+        .map_err(|err| AdminError::invalid("body", format!("invalid replay request: {err}")))?;
     if request.job_ids.is_empty() && request.filter.is_none() {
         return Err(AdminError::invalid(
             "job_ids",

@@ -223,6 +223,26 @@ async fn sources_and_write_keys_are_managed_at_run_time() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // At most 20 keys: the 21st is refused as a conflict with the full source, nothing added.
+    for n in 1..20 {
+        let (status, body) = admin
+            .post("/api/v1/sources/server/write-keys", &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "key {n}: {body}");
+    }
+    let (status, body) = admin
+        .post(
+            "/api/v1/sources/server/write-keys",
+            &json!({"write_key": "wk_one_too_many"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (kind, message, _) = error(&body);
+    assert_eq!(kind, "conflict");
+    assert!(message.contains("at most 20 write keys"), "{message}");
+    let (_, body) = admin.get("/api/v1/sources/server").await;
+    assert_eq!(body["data"]["write_keys"].as_array().unwrap().len(), 20);
+
     // Delete: a connected source must be disconnected first.
     let (status, body) = admin.delete("/api/v1/sources/web").await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -684,7 +704,8 @@ async fn mappings_are_filled_from_defaults_and_validated_on_save() {
         );
     }
 
-    // At most 50: the 51st is refused naming the limit.
+    // At most 50: the 51st is refused naming the limit, as a conflict with the full destination
+    // (it would be created once another is deleted).
     let count = server.state.snapshot().config().destinations[0]
         .mappings
         .len();
@@ -698,9 +719,9 @@ async fn mappings_are_filled_from_defaults_and_validated_on_save() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let (status, body) = admin.post(base, &json!({"action": "sendCustomer"})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (_, message, field) = error(&body);
-    assert_eq!(field.as_deref(), Some("mappings"));
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (kind, message, _) = error(&body);
+    assert_eq!(kind, "conflict");
     assert!(message.contains("at most 50 mappings"), "{message}");
     let (_, body) = admin.get(&format!("{base}?limit=20")).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 20);
@@ -1105,4 +1126,49 @@ async fn stored_fields_and_the_workspace_history_are_bounded() {
     }
     let kept = server.store.config_versions().await.unwrap();
     assert_eq!(kept.len(), 100);
+}
+
+/// JSON has one number type: an integer member written `5.0` or `6e1` is the integer it says
+/// (JSON Schema's `integer`, the OpenAPI document's), in a destination's delivery and in a replay;
+/// a number with a fraction is still refused.
+#[tokio::test]
+async fn integers_may_be_written_with_a_fraction_or_an_exponent() {
+    let (_server, admin) = admin().await;
+    let base = "/api/v1/destinations/chartmogul";
+    let (status, body) = admin
+        .patch(
+            base,
+            &json!({"delivery": {"max_concurrency": 5.0, "retry_window_secs": 6e1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["delivery"],
+        json!({"max_concurrency": 5, "rate_limit": null, "retry_window_secs": 60})
+    );
+    let (status, body) = admin
+        .patch(base, &json!({"delivery": {"max_concurrency": 5.5}}))
+        .await;
+    assert_eq!(
+        (status, error(&body).2.as_deref()),
+        (StatusCode::BAD_REQUEST, Some("delivery")),
+        "{body}"
+    );
+
+    // A replay of job 1.0 (none such in the dead letter) is a replay of job 1, not a refusal.
+    let (status, body) = admin
+        .post(
+            "/api/v1/dead-letter/replay",
+            &json!({"job_ids": [1.0], "filter": {"limit": 1e1, "since": 0.0}, "mode": "as_is"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!({"replayed": [], "failed": []}));
+    let (status, _) = admin
+        .post(
+            "/api/v1/dead-letter/replay",
+            &json!({"job_ids": [1.5], "mode": "as_is"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

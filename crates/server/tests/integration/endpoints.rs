@@ -1,7 +1,7 @@
 //! Every Tracking API route, both ways of sending the write key, gzip, CORS, and the answers to
 //! requests no route takes.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::util::{APP_WRITE_KEY, TestServer, WRITE_KEY, answer, gzip, payload};
@@ -285,4 +285,16 @@ async fn unknown_routes_and_methods_answer_in_the_error_format() {
     let (status, body) = answer(response).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["code"], "method_not_allowed");
+    // A path that is no endpoint is not found whatever the method (not 405 for all but POST).
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let response = server
+            .client
+            .request(method.clone(), format!("{}/v1/nope", server.url))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = answer(response).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} /v1/nope");
+        assert_eq!(body["code"], "not_found", "{method} /v1/nope");
+    }
 }

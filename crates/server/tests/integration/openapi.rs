@@ -174,7 +174,7 @@ fn path_parameters(path: &str) -> BTreeSet<String> {
 }
 
 /// The concrete paths a documented path stands for: each parameter is [`PROBE_ID`], except an
-/// enumerated one (the Tracking API's `{endpoint}`), which takes each of its values.
+/// enumerated one, which takes each of its values.
 fn concrete_paths(doc: &Value, path: &str, operation: &Value) -> Vec<String> {
     let mut paths = vec![String::new()];
     for segment in path.split('/').skip(1) {
@@ -352,31 +352,31 @@ async fn every_documented_operation_is_answered_by_a_running_server() {
     assert!(probed >= 40, "only {probed} operations probed");
 }
 
-/// The Tracking API's `{endpoint}` values are exactly those the server routes: each documented
-/// one is an endpoint, and the served router has one route for all of them.
+/// The Tracking API's documented paths are exactly its endpoints: each documented `/v1/…` path
+/// (but analytics.js's telemetry, `/v1/m`) is an endpoint the handler reads, each endpoint has its
+/// own route ([`junction_server::TRACKING_PATHS`]), and every name routed is documented.
 #[tokio::test]
 async fn the_tracking_endpoints_are_the_documented_ones() {
     let (server, admin) = servers().await;
     let doc = document(&admin, &server).await;
-    let values: BTreeSet<&str> = doc["paths"]["/v1/{endpoint}"]["post"]["parameters"]
-        .as_array()
+    let documented: BTreeSet<&str> = doc["paths"]
+        .as_object()
         .unwrap()
-        .iter()
-        .find(|parameter| parameter["name"] == "endpoint")
-        .unwrap()["schema"]["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
+        .keys()
+        .map(String::as_str)
+        .filter(|path| path.starts_with("/v1/") && *path != "/v1/m")
         .collect();
-    for value in &values {
+    for path in &documented {
         assert!(
-            Endpoint::from_path(&format!("/v1/{value}")).is_some(),
-            "{value} is documented but not an endpoint"
+            Endpoint::from_path(path).is_some(),
+            "{path} is documented but not an endpoint"
         );
     }
+    let routed: BTreeSet<&str> = junction_server::TRACKING_PATHS.into_iter().collect();
+    assert_eq!(routed, documented, "routed endpoints and documented ones");
     // And the other way, as far as names can be listed: a new one-letter alias (analytics.js's
-    // form) or a new name among these words, once routed, must be documented.
+    // form) or a new name among these words, once the handler reads it, must be routed and
+    // documented.
     let mut candidates: Vec<String> = ('a'..='z').map(String::from).collect();
     candidates.extend(
         [
@@ -386,10 +386,11 @@ async fn the_tracking_endpoints_are_the_documented_ones() {
         .map(str::to_owned),
     );
     for candidate in candidates {
-        if Endpoint::from_path(&format!("/v1/{candidate}")).is_some() {
+        let path = format!("/v1/{candidate}");
+        if Endpoint::from_path(&path).is_some() {
             assert!(
-                values.contains(candidate.as_str()),
-                "/v1/{candidate} is served but not documented"
+                documented.contains(path.as_str()),
+                "{path} is an endpoint but not documented"
             );
         }
     }
