@@ -22,6 +22,12 @@ pub fn takes_part(event: &Value) -> bool {
     )
 }
 
+/// Whether a stored event goes to the profiles: it [`takes_part`] and holds at least one
+/// identifier that is not blocked.
+pub fn feeds_profiles(event: &Value) -> bool {
+    takes_part(event) && !identifiers_of(event).is_empty()
+}
+
 /// One profile: its events (for evaluation from scratch) and its incremental state.
 #[derive(Debug, Clone)]
 struct Stored {

@@ -23,6 +23,22 @@ pub enum IdType {
 impl IdType {
     /// Every type, highest priority first.
     pub const ALL: [IdType; 3] = [IdType::UserId, IdType::Email, IdType::AnonymousId];
+
+    /// Its name as stored and shown: `user_id`, `email`, `anonymous_id`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdType::UserId => "user_id",
+            IdType::Email => "email",
+            IdType::AnonymousId => "anonymous_id",
+        }
+    }
+
+    /// The type with this name (see [`Self::as_str`]).
+    pub fn parse(name: &str) -> Option<IdType> {
+        IdType::ALL
+            .into_iter()
+            .find(|id_type| id_type.as_str() == name)
+    }
 }
 
 /// How many identifiers of each type a profile may hold.
@@ -231,6 +247,31 @@ impl Identities {
     /// One profile's identifiers.
     pub fn get(&self, profile: ProfileId) -> Option<&Identifiers> {
         self.profiles.get(&profile)
+    }
+
+    /// Restores a profile kept elsewhere (a store) with its identifiers; later profiles get
+    /// larger ids than every restored one.
+    pub fn insert(&mut self, profile: ProfileId, identifiers: Identifiers) {
+        for id_type in IdType::ALL {
+            for value in identifiers.of(id_type) {
+                self.index_identifier(id_type, value, profile);
+            }
+        }
+        self.profiles.insert(profile, identifiers);
+        self.next = self.next.max(profile.0 + 1);
+    }
+
+    /// Forgets a profile and its identifiers (a person deleted); returns what it held.
+    pub fn remove(&mut self, profile: ProfileId) -> Option<Identifiers> {
+        let identifiers = self.profiles.remove(&profile)?;
+        for id_type in IdType::ALL {
+            for value in identifiers.of(id_type) {
+                if let Some(index) = self.index.get_mut(slot(id_type)) {
+                    index.remove(value);
+                }
+            }
+        }
+        Some(identifiers)
     }
 
     /// The profile holding an identifier.

@@ -61,7 +61,7 @@ pub use ast::{
 pub use case::{Method, run_case, run_case_with};
 pub use check::{Compiled, Definition, DefinitionSpec, Definitions, Refusal};
 pub use datetime::{DAY_MS, HOUR_MS, parse_rfc3339};
-pub use engine::{Engine, takes_part};
+pub use engine::{Engine, feeds_profiles, takes_part};
 pub use error::{DefinitionError, ParseError, ParseErrorKind};
 pub use eval::evaluate;
 pub use identity::{

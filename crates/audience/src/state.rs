@@ -428,6 +428,15 @@ impl ProfileState {
     }
 
     /// Each definition's value as of the last refresh, in the order of [`Definitions::list`]
+    /// The profile's traits: every `identify`'s `traits`, merged (a later one wins).
+    pub fn traits(&self) -> serde_json::Map<String, Value> {
+        self.traits
+            .0
+            .iter()
+            .map(|(key, (_, value))| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// (audiences `Some(true/false)`, computed traits their value or `None`).
     pub fn values(&self) -> &[Option<Value>] {
         &self.values

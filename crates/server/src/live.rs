@@ -283,6 +283,7 @@ mod tests {
                 reason: DiscardReason::NotMatched,
                 message: "no mapping matched".to_owned(),
             }],
+            for_profiles: false,
         }
     }
 

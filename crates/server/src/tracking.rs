@@ -329,6 +329,7 @@ impl Work {
                 payload,
                 jobs,
                 discards,
+                for_profiles: junction_audience::feeds_profiles(&event),
             });
         }
         Ok(Prepared {

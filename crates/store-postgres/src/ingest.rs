@@ -239,6 +239,18 @@ async fn insert_events(
     .bind(&payloads)
     .execute(&mut *conn)
     .await?;
+    let inbox: Vec<i64> = events
+        .iter()
+        .zip(ids)
+        .filter(|(event, _)| event.for_profiles)
+        .map(|(_, id)| *id)
+        .collect();
+    if !inbox.is_empty() {
+        sqlx::query("INSERT INTO profile_inbox (event_id) SELECT * FROM unnest($1::bigint[])")
+            .bind(&inbox)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

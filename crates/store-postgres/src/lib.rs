@@ -23,6 +23,7 @@ mod generations;
 mod ingest;
 mod lanes;
 mod migrations;
+mod profiles;
 mod queries;
 mod rollup;
 mod writer;
@@ -34,8 +35,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
     DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant, LaneReport, NewEvent,
-    NewReplay, Overview, OverviewQuery, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions,
-    StoreStats, UnixMillis,
+    NewReplay, Overview, OverviewQuery, ProfileCheckpoint, PruneOutcome, ReleasedJob, Store,
+    StoreError, StoreOptions, StoreStats, StoredEvent, StoredProfile, UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -354,6 +355,46 @@ impl Store for PostgresStore {
 
     async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
         Ok(queries::config_versions(&self.pool).await?)
+    }
+
+    async fn profile_inbox(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(profiles::inbox(&self.pool, limit).await?)
+    }
+
+    async fn stored_events(
+        &self,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(profiles::events_after(&self.pool, after, limit).await?)
+    }
+
+    async fn load_profiles(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>, StoreError> {
+        Ok(profiles::load(&self.pool, after, limit).await?)
+    }
+
+    async fn find_profile(
+        &self,
+        id_type: &str,
+        value: &str,
+    ) -> Result<Option<StoredProfile>, StoreError> {
+        Ok(profiles::find(&self.pool, id_type, value).await?)
+    }
+
+    async fn profile_worker(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(profiles::worker(&self.pool).await?)
+    }
+
+    async fn lead_profiles(&self, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        Ok(profiles::lead(&self.pool, owner, lease_ms).await?)
+    }
+
+    async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError> {
+        Ok(profiles::save(&self.pool, &checkpoint).await?)
     }
 
     fn stats(&self) -> StoreStats {

@@ -88,6 +88,35 @@ ALTER TABLE overview_gauges DROP CONSTRAINT overview_gauges_pkey;
 ALTER TABLE overview_gauges ADD PRIMARY KEY (destination_id, subscription_id, shard);
 "#;
 
+/// Version 7: profiles (see `junction_store::ProfileCheckpoint`): the inbox of stored events the
+/// profile worker has not taken in (written with the events), each profile's document and the
+/// identifiers that find it, and the worker's document with the lease of the node that leads it.
+const V7: &str = r#"
+CREATE TABLE profile_inbox (
+    event_id BIGINT PRIMARY KEY
+);
+
+CREATE TABLE profiles (
+    id       BIGINT PRIMARY KEY,
+    document BYTEA  NOT NULL
+);
+
+CREATE TABLE profile_identifiers (
+    id_type    TEXT   NOT NULL,
+    value      TEXT   NOT NULL,
+    profile_id BIGINT NOT NULL,
+    PRIMARY KEY (id_type, value)
+);
+CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+
+CREATE TABLE profile_worker (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    owner       TEXT    NOT NULL,
+    lease_until BIGINT  NOT NULL,
+    document    BYTEA
+);
+"#;
+
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -119,6 +148,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "sharded counters and rollups",
         sql: V6,
+    },
+    Migration {
+        version: 7,
+        name: "profiles",
+        sql: V7,
     },
 ];
 

@@ -36,6 +36,7 @@ mod cluster {
                 })
                 .collect(),
             discards: Vec::new(),
+            for_profiles: false,
         }
     }
 
@@ -303,6 +304,7 @@ mod retention {
             payload: b"{}".to_vec(),
             jobs: (0..jobs).map(|_| new_job()).collect(),
             discards: Vec::new(),
+            for_profiles: false,
         }
     }
 

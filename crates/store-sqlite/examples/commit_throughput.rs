@@ -207,5 +207,6 @@ fn event(caller: usize, n: usize) -> NewEvent {
             body: body.into_bytes(),
         }],
         discards: Vec::new(),
+        for_profiles: false,
     }
 }

@@ -415,7 +415,7 @@ fn prune(conn: &Connection, before: UnixMillis, max_events: usize) -> Result<Pru
         "DELETE FROM dead_letter WHERE job_id IN ({doomed_jobs})"
     ))?
     .execute((from, upto))?;
-    for table in ["jobs", "discards", "event_duplicates"] {
+    for table in ["jobs", "discards", "event_duplicates", "profile_inbox"] {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE event_id BETWEEN ?1 AND ?2
                AND event_id NOT IN (SELECT event_id FROM temp.prune_keep)"

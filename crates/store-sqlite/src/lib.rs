@@ -18,6 +18,7 @@ mod error;
 mod maintenance;
 mod migrations;
 mod model;
+mod profiles;
 mod queries;
 mod recent;
 mod rollup;
@@ -29,8 +30,8 @@ use std::sync::Arc;
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
     DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
-    OverviewQuery, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions, StoreStats,
-    UnixMillis,
+    OverviewQuery, ProfileCheckpoint, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions,
+    StoreStats, StoredEvent, StoredProfile, UnixMillis,
 };
 use tokio::sync::Notify;
 
@@ -412,6 +413,57 @@ impl Store for SqliteStore {
 
     async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError> {
         self.readers.run(queries::config_versions).await
+    }
+
+    async fn profile_inbox(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.readers
+            .run(move |conn| profiles::inbox(conn, limit))
+            .await
+    }
+
+    async fn stored_events(
+        &self,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.readers
+            .run(move |conn| profiles::events_after(conn, after, limit))
+            .await
+    }
+
+    async fn load_profiles(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>, StoreError> {
+        self.readers
+            .run(move |conn| profiles::load(conn, after, limit))
+            .await
+    }
+
+    async fn find_profile(
+        &self,
+        id_type: &str,
+        value: &str,
+    ) -> Result<Option<StoredProfile>, StoreError> {
+        let (id_type, value) = (id_type.to_owned(), value.to_owned());
+        self.readers
+            .run(move |conn| profiles::find(conn, &id_type, &value))
+            .await
+    }
+
+    async fn profile_worker(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.readers.run(profiles::worker).await
+    }
+
+    async fn lead_profiles(&self, _owner: &str, _lease_ms: i64) -> Result<bool, StoreError> {
+        // One process owns an embedded database: its worker always leads.
+        Ok(true)
+    }
+
+    async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError> {
+        let answer = self.writer.submit_profiles(checkpoint)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     fn stats(&self) -> StoreStats {

@@ -229,6 +229,34 @@ CREATE TABLE IF NOT EXISTS keys.watermark (
 INSERT OR IGNORE INTO keys.watermark (id, event_id) VALUES (1, 0);
 "#;
 
+/// Version 4: profiles (see `junction_store::ProfileCheckpoint`). The inbox holds the ids of
+/// stored events the profile worker has not taken in, written by the same transaction as the
+/// event; each profile is one opaque document with its identifiers in an index table, so that
+/// a lookup by any identifier is one probe; the worker's own document is one row.
+const V4: &str = r#"
+CREATE TABLE profile_inbox (
+    event_id INTEGER PRIMARY KEY
+);
+
+CREATE TABLE profiles (
+    id       INTEGER PRIMARY KEY,
+    document BLOB NOT NULL
+);
+
+CREATE TABLE profile_identifiers (
+    id_type    TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    profile_id INTEGER NOT NULL,
+    PRIMARY KEY (id_type, value)
+) WITHOUT ROWID;
+CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+
+CREATE TABLE profile_worker (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    document BLOB NOT NULL
+);
+"#;
+
 /// The layout version of the key index, kept in its `user_version`. A file with another version
 /// is emptied and rebuilt from `events`.
 const KEYS_VERSION: i64 = 1;
@@ -253,10 +281,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "delivery overview rollups",
         sql: V3,
     },
+    Migration {
+        version: 4,
+        name: "profiles",
+        sql: V4,
+    },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// Creates the key index if needed (rebuilding it when its layout is not [`KEYS_VERSION`]) and
 /// indexes every event it is missing. Runs at open, before the writer starts.

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::model::{dedupe_key, encode_headers, now_ms};
 use crate::recent::RecentKeys;
 use crate::rollup::Rollup;
+use junction_store::ProfileCheckpoint;
 
 /// The answer to one commit request, with the request's events handed back: the caller drops
 /// them, so that freeing thousands of payloads, bodies and strings happens on its thread rather
@@ -28,6 +29,8 @@ pub(crate) type CommitAnswer = (Result<Vec<CommitOutcome>, StoreError>, Vec<NewE
 pub(crate) type CommitReply = oneshot::Sender<CommitAnswer>;
 /// The answer channel of one config save.
 pub(crate) type ConfigReply = oneshot::Sender<Result<ConfigVersion, StoreError>>;
+/// The answer channel of one profile checkpoint.
+pub(crate) type ProfilesReply = oneshot::Sender<Result<(), StoreError>>;
 /// The answer channel of one delivery write.
 pub(crate) type DeliveryReply = oneshot::Sender<Result<DeliveryAnswer, StoreError>>;
 
@@ -58,6 +61,12 @@ enum Write {
     Delivery {
         write: DeliveryWrite,
         reply: DeliveryReply,
+    },
+    /// A step of the profile worker. Not counted either: the worker waits for each answer, so
+    /// at most one is queued.
+    Profiles {
+        checkpoint: Box<ProfileCheckpoint>,
+        reply: ProfilesReply,
     },
 }
 
@@ -215,6 +224,25 @@ impl Writer {
         Ok(answer)
     }
 
+    /// Enqueues a profile checkpoint; fails at once when closed.
+    pub(crate) fn submit_profiles(
+        &self,
+        checkpoint: ProfileCheckpoint,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Profiles {
+            checkpoint: Box::new(checkpoint),
+            reply,
+        };
+        self.sender
+            .send(Request::Write(write))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
     /// Live counters.
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
@@ -310,6 +338,7 @@ enum Answer {
     Commit(Vec<CommitOutcome>),
     Config(ConfigVersion),
     Delivery(DeliveryAnswer),
+    Profiles,
 }
 
 /// Writes a group in one transaction and answers every caller. If that transaction fails, each
@@ -327,7 +356,7 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
         .count();
     let adds_jobs = group.writes.iter().any(|write| match write {
         Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
-        Write::SaveConfig { .. } => false,
+        Write::SaveConfig { .. } | Write::Profiles { .. } => false,
         Write::Delivery { write, .. } => write.adds_jobs(),
     });
     let mut transactions = 0;
@@ -389,6 +418,12 @@ fn answer_write(write: Write, answer: Result<Answer, StoreError>) {
         Write::Delivery { reply, .. } => {
             let _ = reply.send(answer.and_then(|answer| match answer {
                 Answer::Delivery(answer) => Ok(answer),
+                _ => Err(mismatch()),
+            }));
+        }
+        Write::Profiles { reply, .. } => {
+            let _ = reply.send(answer.and_then(|answer| match answer {
+                Answer::Profiles => Ok(()),
                 _ => Err(mismatch()),
             }));
         }
@@ -472,6 +507,10 @@ fn write_all(
             Write::Delivery { write, .. } => {
                 Answer::Delivery(write.write(conn, now, &mut rollup)?)
             }
+            Write::Profiles { checkpoint, .. } => {
+                crate::profiles::save(conn, checkpoint)?;
+                Answer::Profiles
+            }
         });
     }
     rollup.flush(conn)?;
@@ -510,6 +549,7 @@ struct Statements<'c> {
     insert_transition: CachedStatement<'c>,
     insert_queue: CachedStatement<'c>,
     insert_discard: CachedStatement<'c>,
+    insert_inbox: CachedStatement<'c>,
     add_counters: CachedStatement<'c>,
 }
 
@@ -550,6 +590,8 @@ impl<'c> Statements<'c> {
                 "INSERT INTO job_queue (job_id, endpoint, next_at, attempt, last_seq, lease_owner)
                  VALUES (?1, ?2, ?3, 0, 0, NULL)",
             )?,
+            insert_inbox: conn
+                .prepare_cached("INSERT INTO profile_inbox (event_id) VALUES (?1)")?,
             insert_discard: conn.prepare_cached(
                 "INSERT INTO discards (event_id, destination_id, subscription_id, reason, message)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -658,6 +700,9 @@ impl<'c> Statements<'c> {
                     discard.reason.as_str(),
                     &discard.message,
                 ))?;
+            }
+            if event.for_profiles {
+                self.insert_inbox.execute([event_id])?;
             }
             rollup.add_event(event);
             totals.events += 1;

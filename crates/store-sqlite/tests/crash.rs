@@ -96,6 +96,7 @@ fn event(message_id: &str) -> NewEvent {
             body: b"{}".to_vec(),
         }],
         discards: Vec::new(),
+        for_profiles: false,
     }
 }
 

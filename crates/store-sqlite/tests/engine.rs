@@ -19,6 +19,7 @@ fn event(message_id: &str, received_at: i64) -> NewEvent {
         payload: br#"{"type":"track"}"#.to_vec(),
         jobs: Vec::new(),
         discards: Vec::new(),
+        for_profiles: false,
     }
 }
 

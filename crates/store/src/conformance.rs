@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::{
     AttemptRecord, CommitOutcome, Completion, Counts, DeadLetterFilter, DiscardReason,
     DiscardRecord, EventId, EventRecord, JobId, JobState, JobUrl, NewDiscard, NewEvent, NewJob,
-    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, PruneOutcome, ReleasedJob,
-    Store, StoreError, StoreOptions, UnixMillis,
+    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, ProfileCheckpoint,
+    PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions, StoredProfile, UnixMillis,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -61,6 +61,9 @@ macro_rules! conformance_suite {
             reopen_after_drop_keeps_everything,
             close_finishes_queued_commits,
             overview_counts_every_outcome,
+            profile_inbox_follows_commits,
+            profile_checkpoints_are_atomic_and_read_back,
+            profile_lead_is_held_by_one_owner,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {
@@ -138,6 +141,7 @@ fn event(
         payload: serde_json::to_vec(&payload).unwrap(),
         jobs: (0..jobs).map(job).collect(),
         discards: (0..discards).map(discard).collect(),
+        for_profiles: false,
     }
 }
 
@@ -1698,4 +1702,164 @@ pub async fn overview_counts_every_outcome<H: Harness>() {
         .await
         .unwrap();
     assert_eq!(kept.totals, overview.totals);
+}
+
+/// Events committed for the profiles enter the inbox in id order, others do not; a checkpoint
+/// takes them out; the history walk sees every stored event.
+pub async fn profile_inbox_follows_commits<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let mut events: Vec<NewEvent> = (0..4)
+        .map(|n| event("src", &format!("p-{n}"), T0 + n, 0, 1))
+        .collect();
+    for (n, event) in events.iter_mut().enumerate() {
+        event.for_profiles = n != 2;
+    }
+    let outcomes = store.commit(events).await.unwrap();
+    let ids: Vec<EventId> = outcomes.iter().map(|o| stored(o).0).collect();
+    assert!(store.lead_profiles("node-a", 10_000).await.unwrap());
+
+    let inbox = store.profile_inbox(10).await.unwrap();
+    let inbox_ids: Vec<EventId> = inbox.iter().map(|e| e.id).collect();
+    assert_eq!(inbox_ids, vec![ids[0], ids[1], ids[3]]);
+    assert_eq!(inbox[0].source_id, "src");
+    assert_eq!(inbox[0].received_at, T0);
+    let record = store.event(ids[0]).await.unwrap().unwrap();
+    assert_eq!(inbox[0].payload, record.payload);
+    assert_eq!(store.profile_inbox(2).await.unwrap().len(), 2);
+
+    let walked = store.stored_events(ids[0], 10).await.unwrap();
+    let walked: Vec<EventId> = walked.iter().map(|e| e.id).collect();
+    assert_eq!(walked, ids[1..].to_vec());
+
+    let checkpoint = ProfileCheckpoint {
+        owner: "node-a".to_owned(),
+        consumed: vec![ids[0], ids[1]],
+        worker: b"{}".to_vec(),
+        ..ProfileCheckpoint::default()
+    };
+    store.save_profiles(checkpoint).await.unwrap();
+    let left: Vec<EventId> = store
+        .profile_inbox(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![ids[3]]);
+}
+
+fn profile(id: u64, identifiers: &[(&str, &str)], document: &str) -> StoredProfile {
+    StoredProfile {
+        id,
+        identifiers: identifiers
+            .iter()
+            .map(|(t, v)| ((*t).to_owned(), (*v).to_owned()))
+            .collect(),
+        document: document.as_bytes().to_vec(),
+    }
+}
+
+/// A checkpoint writes profiles, their identifiers and the worker's document together; a merge
+/// (one removed, its identifiers moved to the other) reads back as one profile; everything
+/// survives reopening.
+pub async fn profile_checkpoints_are_atomic_and_read_back<H: Harness>() {
+    let harness = H::create().await;
+    {
+        let store = open(&harness, StoreOptions::default()).await;
+        let store = dyn_store(&*store);
+        assert_eq!(store.profile_worker().await.unwrap(), None);
+        assert!(store.lead_profiles("node-a", 10_000).await.unwrap());
+        let first = ProfileCheckpoint {
+            owner: "node-a".to_owned(),
+            upserts: vec![
+                profile(1, &[("user_id", "u1"), ("email", "a@x.io")], "{\"p\":1}"),
+                profile(2, &[("anonymous_id", "anon-2")], "{\"p\":2}"),
+            ],
+            worker: b"{\"v\":1}".to_vec(),
+            ..ProfileCheckpoint::default()
+        };
+        store.save_profiles(first).await.unwrap();
+        let found = store
+            .find_profile("email", "a@x.io")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, 1);
+        assert_eq!(found.document, b"{\"p\":1}".to_vec());
+        assert_eq!(
+            found.identifiers,
+            vec![
+                ("email".to_owned(), "a@x.io".to_owned()),
+                ("user_id".to_owned(), "u1".to_owned())
+            ]
+        );
+        // Profile 2 merges into 1.
+        let merge = ProfileCheckpoint {
+            owner: "node-a".to_owned(),
+            upserts: vec![profile(
+                1,
+                &[
+                    ("user_id", "u1"),
+                    ("email", "a@x.io"),
+                    ("anonymous_id", "anon-2"),
+                ],
+                "{\"p\":12}",
+            )],
+            removed: vec![2],
+            worker: b"{\"v\":2}".to_vec(),
+            ..ProfileCheckpoint::default()
+        };
+        store.save_profiles(merge).await.unwrap();
+    }
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let merged = store
+        .find_profile("anonymous_id", "anon-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged.id, 1);
+    assert_eq!(merged.document, b"{\"p\":12}".to_vec());
+    assert_eq!(store.find_profile("user_id", "nobody").await.unwrap(), None);
+    let all = store.load_profiles(0, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].identifiers.len(), 3);
+    assert!(store.load_profiles(1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.profile_worker().await.unwrap(),
+        Some(b"{\"v\":2}".to_vec())
+    );
+}
+
+/// The lead is kept by its owner and refused to another while the lease runs; a checkpoint by
+/// an owner that does not lead writes nothing. (An embedded engine has one process: there,
+/// every owner leads.)
+pub async fn profile_lead_is_held_by_one_owner<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    assert!(store.lead_profiles("node-a", 60_000).await.unwrap());
+    assert!(store.lead_profiles("node-a", 60_000).await.unwrap());
+    if !store.shares_lanes() {
+        return;
+    }
+    assert!(!store.lead_profiles("node-b", 60_000).await.unwrap());
+    let stray = ProfileCheckpoint {
+        owner: "node-b".to_owned(),
+        upserts: vec![profile(7, &[("user_id", "u7")], "{}")],
+        worker: b"{}".to_vec(),
+        ..ProfileCheckpoint::default()
+    };
+    let refused = store.save_profiles(stray).await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.find_profile("user_id", "u7").await.unwrap(), None);
+    // A lease that ran out passes to the next who asks.
+    assert!(store.lead_profiles("node-a", -1).await.unwrap());
+    assert!(store.lead_profiles("node-b", 60_000).await.unwrap());
+    assert!(!store.lead_profiles("node-a", 60_000).await.unwrap());
 }

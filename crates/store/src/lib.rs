@@ -9,6 +9,7 @@ mod admission;
 mod error;
 pub mod lane_share;
 mod model;
+mod profiles;
 pub mod rollup;
 
 #[cfg(feature = "conformance")]
@@ -29,6 +30,7 @@ pub use model::{
     OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, ReleasedJob,
     StoreStats, UnixMillis, UnknownName,
 };
+pub use profiles::{ProfileCheckpoint, StoredEvent, StoredProfile};
 
 /// How many versions of the configuration a store keeps.
 pub const CONFIG_VERSIONS_KEPT: i64 = 100;
@@ -184,6 +186,45 @@ pub trait Store: Send + Sync {
 
     /// The versions of the configuration kept, oldest first.
     async fn config_versions(&self) -> Result<Vec<ConfigVersion>, StoreError>;
+
+    /// Up to `limit` events of the profile inbox (committed with [`NewEvent::for_profiles`] and
+    /// not yet taken in by a [`ProfileCheckpoint`]), in event id order. Events pruned before
+    /// they were taken in are not returned.
+    async fn profile_inbox(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Up to `limit` stored events with an id above `after`, in id order: how a backfill walks
+    /// the history.
+    async fn stored_events(
+        &self,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Up to `limit` profiles with an id above `after`, in id order.
+    async fn load_profiles(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>, StoreError>;
+
+    /// The profile holding this identifier (type, value), if any.
+    async fn find_profile(
+        &self,
+        id_type: &str,
+        value: &str,
+    ) -> Result<Option<StoredProfile>, StoreError>;
+
+    /// The profile worker's document, if one was ever written.
+    async fn profile_worker(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Takes or keeps the lead of the profile worker for `owner` until `lease_ms` from now (on
+    /// the database's clock); answers whether `owner` leads. Only one worker leads at a time:
+    /// the lead passes to another only once the leader's lease has run out.
+    async fn lead_profiles(&self, owner: &str, lease_ms: i64) -> Result<bool, StoreError>;
+
+    /// Writes one step of the profile worker atomically (see [`ProfileCheckpoint`]). Fails with
+    /// [`StoreError::NotFound`] and writes nothing when `checkpoint.owner` does not lead.
+    async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError>;
 
     /// Live counters of this open store (group commit and queue); cheap, never fails.
     fn stats(&self) -> StoreStats;

@@ -59,6 +59,9 @@ pub struct NewEvent {
     pub jobs: Vec<NewJob>,
     /// One discard per (destination, mapping) that produced no request, with the reason.
     pub discards: Vec<NewDiscard>,
+    /// Whether the profile worker takes it in (see [`crate::Store::profile_inbox`]): set for
+    /// the events that take part in identity resolution.
+    pub for_profiles: bool,
 }
 
 /// A delivery job: the exact HTTP request to send. Immutable once stored; its progress is recorded
