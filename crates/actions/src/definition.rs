@@ -338,13 +338,16 @@ impl DestinationDefinition {
         })
     }
 
-    /// Whether the `integrations` object of an event lets it reach this destination:
-    /// opt-out with `All` (default true), names case-sensitive, object values count as enabled.
-    pub fn accepts_integrations(&self, integrations: Option<&Value>) -> bool {
+    /// Whether the `integrations` object of an event lets it reach the destination instance
+    /// `instance_id` of this type: opt-out with `All` (default true); the instance's id (as
+    /// audience syncs name it), then the type's name and aliases, case-sensitive; object values
+    /// count as enabled.
+    pub fn accepts_integrations(&self, instance_id: &str, integrations: Option<&Value>) -> bool {
         let Some(Value::Object(flags)) = integrations else {
             return true;
         };
-        let named = std::iter::once(self.name)
+        let named = std::iter::once(instance_id)
+            .chain(std::iter::once(self.name))
             .chain(self.integration_aliases.iter().copied())
             .find_map(|name| flags.get(name));
         named

@@ -169,6 +169,27 @@ pub enum ProblemKind {
         /// 1-based column.
         column: usize,
     },
+    /// An audience's or computed trait's definition is refused (the language's message, with
+    /// the column for a parse error).
+    #[error("invalid definition: {message}")]
+    Definition {
+        /// Why.
+        message: String,
+    },
+    /// A key that belonged to a deleted audience or computed trait.
+    #[error("the key \"{key}\" belonged to a deleted audience or computed trait and is not reused")]
+    RetiredKey {
+        /// The key.
+        key: String,
+    },
+    /// A connection to a destination that does not exist.
+    #[error("unknown destination \"{id}\"; expected one of: {expected}")]
+    UnknownDestination {
+        /// The id named.
+        id: String,
+        /// The destination ids that exist, comma-separated (`none` when there are none).
+        expected: String,
+    },
     /// The mapping is invalid (the reference's validation messages, each naming the path within
     /// the mapping), or a template in it does not compile.
     #[error("invalid mapping: {}", messages.join(" "))]

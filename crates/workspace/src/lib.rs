@@ -33,7 +33,10 @@ mod snapshot;
 
 pub use error::{Problem, ProblemKind, WorkspaceError};
 pub use model::{
-    DeliveryConfig, DestinationConfig, Format, MappingConfig, SourceConfig, WorkspaceConfig,
+    AudienceConfig, AudienceConnection, AudienceKind, DeliveryConfig, DestinationConfig, Format,
+    MappingConfig, SourceConfig, WorkspaceConfig,
 };
-pub use route::{RemapError, RouteOutcome, RoutedJob, endpoint_key, remap, route};
-pub use snapshot::{CompiledMapping, Destination, MAX_MAPPINGS_PER_DESTINATION, Snapshot, Source};
+pub use route::{RemapError, RouteOutcome, RoutedJob, endpoint_key, remap, route, route_to};
+pub use snapshot::{
+    CompiledMapping, Destination, MAX_MAPPINGS_PER_DESTINATION, Snapshot, Source, definition_specs,
+};

@@ -14,6 +14,14 @@ pub const MAX_WRITE_KEYS_PER_SOURCE: usize = 20;
 pub const MAX_SOURCES: usize = 1_000;
 /// Destinations in a workspace at most.
 pub const MAX_DESTINATIONS: usize = 1_000;
+/// Audiences and computed traits in a workspace at most.
+pub const MAX_AUDIENCES: usize = 500;
+/// Characters of an audience's or computed trait's definition at most.
+pub const MAX_QUERY_CHARS: usize = 8_192;
+/// Destinations one audience or computed trait is connected to at most.
+pub const MAX_CONNECTIONS: usize = 20;
+/// The longest sync schedule, in hours (four weeks).
+pub const MAX_EVERY_HOURS: u32 = 24 * 28;
 /// Characters of a trigger at most.
 pub const MAX_TRIGGER_CHARS: usize = 4_096;
 /// Bytes of a destination's settings, as JSON, at most.

@@ -17,6 +17,66 @@ pub struct WorkspaceConfig {
     /// The destinations events are routed to.
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    /// Audiences and computed traits, computed over every source's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<AudienceConfig>,
+    /// The keys of deleted audiences and computed traits: a key is never used again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_keys: Vec<String>,
+}
+
+/// An audience or computed trait (`audiences.md`): a definition in Segment's query language,
+/// and the destinations its values are synced to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceConfig {
+    /// The key its value is sent under (`^[a-z0-9][a-z0-9_]*$`); set at creation, never changed,
+    /// never reused. Required.
+    #[serde(default)]
+    pub key: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// An audience (a boolean membership) or a computed trait (a value).
+    pub kind: AudienceKind,
+    /// The definition, e.g. `event('Order Completed').within(30 days).count() >= 1`.
+    #[serde(default)]
+    pub query: String,
+    /// The destinations its values are sent to, each on its schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<AudienceConnection>,
+}
+
+/// Whether a definition is an audience or a computed trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudienceKind {
+    /// A membership: `true` or `false` per profile.
+    Audience,
+    /// A computed value per profile.
+    Trait,
+}
+
+impl AudienceKind {
+    /// Its name in definitions and in `context.personas.computation_class`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudienceKind::Audience => "audience",
+            AudienceKind::Trait => "trait",
+        }
+    }
+}
+
+/// A connection of an audience or computed trait to a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceConnection {
+    /// The destination's id. Required.
+    #[serde(default)]
+    pub destination: String,
+    /// Sync every this many hours (the net change since the last sync); absent: in real time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_hours: Option<u32>,
 }
 
 /// A source: an application (or a part of one) that sends tracking calls with one of its write

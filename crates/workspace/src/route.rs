@@ -61,9 +61,22 @@ pub fn route(snapshot: &Snapshot, source: &Source, event: &Value) -> Vec<RouteOu
     outcomes
 }
 
+/// Routes an event to one destination only, whatever sources it is connected to: how an
+/// audience sync reaches the destination it is connected to. Nothing when that destination does
+/// not exist or is disabled.
+pub fn route_to(snapshot: &Snapshot, destination_id: &str, event: &Value) -> Vec<RouteOutcome> {
+    let mut outcomes = Vec::new();
+    if let Some(destination) = snapshot.destination(destination_id)
+        && destination.enabled()
+    {
+        route_destination(destination, event, &mut outcomes);
+    }
+    outcomes
+}
+
 fn route_destination(destination: &Destination, event: &Value, outcomes: &mut Vec<RouteOutcome>) {
     let definition = destination.definition();
-    if !definition.accepts_integrations(event.get("integrations")) {
+    if !definition.accepts_integrations(destination.id(), event.get("integrations")) {
         outcomes.push(RouteOutcome::Discard(NewDiscard {
             destination_id: destination.id().to_owned(),
             subscription_id: None,

@@ -13,11 +13,15 @@ use serde_json::Value;
 
 use crate::error::{Problem, ProblemKind, WorkspaceError};
 use crate::limits::{
-    MAX_DESTINATIONS, MAX_ID_CHARS, MAX_MAPPING_BYTES, MAX_NAME_CHARS, MAX_SETTINGS_BYTES,
-    MAX_SOURCES, MAX_TRIGGER_CHARS, MAX_WORKSPACE_BYTES, MAX_WRITE_KEY_CHARS,
-    MAX_WRITE_KEYS_PER_SOURCE, over_bytes, over_chars,
+    MAX_AUDIENCES, MAX_CONNECTIONS, MAX_DESTINATIONS, MAX_EVERY_HOURS, MAX_ID_CHARS,
+    MAX_MAPPING_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTINGS_BYTES, MAX_SOURCES,
+    MAX_TRIGGER_CHARS, MAX_WORKSPACE_BYTES, MAX_WRITE_KEY_CHARS, MAX_WRITE_KEYS_PER_SOURCE,
+    over_bytes, over_chars,
 };
-use crate::model::{DeliveryConfig, DestinationConfig, MappingConfig, WorkspaceConfig};
+use crate::model::{
+    AudienceConfig, DeliveryConfig, DestinationConfig, MappingConfig, WorkspaceConfig,
+};
+use junction_audience::{DefinitionError, DefinitionSpec, Definitions};
 
 /// The most mappings one destination instance may hold (Segment's limit).
 pub const MAX_MAPPINGS_PER_DESTINATION: usize = 50;
@@ -27,6 +31,7 @@ pub const MAX_MAPPINGS_PER_DESTINATION: usize = 50;
 #[derive(Debug)]
 pub struct Snapshot {
     config: WorkspaceConfig,
+    definitions: Definitions,
     sources: Vec<Source>,
     destinations: Vec<Destination>,
     write_keys: HashMap<String, usize>,
@@ -154,6 +159,7 @@ impl Snapshot {
     pub fn empty() -> Self {
         Self {
             config: WorkspaceConfig::default(),
+            definitions: Definitions::default(),
             sources: Vec::new(),
             destinations: Vec::new(),
             write_keys: HashMap::new(),
@@ -188,6 +194,7 @@ impl Snapshot {
                 destinations.push(compiled);
             }
         }
+        let definitions = check_audiences(&config, &mut problems);
         if !problems.is_empty() {
             return Err(WorkspaceError::Invalid { problems });
         }
@@ -211,6 +218,7 @@ impl Snapshot {
             .collect();
         Ok(Self {
             config,
+            definitions,
             sources,
             destinations,
             write_keys,
@@ -220,6 +228,20 @@ impl Snapshot {
     /// The workspace this snapshot was compiled from.
     pub fn config(&self) -> &WorkspaceConfig {
         &self.config
+    }
+
+    /// The audiences and computed traits, compiled, in workspace order (the same order as
+    /// [`WorkspaceConfig::audiences`]).
+    pub fn definitions(&self) -> &Definitions {
+        &self.definitions
+    }
+
+    /// The audience or computed trait with this key.
+    pub fn audience(&self, key: &str) -> Option<&AudienceConfig> {
+        self.config
+            .audiences
+            .iter()
+            .find(|audience| audience.key == key)
     }
 
     /// The source a write key authenticates.
@@ -260,6 +282,139 @@ impl Snapshot {
             .iter()
             .filter_map(|&index| self.destinations.get(index))
     }
+}
+
+/// The definitions as the audience language checks them: keys, kinds, texts, references.
+pub fn definition_specs(audiences: &[AudienceConfig]) -> Vec<DefinitionSpec> {
+    audiences
+        .iter()
+        .map(|audience| DefinitionSpec {
+            key: Some(audience.key.clone()),
+            name: Some(audience.name.clone()),
+            kind: Value::String(audience.kind.as_str().to_owned()),
+            query: audience.query.clone(),
+        })
+        .collect()
+}
+
+/// Checks the audiences and computed traits (sizes, keys, definitions, connections) and
+/// compiles their definitions.
+fn check_audiences(config: &WorkspaceConfig, problems: &mut Vec<Problem>) -> Definitions {
+    let whole = Place {
+        path: String::new(),
+        object: "the workspace".to_owned(),
+    };
+    if config.audiences.len() > MAX_AUDIENCES {
+        problems.push(whole.problem(
+            "audiences",
+            ProblemKind::TooMany {
+                found: config.audiences.len(),
+                limit: MAX_AUDIENCES,
+            },
+        ));
+        return Definitions::default();
+    }
+    let destination_ids: Vec<&str> = config.destinations.iter().map(|d| d.id.as_str()).collect();
+    for (index, audience) in config.audiences.iter().enumerate() {
+        let at = Place {
+            path: format!("audiences[{index}]"),
+            object: named("audience", truncated(&audience.key), index),
+        };
+        if let Some(found) = over_chars(&audience.name, MAX_NAME_CHARS) {
+            problems.push(at.problem(
+                "name",
+                ProblemKind::TooLong {
+                    found,
+                    limit: MAX_NAME_CHARS,
+                },
+            ));
+        }
+        if let Some(found) = over_chars(&audience.query, MAX_QUERY_CHARS) {
+            problems.push(at.problem(
+                "query",
+                ProblemKind::TooLong {
+                    found,
+                    limit: MAX_QUERY_CHARS,
+                },
+            ));
+        }
+        if audience.key.is_empty() {
+            problems.push(at.problem("key", ProblemKind::Required));
+        } else if let Some(found) = over_chars(&audience.key, MAX_ID_CHARS) {
+            problems.push(at.problem(
+                "key",
+                ProblemKind::TooLong {
+                    found,
+                    limit: MAX_ID_CHARS,
+                },
+            ));
+        } else if config.retired_keys.contains(&audience.key) {
+            let key = audience.key.clone();
+            problems.push(at.problem("key", ProblemKind::RetiredKey { key }));
+        }
+        if audience.connections.len() > MAX_CONNECTIONS {
+            problems.push(at.problem(
+                "connections",
+                ProblemKind::TooMany {
+                    found: audience.connections.len(),
+                    limit: MAX_CONNECTIONS,
+                },
+            ));
+        }
+        let mut connected: HashMap<&str, String> = HashMap::new();
+        for (c, connection) in audience.connections.iter().enumerate() {
+            let field = format!("connections[{c}]");
+            if !destination_ids.contains(&connection.destination.as_str()) {
+                problems.push(at.problem(
+                    &format!("{field}.destination"),
+                    ProblemKind::UnknownDestination {
+                        id: connection.destination.clone(),
+                        expected: list_or_none(&destination_ids),
+                    },
+                ));
+            }
+            if let Entry::Vacant(slot) = connected.entry(connection.destination.as_str()) {
+                slot.insert(format!("{}.{field}", at.path));
+            } else if let Some(first) = connected.get(connection.destination.as_str()) {
+                problems.push(at.problem(
+                    &format!("{field}.destination"),
+                    ProblemKind::DuplicateId {
+                        id: connection.destination.clone(),
+                        first: first.clone(),
+                    },
+                ));
+            }
+            if let Some(hours) = connection.every_hours
+                && !(1..=MAX_EVERY_HOURS).contains(&hours)
+            {
+                problems.push(at.problem(
+                    &format!("{field}.every_hours"),
+                    ProblemKind::OutOfRange {
+                        expected: format!("1 to {MAX_EVERY_HOURS} hours"),
+                    },
+                ));
+            }
+        }
+    }
+    let compiled = Definitions::compile(&definition_specs(&config.audiences));
+    for refusal in compiled.refused {
+        let Some(audience) = config.audiences.get(refusal.position) else {
+            continue;
+        };
+        let at = Place {
+            path: format!("audiences[{}]", refusal.position),
+            object: named("audience", truncated(&audience.key), refusal.position),
+        };
+        let field = match refusal.error {
+            DefinitionError::InvalidKey { .. }
+            | DefinitionError::DuplicateKey { .. }
+            | DefinitionError::MissingKey => "key",
+            _ => "query",
+        };
+        let message = refusal.error.to_string();
+        problems.push(at.problem(field, ProblemKind::Definition { message }));
+    }
+    compiled.definitions
 }
 
 /// Where a problem is: the path prefix and the object's name for a person.
@@ -705,6 +860,64 @@ mod tests {
         let web = snapshot.source("web").unwrap();
         assert_eq!(snapshot.destinations_of(web).count(), 1);
         assert_eq!(snapshot.destinations()[0].mappings()[0].id(), "m");
+    }
+
+    #[test]
+    fn audiences_compile_and_every_problem_names_its_field() {
+        let destination = json!({"id": "cm", "type": "actions-chartmogul", "sources": [],
+            "settings": {"chartmogul_webhook_url": "https://h.example/wh"}});
+        let snapshot = compile(json!({
+            "destinations": [destination],
+            "audiences": [{"key": "buyers", "name": "Buyers", "kind": "audience",
+                "query": "event('Order Completed').within(30 days).count() >= 1",
+                "connections": [{"destination": "cm"}, ]}]
+        }))
+        .unwrap();
+        assert_eq!(snapshot.definitions().len(), 1);
+        assert_eq!(snapshot.audience("buyers").unwrap().name, "Buyers");
+
+        let found = problems(json!({
+            "destinations": [destination],
+            "retired_keys": ["old"],
+            "audiences": [
+                {"key": "old", "kind": "audience", "query": "event('A').count() >= 1"},
+                {"key": "Bad Key", "kind": "trait", "query": "event('A').count()"},
+                {"key": "broken", "kind": "audience", "query": "event('A').count( >= 1"},
+                {"key": "linked", "kind": "audience", "query": "event('A').count() >= 1",
+                 "connections": [{"destination": "nope"}, {"destination": "cm", "every_hours": 0}]}
+            ]
+        }));
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0].contains("audiences[0].key") && found[0].contains("not reused"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("audiences[3].connections[0].destination")
+                    && p.contains("unknown destination \"nope\"")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("audiences[3].connections[1].every_hours")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("audiences[1].key") && p.contains("invalid key")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("audiences[2].query") && p.contains("column")),
+            "{found:#?}"
+        );
     }
 
     #[test]
