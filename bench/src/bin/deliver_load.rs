@@ -1164,6 +1164,7 @@ async fn prefill(path: &Path, text: &str, jobs: usize) -> Result<u64, String> {
                 payload: serde_json::to_vec(&event).map_err(|err| err.to_string())?,
                 jobs: routed,
                 discards,
+                for_profiles: false,
             });
         }
         while in_flight.len() >= PREFILL_IN_FLIGHT {
