@@ -223,7 +223,26 @@ pub struct DestinationDefinition {
     pub actions: Vec<ActionDefinition>,
     /// Builds the request that tests the settings, or rejects them outright.
     pub test_authentication: Option<TestAuthentication>,
+    /// Ready-made mappings a person may add (Junction's own: the reference has none).
+    pub presets: Vec<MappingPreset>,
     settings_schema: Schema,
+}
+
+/// A ready-made mapping of a destination type, offered to add in one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingPreset {
+    /// Its identifier, also the id of the mapping it adds.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// The action it runs.
+    pub action: &'static str,
+    /// Its trigger (FQL).
+    pub trigger: &'static str,
+    /// Its mapping, merged over the action's defaults.
+    pub mapping: Value,
 }
 
 impl std::fmt::Debug for DestinationDefinition {
@@ -253,6 +272,8 @@ pub struct DestinationSpec {
     pub actions: Vec<ActionSpec>,
     /// See [`DestinationDefinition::test_authentication`].
     pub test_authentication: Option<TestAuthentication>,
+    /// See [`DestinationDefinition::presets`].
+    pub presets: Vec<MappingPreset>,
 }
 
 impl DestinationDefinition {
@@ -274,8 +295,14 @@ impl DestinationDefinition {
             secret_settings: spec.secret_settings,
             actions,
             test_authentication: spec.test_authentication,
+            presets: spec.presets,
             settings_schema,
         })
+    }
+
+    /// The preset with this id.
+    pub fn preset(&self, id: &str) -> Option<&MappingPreset> {
+        self.presets.iter().find(|preset| preset.id == id)
     }
 
     /// The action with this slug.

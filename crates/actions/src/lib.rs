@@ -12,8 +12,8 @@ mod request;
 mod subscription;
 
 pub use definition::{
-    ActionDefinition, DefinitionError, DestinationDefinition, PerformInput, Registry, Settings,
-    TestAuthentication, registry,
+    ActionDefinition, DefinitionError, DestinationDefinition, MappingPreset, PerformInput,
+    Registry, Settings, TestAuthentication, registry,
 };
 pub use error::{ActionError, AuthError, is_retryable_status};
 pub use evaluate::{ErrorReport, Evaluation, Outcome, evaluate};

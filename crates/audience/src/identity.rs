@@ -103,7 +103,7 @@ impl Identifiers {
     }
 
     /// Adds an identifier unless the profile already holds it.
-    fn add(&mut self, id_type: IdType, value: &str) {
+    pub fn add(&mut self, id_type: IdType, value: &str) {
         let list = self.of_mut(id_type);
         if !list.iter().any(|v| v == value) {
             list.push(value.to_owned());

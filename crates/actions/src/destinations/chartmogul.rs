@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::definition::{
-    ActionSpec, DefinitionError, DestinationDefinition, DestinationSpec, PerformInput, Settings,
+    ActionSpec, DefinitionError, DestinationDefinition, DestinationSpec, MappingPreset,
+    PerformInput, Settings,
 };
 use crate::error::ActionError;
 use crate::request::HttpRequest;
@@ -33,7 +34,26 @@ pub fn definition() -> Result<DestinationDefinition, DefinitionError> {
         secret_settings: &[WEBHOOK_URL],
         actions: vec![send_contact(), send_customer()],
         test_authentication: Some(test_authentication),
+        presets: vec![audience_preset()],
     })
+}
+
+/// The id of the preset that sends audiences and computed traits to ChartMogul.
+pub const AUDIENCE_PRESET: &str = "audience_attributes";
+
+/// Audiences and computed traits as ChartMogul custom attributes: a Send Contact for the
+/// `identify` calls of audience syncs (they carry `context.personas`), with every trait of the
+/// call (the audience's key and value, and the email) in `custom_attributes`.
+fn audience_preset() -> MappingPreset {
+    MappingPreset {
+        id: AUDIENCE_PRESET,
+        name: "Audiences and computed traits",
+        description: "Sends each audience membership (true/false) and computed trait value as \
+                      a ChartMogul contact custom attribute named after its key",
+        action: "sendContact",
+        trigger: "type = \"identify\" and context.personas.computation_key != null",
+        mapping: json!({"custom_attributes": {"@path": "$.traits"}}),
+    }
 }
 
 fn test_authentication(settings: &Settings) -> Result<HttpRequest, String> {
