@@ -14,6 +14,7 @@ use junction_delivery::{
     Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
     WebhookPolicy, run_retention,
 };
+use junction_profiles::{ProfileWorker, Snapshots, SystemClock, WorkerSettings};
 use junction_server::{AdminState, AppState, ListenerLimits};
 use junction_store::{ConfigVersion, Store};
 use junction_store_postgres::{PostgresOptions, PostgresStore};
@@ -134,11 +135,26 @@ async fn serve(
         }
     };
     state.metrics().attach_lanes(engine.lane_stats_handle());
+    // One profile worker per process; in a cluster the store's lease lets one lead at a time.
+    let snapshots_of = state.clone();
+    let snapshots: Snapshots = Arc::new(move || snapshots_of.snapshot());
+    let profile_worker = ProfileWorker::new(
+        Arc::clone(&store),
+        snapshots,
+        Arc::new(SystemClock),
+        format!(
+            "{}-{}",
+            std::process::id(),
+            junction_event::random_message_id()
+        ),
+        WorkerSettings::default(),
+    );
     let admin = AdminState::new(
         state.clone(),
         Arc::new(engine.sender().clone()),
         settings.admin_token.clone(),
-    );
+    )
+    .with_profiles(profile_worker.handle());
     print_banner(&settings, address, admin_address, &origin, version, &config);
 
     let (stop, stopped) = watch::channel(false);
@@ -146,6 +162,7 @@ async fn serve(
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let profiles = tokio::spawn(profile_worker.run(wait_for(stopped.clone())));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&store),
         settings.delivery.retention,
@@ -181,6 +198,7 @@ async fn serve(
         .shutdown(settings.delivery.timeout + Duration::from_secs(1))
         .await;
     let _ = retention.await;
+    let _ = profiles.await;
     let admin_served = admin_served.await;
     tracing::info!("delivery stopped, closing the store");
     let closed = store.close().await;

@@ -180,6 +180,13 @@ fn send(mut library: Library, host: &str, gzip: bool, calls: &[Value]) -> Vec<Se
     sent
 }
 
+/// Sends `calls` with Segment's Python library to `running`, with the `python-write-key` write
+/// key, and waits until the library flushed them.
+pub fn send_python(running: &crate::util::Running, calls: &[Value]) {
+    let (library, gzip) = python(false);
+    send(library, &format!("http://{}", running.address), gzip, calls);
+}
+
 fn millis(text: &str) -> i64 {
     let time = OffsetDateTime::parse(text, &Rfc3339)
         .unwrap_or_else(|err| panic!("not an RFC 3339 time: {text:?}: {err}"));

@@ -12,6 +12,7 @@
     missing_docs
 )]
 
+mod audiences;
 mod cli_admin;
 mod cli_config;
 mod clients;

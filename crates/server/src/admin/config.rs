@@ -61,6 +61,10 @@ pub(super) fn routes() -> Vec<Route<AdminState>> {
         ),
         Route::get("/api/v1/destinations/{id}/mappings", list_mappings),
         Route::post("/api/v1/destinations/{id}/mappings", create_mapping),
+        Route::post(
+            "/api/v1/destinations/{id}/mappings/presets/{preset}",
+            add_preset_mapping,
+        ),
         Route::get(
             "/api/v1/destinations/{id}/mappings/{mapping_id}",
             get_mapping,
@@ -119,13 +123,13 @@ pub(super) fn body_error(rejection: &JsonRejection) -> AdminError {
 
 /// A change to the workspace: its result, and the path of the object it concerns
 /// (`destinations[0].mappings[2]`), so that validation problems are reported relative to it.
-struct Changed<T> {
+pub(super) struct Changed<T> {
     value: T,
     focus: String,
 }
 
 impl<T> Changed<T> {
-    fn at(value: T, focus: String) -> Self {
+    pub(super) fn at(value: T, focus: String) -> Self {
         Self { value, focus }
     }
 }
@@ -133,7 +137,7 @@ impl<T> Changed<T> {
 /// Applies a change: under the config lock, to a copy of the workspace in force; the result is
 /// compiled whole (refused with every problem, nothing changed, if it does not), stored, and
 /// then put in force for routing and delivery.
-async fn apply<T>(
+pub(super) async fn apply<T>(
     state: &AdminState,
     change: impl FnOnce(&mut WorkspaceConfig) -> Result<Changed<T>, AdminError>,
 ) -> Result<T, AdminError> {
@@ -268,7 +272,7 @@ fn source_index(config: &WorkspaceConfig, id: &str) -> Result<usize, AdminError>
         .ok_or_else(|| no_source(id))
 }
 
-fn destination_index(config: &WorkspaceConfig, id: &str) -> Result<usize, AdminError> {
+pub(super) fn destination_index(config: &WorkspaceConfig, id: &str) -> Result<usize, AdminError> {
     config
         .destinations
         .iter()
@@ -394,19 +398,19 @@ fn page<T>(
     Ok((page, next))
 }
 
-fn listed(items: Vec<Value>, next: Option<String>) -> Json<Value> {
+pub(super) fn listed(items: Vec<Value>, next: Option<String>) -> Json<Value> {
     Json(json!({"data": items, "pagination": {"next": next}}))
 }
 
-fn created(data: Value) -> Response {
+pub(super) fn created(data: Value) -> Response {
     (StatusCode::CREATED, Json(json!({"data": data}))).into_response()
 }
 
-fn deleted(id: &str) -> Json<Value> {
+pub(super) fn deleted(id: &str) -> Json<Value> {
     Json(json!({"data": {"id": id, "deleted": true}}))
 }
 
-fn definition_of(slug: &str) -> Result<&'static DestinationDefinition, AdminError> {
+pub(super) fn definition_of(slug: &str) -> Result<&'static DestinationDefinition, AdminError> {
     let registry = registry().map_err(|err| {
         AdminError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -464,6 +468,14 @@ fn catalog_view(definition: &DestinationDefinition) -> Value {
         "integration_aliases": definition.integration_aliases,
         "settings": fields_view(&definition.settings_fields, definition.secret_settings),
         "actions": definition.actions.iter().map(action_view).collect::<Vec<_>>(),
+        "presets": definition.presets.iter().map(|preset| json!({
+            "id": preset.id,
+            "name": preset.name,
+            "description": preset.description,
+            "action": preset.action,
+            "trigger": preset.trigger,
+            "mapping": preset.mapping,
+        })).collect::<Vec<_>>(),
         "max_mappings": MAX_MAPPINGS_PER_DESTINATION,
     })
 }
@@ -1054,7 +1066,7 @@ async fn delete_destination(
 // ---------------------------------------------------------------------------------------------
 // Mappings
 
-fn mapping_view(destination_id: &str, mapping: &MappingConfig) -> Value {
+pub(super) fn mapping_view(destination_id: &str, mapping: &MappingConfig) -> Value {
     json!({
         "id": mapping.id,
         "destination_id": destination_id,
@@ -1177,6 +1189,69 @@ async fn create_mapping(
             destination.mappings.iter().any(|m| m.id == candidate)
         })?;
         let mapping = body.into_config(definition, mapping_id)?;
+        let view = mapping_view(&id, &mapping);
+        let focus = format!(
+            "destinations[{index}].mappings[{}]",
+            destination.mappings.len()
+        );
+        destination.mappings.push(mapping);
+        Ok(Changed::at(view, focus))
+    })
+    .await?;
+    Ok(created(view))
+}
+
+/// Adds one of the destination type's ready-made mappings (e.g. ChartMogul's audience
+/// attributes), under the preset's id.
+async fn add_preset_mapping(
+    State(state): State<AdminState>,
+    Path((id, preset_id)): Path<(String, String)>,
+) -> Result<Response, AdminError> {
+    let view = apply(&state, |config| {
+        let index = destination_index(config, &id)?;
+        let destination = &mut config.destinations[index];
+        let definition = definition_of(&destination.destination_type)?;
+        let preset = definition.preset(&preset_id).ok_or_else(|| {
+            let known: Vec<&str> = definition.presets.iter().map(|p| p.id).collect();
+            AdminError::not_found(format!(
+                "no preset \"{preset_id}\" for {}; presets: {}",
+                definition.name,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        if destination.mappings.iter().any(|m| m.id == preset.id) {
+            return Err(AdminError::conflict(format!(
+                "mapping \"{}\" already exists",
+                preset.id
+            )));
+        }
+        if destination.mappings.len() >= MAX_MAPPINGS_PER_DESTINATION {
+            return Err(AdminError::conflict(format!(
+                "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \"{id}\" \
+                 has {}: delete one first",
+                destination.mappings.len()
+            )));
+        }
+        let Value::Object(mapping) = preset.mapping.clone() else {
+            return Err(AdminError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "a preset's mapping is not an object",
+            ));
+        };
+        let new = NewMapping {
+            id: None,
+            action: preset.action.to_owned(),
+            name: Some(preset.name.to_owned()),
+            trigger: Some(preset.trigger.to_owned()),
+            mapping: Some(mapping),
+            enabled: true,
+        };
+        let mapping = new.into_config(definition, preset.id.to_owned())?;
         let view = mapping_view(&id, &mapping);
         let focus = format!(
             "destinations[{index}].mappings[{}]",

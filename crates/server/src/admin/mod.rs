@@ -16,6 +16,7 @@
 //! what it received). Each contributes its table of [`Route`]s to [`admin_app`], which is
 //! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
+mod audiences;
 mod config;
 mod dead_letter;
 mod debugger;
@@ -54,6 +55,8 @@ pub struct AdminState {
     config_lock: Arc<tokio::sync::Mutex<()>>,
     /// What the sandbox webhook received.
     sandbox: Arc<sandbox::Sandbox>,
+    /// This process's profile worker (absent in tests that run none).
+    profiles: Option<Arc<junction_profiles::WorkerHandle>>,
 }
 
 impl AdminState {
@@ -66,7 +69,15 @@ impl AdminState {
             token: token.map(Arc::from),
             config_lock: Arc::default(),
             sandbox: Arc::default(),
+            profiles: None,
         }
+    }
+
+    /// The same, with this process's profile worker: its syncs can be asked for now.
+    #[must_use]
+    pub fn with_profiles(mut self, profiles: Arc<junction_profiles::WorkerHandle>) -> Self {
+        self.profiles = Some(profiles);
+        self
     }
 
     /// The metrics of the server this admin API belongs to.
@@ -218,6 +229,7 @@ fn authenticated_routes() -> Vec<Route<AdminState>> {
         dead_letter::routes(),
         testers::routes(),
         config::routes(),
+        audiences::routes(),
         debugger::routes(),
         ops::routes(),
         overview::routes(),

@@ -32,10 +32,14 @@ async fn lookup(
     let snapshot = state.app.snapshot();
     let sources: Vec<String> = match query.source {
         Some(source) => vec![source],
+        // Audience syncs are stored under a source of their own.
         None => snapshot
             .sources()
             .iter()
             .map(|s| s.id().to_owned())
+            .chain(std::iter::once(
+                junction_profiles::PERSONAS_SOURCE.to_owned(),
+            ))
             .collect(),
     };
     let mut events = Vec::new();
