@@ -10,6 +10,8 @@ are left as they are: those requests must still be refused.
 """
 
 import os
+import re
+import uuid
 
 import schemathesis
 
@@ -38,11 +40,44 @@ def _mapping(body):
         body["mapping"] = {}
 
 
+QUERY_MAX_CHARS = 8192
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+QUERIES = {
+    "audience": "event('Order Completed').count() >= 1",
+    "trait": "event('Order Completed').count()",
+}
+
+
+def _definition(body):
+    """A definition in the query language, of its kind; a fresh key (keys are never reused, and
+    a deleted one stays taken); connections to a destination that exists, once each."""
+    query = body.get("query")
+    if isinstance(query, str) and len(query) <= QUERY_MAX_CHARS:
+        body["query"] = QUERIES.get(body.get("kind"), QUERIES["audience"])
+    key = body.get("key")
+    if key is None or (isinstance(key, str) and KEY_PATTERN.match(key) and len(key) <= 64):
+        body["key"] = "check_" + uuid.uuid4().hex[:16]
+    connections = body.get("connections")
+    if isinstance(connections, list) and connections:
+        first = connections[0]
+        if isinstance(first, dict) and isinstance(first.get("destination"), str):
+            first["destination"] = "chartmogul"
+            body["connections"] = [first]
+
+
+def _audience_patch(body):
+    _definition(body)
+    body.pop("key", None)
+
+
 FIXES = {
     ("POST", "/api/v1/destinations"): (_settings, _sources),
     ("PATCH", "/api/v1/destinations/{id}"): (_settings,),
     ("POST", "/api/v1/destinations/{id}/mappings"): (_mapping,),
     ("PATCH", "/api/v1/destinations/{id}/mappings/{mapping_id}"): (_mapping,),
+    ("POST", "/api/v1/audiences"): (_definition,),
+    ("POST", "/api/v1/audiences/preview"): (_definition,),
+    ("PATCH", "/api/v1/audiences/{key}"): (_audience_patch,),
 }
 
 

@@ -1,10 +1,13 @@
-//! `junction audiences`: audiences and computed traits. `eval` runs definitions over events
+//! `junction audiences`: audiences and computed traits. The admin subcommands are in
+//! `commands::audiences`; `eval` runs definitions over events
 //! locally — JSON Lines in, JSON Lines out, in the format of `audiences.md` §5 — with the same
 //! engine the server uses (`junction_audience::run_case`); nothing is stored or sent.
 
 use std::io::{self, BufRead, BufWriter, Write};
 
 use serde_json::{Value, json};
+
+use crate::commands::audiences::AudienceCommand;
 
 /// `junction audiences …`.
 #[derive(Debug, clap::Args)]
@@ -23,18 +26,16 @@ pub enum AudiencesCommand {
     /// order: `{"id", "errors": [{"key", "message"}], "profiles": [{"user_id", "anonymous_id",
     /// "email", "values"}]}`, or `{"id", "error"}` for a line that cannot be read.
     Eval,
+    #[command(flatten)]
+    Admin(AudienceCommand),
 }
 
-/// Runs an `audiences` subcommand.
-pub fn run(args: &AudiencesArgs) -> anyhow::Result<()> {
-    match args.command {
-        AudiencesCommand::Eval => {
-            let stdin = io::stdin().lock();
-            let stdout = BufWriter::new(io::stdout().lock());
-            eval(stdin, stdout)?;
-            Ok(())
-        }
-    }
+/// Runs `junction audiences eval`.
+pub fn run_eval() -> anyhow::Result<()> {
+    let stdin = io::stdin().lock();
+    let stdout = BufWriter::new(io::stdout().lock());
+    eval(stdin, stdout)?;
+    Ok(())
 }
 
 /// Reads JSON Lines from `input` and writes one result line per non-blank input line.

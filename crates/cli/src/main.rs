@@ -43,8 +43,11 @@ enum Command {
     /// Reads JSON Lines on stdin (`{"id", "settings", "subscriptions", "event",
     /// "webhook_response"?}`) and writes one JSON line per input line on stdout, in order.
     Eval,
-    /// Audiences and computed traits: `eval` computes definitions over events locally.
+    /// Audiences and computed traits: create (after a preview), list with sizes, connect to
+    /// destinations; `eval` computes definitions over events locally.
     Audiences(audiences::AudiencesArgs),
+    /// Show a profile by any of its identifiers.
+    Profiles(Client<commands::audiences::ProfilesArgs>),
     /// Run the server: the Segment Tracking API, durable storage and routing.
     ///
     /// Works with no flag at all (data in ./junction-data, Tracking API on 127.0.0.1:8080, the
@@ -83,7 +86,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Eval => run_eval(),
-        Command::Audiences(args) => audiences::run(args),
+        Command::Audiences(args) => match &args.command {
+            audiences::AudiencesCommand::Eval => audiences::run_eval(),
+            audiences::AudiencesCommand::Admin(command) => {
+                block_on(commands::audiences::run(command))
+            }
+        },
+        Command::Profiles(Client { admin, args }) => {
+            block_on(commands::audiences::run_profiles(admin, args))
+        }
         Command::Serve(args) => serve::run(args),
         Command::Lookup(Client { admin, args }) => block_on(commands::lookup::run(admin, args)),
         Command::DeadLetter(Client { admin, args }) => {

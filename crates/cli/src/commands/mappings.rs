@@ -55,6 +55,14 @@ pub enum MappingsCommand {
         #[arg(long)]
         disabled: bool,
     },
+    /// Add one of the destination type's ready-made mappings (ChartMogul: `audience_attributes`,
+    /// audiences and computed traits as contact custom attributes).
+    Preset {
+        /// The destination's id.
+        destination: String,
+        /// The preset's id (see `junction destinations catalog TYPE --json`).
+        preset: String,
+    },
     /// Update a mapping (its `mapping` merged over the saved one).
     Update {
         /// The destination's id.
@@ -145,6 +153,13 @@ pub async fn run(admin: &AdminArgs, args: &MappingsArgs) -> anyhow::Result<()> {
                 body["id"] = json!(id);
             }
             client.post(&base(destination), &body).await?
+        }
+        MappingsCommand::Preset {
+            destination,
+            preset,
+        } => {
+            let path = format!("{}/presets/{}", base(destination), encode(preset));
+            client.post(&path, &json!({})).await?
         }
         MappingsCommand::Update {
             destination,

@@ -2,6 +2,7 @@
 //! a table, or as the API's JSON with `--json`.
 
 pub mod apply;
+pub mod audiences;
 pub mod dead_letter;
 pub mod destinations;
 pub mod lookup;

@@ -14,6 +14,7 @@
 
 mod audiences;
 mod cli_admin;
+mod cli_audiences;
 mod cli_config;
 mod clients;
 mod cluster;

@@ -15,9 +15,10 @@ use junction_workspace::{AudienceConfig, AudienceConnection, AudienceKind, Works
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::config::{Body, Changed, apply, created, deleted, listed};
+use super::config::{Body, Changed, apply, created, deleted, integral, listed};
 use super::{AdminError, AdminState};
 use crate::routes::Route;
+use serde::de::DeserializeOwned;
 
 /// Members shown in a preview.
 const PREVIEW_SAMPLE: usize = 10;
@@ -56,6 +57,27 @@ impl From<ProfilesError> for AdminError {
             }
         }
     }
+}
+
+/// Reads a body, an `every_hours` written as `24.0` taken as the integer it is (see
+/// [`integral`]).
+fn parse<T: DeserializeOwned>(mut body: Value) -> Result<T, AdminError> {
+    if let Some(hours) = body.get_mut("every_hours") {
+        integral(hours);
+    }
+    if let Some(Value::Array(connections)) = body.get_mut("connections") {
+        for connection in connections {
+            if let Some(hours) = connection.get_mut("every_hours") {
+                integral(hours);
+            }
+        }
+    }
+    serde_json::from_value(body).map_err(|err| {
+        AdminError::invalid(
+            "body",
+            format!("Failed to deserialize the JSON body into the target type: {err}"),
+        )
+    })
 }
 
 fn no_audience(key: &str) -> AdminError {
@@ -185,9 +207,9 @@ impl NewAudience {
 
 async fn create_audience(
     State(state): State<AdminState>,
-    Body(body): Body<NewAudience>,
+    Body(body): Body<Value>,
 ) -> Result<Response, AdminError> {
-    let audience = body.into_config()?;
+    let audience = parse::<NewAudience>(body)?.into_config()?;
     let view = apply(&state, |config| {
         if config.audiences.iter().any(|a| a.key == audience.key) {
             return Err(AdminError::conflict(format!(
@@ -209,9 +231,9 @@ async fn create_audience(
 
 async fn preview_audience(
     State(state): State<AdminState>,
-    Body(body): Body<NewAudience>,
+    Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
-    let audience = body.into_config()?;
+    let audience = parse::<NewAudience>(body)?.into_config()?;
     let snapshot = state.app.snapshot();
     let now = junction_profiles::Clock::now_ms(&junction_profiles::SystemClock);
     let preview = junction_profiles::preview(
@@ -243,8 +265,9 @@ struct AudiencePatch {
 async fn update_audience(
     State(state): State<AdminState>,
     Path(key): Path<String>,
-    Body(patch): Body<AudiencePatch>,
+    Body(patch): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
+    let patch: AudiencePatch = parse(patch)?;
     let view = apply(&state, |config| {
         let index = audience_index(config, &key)?;
         let audience = &mut config.audiences[index];
@@ -297,8 +320,9 @@ struct ConnectionBody {
 async fn connect_audience(
     State(state): State<AdminState>,
     Path((key, destination)): Path<(String, String)>,
-    Body(body): Body<ConnectionBody>,
+    Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
+    let body: ConnectionBody = parse(body)?;
     let view = apply(&state, |config| {
         if !config.destinations.iter().any(|d| d.id == destination) {
             return Err(AdminError::not_found(format!(
