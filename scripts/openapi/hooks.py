@@ -50,19 +50,36 @@ QUERIES = {
 
 def _definition(body):
     """A definition in the query language, of its kind; a fresh key (keys are never reused, and
-    a deleted one stays taken); connections to a destination that exists, once each."""
+    a deleted one stays taken); connections to a destination that exists, once each. Only
+    members valid by the schema are replaced."""
     query = body.get("query")
+    kind = body.get("kind")
     if isinstance(query, str) and len(query) <= QUERY_MAX_CHARS:
-        body["query"] = QUERIES.get(body.get("kind"), QUERIES["audience"])
+        body["query"] = QUERIES.get(kind if isinstance(kind, str) else "", QUERIES["audience"])
     key = body.get("key")
     if key is None or (isinstance(key, str) and KEY_PATTERN.match(key) and len(key) <= 64):
+        # Absent or null: derived from the name, which may be empty; a fresh one instead.
         body["key"] = "check_" + uuid.uuid4().hex[:16]
     connections = body.get("connections")
-    if isinstance(connections, list) and connections:
-        first = connections[0]
-        if isinstance(first, dict) and isinstance(first.get("destination"), str):
-            first["destination"] = "chartmogul"
-            body["connections"] = [first]
+    if (
+        isinstance(connections, list)
+        and 0 < len(connections) <= 20
+        and all(_valid_connection(item) for item in connections)
+    ):
+        first = dict(connections[0], destination="chartmogul")
+        body["connections"] = [first]
+
+
+def _valid_connection(item):
+    if not isinstance(item, dict) or set(item) - {"destination", "every_hours"}:
+        return False
+    destination = item.get("destination")
+    hours = item.get("every_hours")
+    hours_valid = hours is None or (
+        isinstance(hours, (int, float)) and not isinstance(hours, bool)
+        and float(hours).is_integer() and 1 <= hours <= 672
+    )
+    return isinstance(destination, str) and 1 <= len(destination) <= 64 and hours_valid
 
 
 def _audience_patch(body):

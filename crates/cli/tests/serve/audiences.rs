@@ -6,6 +6,7 @@
 //! net changes when a sync runs; the profile is readable by any identifier, and every sync's
 //! story by its `messageId`.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::clients::send_python;
-use crate::util::{admin, alongside_others, start, terminate};
+use crate::util::{admin, alongside_others, kill_hard, post, start, terminate};
 use crate::webhook::{Received, Webhook};
 
 const KEY: &str = "order_completed_last_30_days";
@@ -271,5 +272,100 @@ fn an_audience_reaches_chartmogul_in_real_time_and_on_schedule() {
     let (status, refused) = admin(&api, "POST", "/api/v1/audiences", Some(&definition));
     assert_eq!(status, 400, "{refused}");
     assert!(refused.to_string().contains("not reused"), "{refused}");
+    assert!(terminate(running));
+}
+
+/// Profiles, definitions and what was sent survive a SIGKILL: 1,500 customers order while the
+/// worker syncs them; the server is killed once syncs are arriving and started again on the
+/// same data. Every customer is then sent exactly one sync event (one `messageId`; a delivery in
+/// flight at the kill may arrive twice with that same id), none is lost.
+#[test]
+fn audience_syncs_survive_a_sigkill_without_loss_or_a_second_sync() {
+    let _shared = alongside_others();
+    let hook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = workspace(&hook);
+    config["destinations"][0]["mappings"] = json!([{"id": "audience_attributes",
+        "action": "sendContact",
+        "trigger": "type = \"identify\" and context.personas.computation_key != null",
+        "mapping": {"custom_attributes": {"@path": "$.traits"}}}]);
+    config["audiences"] = json!([{"key": KEY, "name": "Order completed, last 30 days",
+        "kind": "audience", "query": "event('Order Completed').within(30 days).count() >= 1",
+        "connections": [{"destination": "chartmogul"}]}]);
+    let path = dir.path().join("workspace.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let data = dir.path().join("data");
+    // A short lease, so that the jobs the killed process had claimed come back within seconds.
+    let settings = dir.path().join("junction.toml");
+    std::fs::write(&settings, "[delivery]\ntimeout_secs = 2\nlease_secs = 4\n").unwrap();
+    let settings = settings.to_str().unwrap();
+    let running = start(
+        &data,
+        &["--config", settings, "--workspace", path.to_str().unwrap()],
+    );
+
+    const CUSTOMERS: usize = 1_500;
+    for chunk in (0..CUSTOMERS).collect::<Vec<_>>().chunks(100) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|n| {
+                json!({"type": "track", "userId": format!("c{n}"),
+                            "event": "Order Completed", "messageId": format!("order-{n}")})
+            })
+            .collect();
+        let body = json!({"batch": batch}).to_string();
+        let (status, answer) = post(&running.address, "/v1/batch", "python-write-key", &body);
+        assert_eq!(status, 200, "{answer}");
+    }
+    wait_until(Duration::from_secs(30), "syncs arriving", || {
+        hook.count() >= 20
+    });
+    kill_hard(running);
+    let before_restart = hook.count();
+
+    let running = start(&data, &["--config", settings]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let users: HashSet<String> = synced(&hook, "/cm").into_iter().map(|(u, _)| u).collect();
+        if users.len() == CUSTOMERS {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, list) = admin(&running.admin_address, "GET", "/api/v1/audiences", None);
+            let (_, overview) = admin(
+                &running.admin_address,
+                "GET",
+                "/api/v1/destinations/chartmogul/overview",
+                None,
+            );
+            panic!(
+                "{} of {CUSTOMERS} synced ({before_restart} requests before the restart): \
+                 {list}\n{overview}",
+                users.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ids_per_user: HashMap<String, HashSet<String>> = HashMap::new();
+    for request in hook.requests().iter().filter(|r| r.path == "/cm") {
+        let body = request.json();
+        assert_eq!(body["custom_attributes"][KEY], json!(true), "{body}");
+        let user = body["user_id"].as_str().unwrap_or_default().to_owned();
+        ids_per_user
+            .entry(user)
+            .or_default()
+            .insert(request.message_id());
+    }
+    assert_eq!(ids_per_user.len(), CUSTOMERS);
+    let twice: Vec<_> = ids_per_user
+        .iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .collect();
+    assert!(twice.is_empty(), "a customer synced twice: {twice:?}");
+    assert!(
+        before_restart < hook.count(),
+        "the kill happened before every sync ({before_restart} requests then)"
+    );
     assert!(terminate(running));
 }

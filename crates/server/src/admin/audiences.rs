@@ -183,6 +183,17 @@ struct NewAudience {
     connections: Vec<AudienceConnection>,
 }
 
+/// A definition to preview: a new audience without connections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudienceDefinition {
+    key: Option<String>,
+    #[serde(default)]
+    name: String,
+    kind: AudienceKind,
+    query: String,
+}
+
 impl NewAudience {
     fn into_config(self) -> Result<AudienceConfig, AdminError> {
         let key = match self.key {
@@ -233,7 +244,15 @@ async fn preview_audience(
     State(state): State<AdminState>,
     Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
-    let audience = parse::<NewAudience>(body)?.into_config()?;
+    let definition: AudienceDefinition = parse(body)?;
+    let audience = NewAudience {
+        key: definition.key,
+        name: definition.name,
+        kind: definition.kind,
+        query: definition.query,
+        connections: Vec::new(),
+    }
+    .into_config()?;
     let snapshot = state.app.snapshot();
     let now = junction_profiles::Clock::now_ms(&junction_profiles::SystemClock);
     let preview = junction_profiles::preview(
