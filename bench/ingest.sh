@@ -23,6 +23,12 @@
 #   NO_BUILD=1 bench/ingest.sh           # measure the binaries already built
 #   JUNCTION=/path/to/junction bench/ingest.sh   # measure another build of the server
 #   NODES=3 STORE_URL=postgres://postgres@127.0.0.1:5432/junction_bench bench/ingest.sh
+#   AUDIENCES=100 bench/ingest.sh        # with 100 audiences and computed traits active
+#
+# With AUDIENCES=N, N definitions are created through the admin API before each measurement:
+# half read the identify's traits (`trait('logins') > i`, recomputed on every identify), half
+# count a track event the load never sends (`event('Order Completed').within(i days)`); the
+# profile worker takes in every event, resolving its identities and updating the states.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/postgres.sh
@@ -36,6 +42,7 @@ NODES=${NODES:-1}
 # four connections of 100 events measure the generator's concurrency more than the server.
 CONNECTIONS=${CONNECTIONS:-$((8 * NODES))}
 RATE=${RATE:-10000}
+AUDIENCES=${AUDIENCES:-0}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-$((4 * NODES))}
 pg_check
 target_dir=${CARGO_TARGET_DIR:-target}
@@ -93,6 +100,24 @@ start_servers() {
         fi
         addresses+="${addresses:+,}$address"
     done
+    create_audiences "$(sed -nE 's|.*Admin API: +(http://[0-9.:]+)/api/v1.*|\1|p' "$data_dir/stdout")"
+}
+
+# Creates AUDIENCES definitions through the admin API at $1.
+create_audiences() {
+    local admin_url=$1 i query kind
+    for i in $(seq "$AUDIENCES"); do
+        if ((i % 2)); then
+            query="trait('logins') > $i"
+            kind=audience
+        else
+            query="event('Order Completed').within($i days).count()"
+            kind=trait
+        fi
+        curl -sS --fail-with-body -X POST "$admin_url/api/v1/audiences" \
+            -H 'content-type: application/json' \
+            -d "{\"key\": \"bench_$i\", \"kind\": \"$kind\", \"query\": \"$query\"}" >/dev/null
+    done
 }
 
 # The servers' user + system CPU time so far, in clock ticks (1/100 s), summed over the nodes.
@@ -114,6 +139,7 @@ median() { # median of the arguments
 
 cpu=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n 1)
 echo "machine: $(nproc) cores, $cpu; $(uname -sr)"
+echo "audiences and computed traits: $AUDIENCES"
 echo "runs: $RUNS; throughput: $CONNECTIONS connections, ${DURATION} s after ${WARMUP} s warm-up;" \
     "latency: $RATE events/s over $RATE_CONNECTIONS connections"
 if [[ -n "$pg_database" ]]; then
