@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use junction_audience::{IdType, key_from_name};
 use junction_profiles::{ProfilesError, WorkerDoc, connection_key};
+use junction_workspace::limits::{MAX_ID_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS};
 use junction_workspace::{AudienceConfig, AudienceConnection, AudienceKind, WorkspaceConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -245,6 +246,27 @@ async fn preview_audience(
     Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
     let definition: AudienceDefinition = parse(body)?;
+    // What saving would check first (the workspace's limits), since nothing is saved here.
+    let too_long = |field: &'static str, value: &str, limit: usize| {
+        let found = value.chars().count();
+        (found > limit).then(|| {
+            AdminError::invalid(
+                field,
+                format!("too long: {found} characters, at most {limit}"),
+            )
+        })
+    };
+    let checks = [
+        too_long("name", &definition.name, MAX_NAME_CHARS),
+        too_long("query", &definition.query, MAX_QUERY_CHARS),
+        definition
+            .key
+            .as_deref()
+            .and_then(|key| too_long("key", key, MAX_ID_CHARS)),
+    ];
+    if let Some(err) = checks.into_iter().flatten().next() {
+        return Err(err);
+    }
     let audience = NewAudience {
         key: definition.key,
         name: definition.name,
