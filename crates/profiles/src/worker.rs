@@ -356,11 +356,11 @@ impl ProfileWorker {
         }
         let renewed = Instant::now();
         let mut book = Book::new(self.settings.limits);
-        let mut after = 0;
+        let mut from = 0;
         loop {
-            let page = self.store.load_profiles(after, 10_000).await?;
+            let page = self.store.load_profiles(from, 10_000).await?;
             let Some(last) = page.last() else { break };
-            after = last.id;
+            from = last.id + 1;
             for stored in &page {
                 book.restore(stored)?;
             }

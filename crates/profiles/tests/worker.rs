@@ -359,4 +359,11 @@ async fn a_restarted_worker_neither_loses_nor_repeats_a_sync() {
     let syncs = h.new_syncs().await;
     let users: Vec<&str> = syncs.iter().map(|(_, user, _)| user.as_str()).collect();
     assert_eq!(users, vec!["u2"], "u1 was already sent");
+    // Reloaded, not made again: u1 kept its profile (id 0) and both orders.
+    let view = find_profile(&*h.store, junction_audience::IdType::UserId, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.id, 0);
+    assert_eq!(view.recent_events.len(), 2);
 }

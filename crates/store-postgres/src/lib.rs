@@ -371,10 +371,10 @@ impl Store for PostgresStore {
 
     async fn load_profiles(
         &self,
-        after: u64,
+        from: u64,
         limit: usize,
     ) -> Result<Vec<StoredProfile>, StoreError> {
-        Ok(profiles::load(&self.pool, after, limit).await?)
+        Ok(profiles::load(&self.pool, from, limit).await?)
     }
 
     async fn find_profile(

@@ -88,12 +88,12 @@ async fn with_identifiers(
 /// See `Store::load_profiles`.
 pub(crate) async fn load(
     pool: &PgPool,
-    after: u64,
+    from: u64,
     limit: usize,
 ) -> Result<Vec<StoredProfile>, Error> {
     let rows: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, document FROM profiles WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(sql_id(after))
+        sqlx::query_as("SELECT id, document FROM profiles WHERE id >= $1 ORDER BY id LIMIT $2")
+            .bind(sql_id(from))
             .bind(sql_limit(limit))
             .fetch_all(pool)
             .await?;

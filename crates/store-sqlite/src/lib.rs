@@ -433,11 +433,11 @@ impl Store for SqliteStore {
 
     async fn load_profiles(
         &self,
-        after: u64,
+        from: u64,
         limit: usize,
     ) -> Result<Vec<StoredProfile>, StoreError> {
         self.readers
-            .run(move |conn| profiles::load(conn, after, limit))
+            .run(move |conn| profiles::load(conn, from, limit))
             .await
     }
 

@@ -70,14 +70,14 @@ fn profile(conn: &Connection, id: i64, document: Vec<u8>) -> Result<StoredProfil
 /// See `Store::load_profiles`.
 pub(crate) fn load(
     conn: &mut Connection,
-    after: u64,
+    from: u64,
     limit: usize,
 ) -> Result<Vec<StoredProfile>, Error> {
     let rows: Vec<(i64, Vec<u8>)> = {
         let mut statement = conn.prepare_cached(
-            "SELECT id, document FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, document FROM profiles WHERE id >= ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = statement.query_map((sql_id(after), sql_limit(limit)), |row| {
+        let rows = statement.query_map((sql_id(from), sql_limit(limit)), |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
         rows.collect::<Result<_, _>>()?

@@ -1825,8 +1825,10 @@ pub async fn profile_checkpoints_are_atomic_and_read_back<H: Harness>() {
     assert_eq!(store.find_profile("user_id", "nobody").await.unwrap(), None);
     let all = store.load_profiles(0, 10).await.unwrap();
     assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, 1);
     assert_eq!(all[0].identifiers.len(), 3);
-    assert!(store.load_profiles(1, 10).await.unwrap().is_empty());
+    assert_eq!(store.load_profiles(1, 10).await.unwrap().len(), 1, "from is inclusive");
+    assert!(store.load_profiles(2, 10).await.unwrap().is_empty());
     assert_eq!(
         store.profile_worker().await.unwrap(),
         Some(b"{\"v\":2}".to_vec())

@@ -200,10 +200,10 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Up to `limit` profiles with an id above `after`, in id order.
+    /// Up to `limit` profiles with an id of `from` or more, in id order.
     async fn load_profiles(
         &self,
-        after: u64,
+        from: u64,
         limit: usize,
     ) -> Result<Vec<StoredProfile>, StoreError>;
 
