@@ -88,7 +88,10 @@ mod lead {
         assert!(a.step().await.unwrap().leading);
         assert!(a.step().await.unwrap().leading);
         assert!(!b.step().await.unwrap().leading, "one leader at a time");
-        assert!(member(&store_b, "u1").await, "written for every node to read");
+        assert!(
+            member(&store_b, "u1").await,
+            "written for every node to read"
+        );
 
         // node-a stops renewing; node-b takes over once its lease ran out.
         order(&store_b, "u2").await;
@@ -98,8 +101,14 @@ mod lead {
             led |= b.step().await.unwrap().leading;
         }
         assert!(led, "the survivor leads after the lease");
-        assert!(member(&store_a, "u2").await, "the survivor went on from the inbox");
-        assert!(member(&store_a, "u1").await, "and kept what the first leader wrote");
+        assert!(
+            member(&store_a, "u2").await,
+            "the survivor went on from the inbox"
+        );
+        assert!(
+            member(&store_a, "u1").await,
+            "and kept what the first leader wrote"
+        );
         let status = worker_status(&*store_a).await.unwrap().unwrap();
         assert_eq!(status.profiles, 2);
 

@@ -1827,7 +1827,11 @@ pub async fn profile_checkpoints_are_atomic_and_read_back<H: Harness>() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].id, 1);
     assert_eq!(all[0].identifiers.len(), 3);
-    assert_eq!(store.load_profiles(1, 10).await.unwrap().len(), 1, "from is inclusive");
+    assert_eq!(
+        store.load_profiles(1, 10).await.unwrap().len(),
+        1,
+        "from is inclusive"
+    );
     assert!(store.load_profiles(2, 10).await.unwrap().is_empty());
     assert_eq!(
         store.profile_worker().await.unwrap(),

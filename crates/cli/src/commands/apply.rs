@@ -13,7 +13,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::Args;
 use junction_workspace::{
-    DestinationConfig, Format, MappingConfig, Snapshot, SourceConfig, WorkspaceConfig,
+    AudienceConfig, DestinationConfig, Format, MappingConfig, Snapshot, SourceConfig,
+    WorkspaceConfig,
 };
 use serde_json::{Map, Value, json};
 
@@ -37,6 +38,8 @@ pub struct Current {
     pub sources: Vec<Value>,
     /// Destination views (settings masked), each with its mapping views.
     pub destinations: Vec<(Value, Vec<Value>)>,
+    /// Audience and computed trait views.
+    pub audiences: Vec<Value>,
 }
 
 /// What a step does.
@@ -149,9 +152,11 @@ async fn fetch(client: &AdminClient) -> anyhow::Result<Current> {
             .await?;
         destinations.push((destination, mappings));
     }
+    let audiences = client.get_all("/api/v1/audiences").await?;
     Ok(Current {
         sources,
         destinations,
+        audiences,
     })
 }
 
@@ -241,6 +246,46 @@ pub fn plan(file: &WorkspaceConfig, current: &Current) -> Plan {
             .iter()
             .any(|d| d.id == id && d.destination_type == kind)
     };
+    // Before destinations go: audiences the file lacks, and connections to destinations that
+    // are about to be deleted (the workspace refuses a connection to a missing destination).
+    let deleted_destination = |id: &str| {
+        current
+            .destinations
+            .iter()
+            .any(|(d, _)| str_of(d, "id") == id && !kept(id, str_of(d, "type")))
+    };
+    for audience in &current.audiences {
+        let key = str_of(audience, "key");
+        if !file.audiences.iter().any(|a| a.key == key) {
+            plan.steps.push(step(
+                Op::Delete,
+                format!("audience {key}"),
+                vec!["its key is retired".to_owned()],
+                Method::Delete,
+                audience_path(key),
+            ));
+            continue;
+        }
+        let connections: Vec<Value> = audience["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| !deleted_destination(str_of(c, "destination")))
+            .map(|c| json!({"destination": c["destination"], "every_hours": c["every_hours"]}))
+            .collect();
+        if connections.len() != audience["connections"].as_array().map_or(0, Vec::len) {
+            plan.steps.push(with_body(
+                step(
+                    Op::Update,
+                    format!("audience {key}"),
+                    vec!["connections to deleted destinations removed".to_owned()],
+                    Method::Patch,
+                    audience_path(key),
+                ),
+                json!({"connections": connections}),
+            ));
+        }
+    }
     for (destination, _) in &current.destinations {
         let id = str_of(destination, "id");
         if !kept(id, str_of(destination, "type")) {
@@ -262,6 +307,15 @@ pub fn plan(file: &WorkspaceConfig, current: &Current) -> Plan {
             Some((shown, mappings)) => update_destination(&mut plan, destination, shown, mappings),
         }
     }
+    for audience in &file.audiences {
+        let shown = current
+            .audiences
+            .iter()
+            .find(|a| str_of(a, "key") == audience.key);
+        if let Some(step) = audience_step(audience, shown) {
+            plan.steps.push(step);
+        }
+    }
     for source in &current.sources {
         let id = str_of(source, "id");
         if !file.sources.iter().any(|s| s.id == id) {
@@ -275,6 +329,78 @@ pub fn plan(file: &WorkspaceConfig, current: &Current) -> Plan {
         }
     }
     plan
+}
+
+fn audience_path(key: &str) -> String {
+    format!("/api/v1/audiences/{}", encode(key))
+}
+
+/// The create or update an audience needs to match the file's, if any (its key and kind are
+/// frozen once created: a different kind is reported, not changed).
+fn audience_step(audience: &AudienceConfig, shown: Option<&Value>) -> Option<Step> {
+    let connections: Vec<Value> = audience
+        .connections
+        .iter()
+        .map(|c| json!({"destination": c.destination, "every_hours": c.every_hours}))
+        .collect();
+    let Some(shown) = shown else {
+        let body = json!({"key": audience.key, "name": audience.name,
+                          "kind": audience.kind.as_str(), "query": audience.query,
+                          "connections": connections});
+        let changes = vec![
+            format!("kind = {}", audience.kind.as_str()),
+            format!("query = {:?}", audience.query),
+        ];
+        return Some(with_body(
+            step(
+                Op::Create,
+                format!("audience {}", audience.key),
+                changes,
+                Method::Post,
+                "/api/v1/audiences".to_owned(),
+            ),
+            body,
+        ));
+    };
+    let mut patch = Map::new();
+    let mut changes = Vec::new();
+    if str_of(shown, "name") != audience.name {
+        patch.insert("name".to_owned(), json!(audience.name));
+        changes.push(format!("name = {:?}", audience.name));
+    }
+    if str_of(shown, "query") != audience.query {
+        patch.insert("query".to_owned(), json!(audience.query));
+        changes.push(format!("query = {:?}", audience.query));
+    }
+    let shown_connections: Vec<Value> = shown["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| json!({"destination": c["destination"], "every_hours": c["every_hours"]}))
+        .collect();
+    if shown_connections != connections {
+        patch.insert("connections".to_owned(), Value::Array(connections));
+        changes.push("connections".to_owned());
+    }
+    if str_of(shown, "kind") != audience.kind.as_str() {
+        changes.push(format!(
+            "kind stays {} (a key keeps its kind: delete it and use a new key)",
+            str_of(shown, "kind")
+        ));
+    }
+    if patch.is_empty() {
+        return None;
+    }
+    Some(with_body(
+        step(
+            Op::Update,
+            format!("audience {}", audience.key),
+            changes,
+            Method::Patch,
+            audience_path(&audience.key),
+        ),
+        Value::Object(patch),
+    ))
 }
 
 fn source_path(id: &str) -> String {
@@ -730,7 +856,59 @@ mod tests {
                                         "name": {"@path": "$.traits.name"}}}),
                 ],
             )],
+            audiences: Vec::new(),
         }
+    }
+
+    #[test]
+    fn audiences_are_created_updated_and_deleted_around_their_destinations() {
+        let mut file = file();
+        file.audiences = vec![AudienceConfig {
+            key: "buyers".to_owned(),
+            name: "Buyers".to_owned(),
+            kind: junction_workspace::AudienceKind::Audience,
+            query: "event('A').count() >= 1".to_owned(),
+            connections: vec![junction_workspace::AudienceConnection {
+                destination: "cm".to_owned(),
+                every_hours: None,
+            }],
+        }];
+        let created = plan(&file, &applied());
+        let whats: Vec<&str> = created.steps.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(whats, ["audience buyers"]);
+        assert_eq!(created.steps[0].method, Method::Post);
+
+        let mut current = applied();
+        current.audiences = vec![
+            json!({"key": "buyers", "name": "Buyers", "kind": "audience",
+                   "query": "event('B').count() >= 1",
+                   "connections": [{"destination": "cm", "every_hours": null}]}),
+            json!({"key": "old", "name": "Old", "kind": "audience", "query": "x",
+                   "connections": []}),
+        ];
+        let updated = plan(&file, &current);
+        let whats: Vec<&str> = updated.steps.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(whats, ["audience old", "audience buyers"]);
+        assert_eq!(updated.steps[0].method, Method::Delete);
+        assert_eq!(
+            updated.steps[1].body,
+            Some(json!({"query": "event('A').count() >= 1"}))
+        );
+
+        // The destination goes: its connection is removed before it, the audience kept.
+        file.destinations.clear();
+        file.audiences[0].connections.clear();
+        let removed = plan(&file, &current);
+        let whats: Vec<&str> = removed.steps.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                "audience old",
+                "audience buyers",
+                "destination cm",
+                "audience buyers"
+            ]
+        );
     }
 
     #[test]
