@@ -1,0 +1,187 @@
+//! `junction eval --workspace FILE`: plain Segment events, one per line (as a warehouse export
+//! gives them), against every destination and mapping of a workspace compiled once; per event,
+//! what each mapping would send or why it sends nothing. Nothing is sent.
+
+use std::io::{self, BufRead, Write};
+
+use junction_actions::{ErrorReport, Evaluation, HttpRequest, Outcome, evaluate};
+use junction_workspace::{Destination, Snapshot, Source};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::commands::apply::mask_url;
+
+/// What became of an event at one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    /// Its mappings ran: each says what it would send.
+    Routed,
+    /// The destination is disabled: it receives nothing.
+    Disabled,
+    /// `--source` names a source that does not feed this destination.
+    NotConnected,
+    /// The event's `integrations` object excludes this destination.
+    FilteredByIntegrations,
+}
+
+/// One output line for an event.
+#[derive(Debug, Serialize)]
+struct EventLine<'a> {
+    /// The line's number in the input (1-based, blank lines counted), to find it again.
+    line: u64,
+    message_id: Option<&'a Value>,
+    destinations: Vec<DestinationResult<'a>>,
+}
+
+/// One output line for a line that is not an event.
+#[derive(Debug, Serialize)]
+struct ErrorLine {
+    line: u64,
+    error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DestinationResult<'a> {
+    id: &'a str,
+    status: Status,
+    /// Every mapping, in workspace order; empty unless `routed`.
+    mappings: Vec<MappingResult<'a>>,
+}
+
+/// [`Evaluation`]'s members after the mapping's id.
+#[derive(Debug, Serialize)]
+struct MappingResult<'a> {
+    id: &'a str,
+    matched: bool,
+    outcome: Outcome,
+    request: Option<HttpRequest>,
+    error: Option<ErrorReport>,
+}
+
+/// Reads events from `input`, one per line, and writes one JSON line per non-blank line.
+/// `source`, when given, limits routing to the destinations it feeds.
+pub fn run(
+    snapshot: &Snapshot,
+    source: Option<&Source>,
+    mut input: impl BufRead,
+    mut output: impl Write,
+) -> io::Result<()> {
+    // Whether `source` feeds each destination, by index, worked out once.
+    let connected: Vec<bool> = snapshot
+        .destinations()
+        .iter()
+        .map(|destination| match source {
+            Some(source) => snapshot
+                .destinations_of(source)
+                .any(|fed| fed.id() == destination.id()),
+            None => true,
+        })
+        .collect();
+    let mut buffer = String::new();
+    let mut number = 0;
+    while let Some(line) = super::next_line(&mut input, &mut buffer)? {
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = match serde_json::from_str::<Value>(line) {
+            Ok(event @ Value::Object(_)) => event,
+            Ok(_) => {
+                let error = "an event must be a JSON object".to_owned();
+                write_line(
+                    &mut output,
+                    &ErrorLine {
+                        line: number,
+                        error,
+                    },
+                )?;
+                continue;
+            }
+            Err(err) => {
+                let error = format!("invalid JSON: {err}");
+                write_line(
+                    &mut output,
+                    &ErrorLine {
+                        line: number,
+                        error,
+                    },
+                )?;
+                continue;
+            }
+        };
+        let destinations = snapshot
+            .destinations()
+            .iter()
+            .zip(&connected)
+            .map(|(destination, &connected)| route(destination, connected, &event))
+            .collect();
+        let result = EventLine {
+            line: number,
+            message_id: event.get("messageId"),
+            destinations,
+        };
+        write_line(&mut output, &result)?;
+    }
+    output.flush()
+}
+
+fn write_line(output: &mut impl Write, line: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *output, line)?;
+    output.write_all(b"\n")
+}
+
+/// What one destination does with the event, in the order `junction serve` decides it: enabled,
+/// fed by the source, the `integrations` object, then each mapping.
+fn route<'a>(
+    destination: &'a Destination,
+    connected: bool,
+    event: &Value,
+) -> DestinationResult<'a> {
+    let status = if !destination.enabled() {
+        Status::Disabled
+    } else if !connected {
+        Status::NotConnected
+    } else if !destination
+        .definition()
+        .accepts_integrations(event.get("integrations"))
+    {
+        Status::FilteredByIntegrations
+    } else {
+        Status::Routed
+    };
+    let mappings = if status == Status::Routed {
+        destination
+            .mappings()
+            .iter()
+            .map(|mapping| {
+                let evaluation =
+                    evaluate(mapping.subscription(), Ok(destination.settings()), event);
+                mapping_result(mapping.id(), evaluation)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DestinationResult {
+        id: destination.id(),
+        status,
+        mappings,
+    }
+}
+
+/// The evaluation as shown: the request's URL masked after its host, as everywhere Junction
+/// shows a webhook URL (its path and query carry the destination's token).
+fn mapping_result(id: &str, evaluation: Evaluation) -> MappingResult<'_> {
+    let request = evaluation.request.map(|request| HttpRequest {
+        url: mask_url(&request.url),
+        ..request
+    });
+    MappingResult {
+        id,
+        matched: evaluation.matched,
+        outcome: evaluation.outcome,
+        request,
+        error: evaluation.error,
+    }
+}
