@@ -7,12 +7,14 @@
 //! (`cache.rs`); `--workspace` evaluates plain events against a workspace file (`workspace.rs`).
 
 mod cache;
+mod project;
 mod workspace;
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::Context;
 use junction_actions::{
@@ -20,11 +22,13 @@ use junction_actions::{
     evaluate,
 };
 use junction_fields::ValidationError;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use cache::{Bounds, ConfigCache};
+use project::Reads;
 
 /// The destination an input line runs against when it names none.
 const DEFAULT_DESTINATION: &str = "actions-chartmogul";
@@ -96,28 +100,75 @@ struct Input {
     webhook_response: WebhookResponse,
 }
 
-/// One input line read straight from its text, its configuration left unparsed: when the cache
-/// has that text compiled, only the event and the webhook's answer are parsed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One input line read straight from its text, its configuration left unparsed and its event
+/// projected (`project.rs`): when the cache has that configuration text compiled, nothing of the
+/// configuration is parsed again.
+#[derive(Debug)]
 struct FastInput<'a> {
-    #[serde(default)]
     id: Value,
-    #[serde(default = "default_destination")]
     destination: String,
-    #[serde(default, borrow, deserialize_with = "raw")]
     settings: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
     subscriptions: Option<&'a RawValue>,
     event: Value,
-    #[serde(default)]
     webhook_response: WebhookResponse,
 }
 
-/// Reads a member's text as written. `Option<&RawValue>` alone would read `null` as absent,
-/// which `subscriptions` must not (the old path refuses a `null` list).
-fn raw<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
+/// Reads a [`FastInput`], building of its event what `.0` reads (the guess: what the previous
+/// line's configuration read). Strict where [`Input`] is lenient (only an object, every member
+/// once): whatever it refuses goes the old way.
+struct FastSeed<'r>(&'r Reads);
+
+impl<'de> DeserializeSeed<'de> for FastSeed<'_> {
+    type Value = FastInput<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FastSeed<'_> {
+    type Value = FastInput<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an input line")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        let mut destination = None;
+        let mut settings = None;
+        let mut subscriptions = None;
+        let mut event = None;
+        let mut webhook_response = None;
+        while let Some(key) = map.next_key_seed(project::Key)? {
+            match key.as_ref() {
+                "id" => once(&mut id, map.next_value()?)?,
+                "destination" => once(&mut destination, map.next_value()?)?,
+                "settings" => once(&mut settings, map.next_value()?)?,
+                "subscriptions" => once(&mut subscriptions, map.next_value()?)?,
+                "event" => once(&mut event, map.next_value_seed(project::Project(self.0))?)?,
+                "webhook_response" => once(&mut webhook_response, map.next_value()?)?,
+                other => return Err(de::Error::unknown_field(other, &[])),
+            }
+        }
+        Ok(FastInput {
+            id: id.unwrap_or_default(),
+            destination: destination.unwrap_or_else(default_destination),
+            settings,
+            subscriptions,
+            event: event.ok_or_else(|| de::Error::missing_field("event"))?,
+            webhook_response: webhook_response.unwrap_or_default(),
+        })
+    }
+}
+
+/// Sets a member read for the first time; a repeated member is an error.
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::custom("repeated member"));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 fn default_destination() -> String {
@@ -158,6 +209,8 @@ struct Compiled {
     settings: Result<Settings, ValidationError>,
     /// Per subscription, in order: compiled, or the message of `invalid_subscription`.
     subscriptions: Vec<Result<Subscription, String>>,
+    /// What the subscriptions can read of an event.
+    reads: Reads,
 }
 
 /// The output of one line.
@@ -184,14 +237,14 @@ pub fn run(
     mut output: impl Write,
 ) -> io::Result<()> {
     let mut cache = ConfigCache::new(Bounds::default());
-    let mut key = String::new();
+    let mut state = State::default();
     let mut buffer = String::new();
     while let Some(line) = next_line(&mut input, &mut buffer)? {
         // Blank lines separate nothing in JSON Lines; skipping them keeps hand-written files easy.
         if line.trim().is_empty() {
             continue;
         }
-        match evaluate_line(registry, &mut cache, &mut key, line) {
+        match evaluate_line(registry, &mut cache, &mut state, line) {
             LineResult::Results { id, results } => {
                 let line = ResultsLine {
                     id: &id,
@@ -220,25 +273,53 @@ fn next_line<'b>(input: &mut impl BufRead, buffer: &'b mut String) -> io::Result
     Ok(Some(line))
 }
 
+/// What one line leaves to the next.
+#[derive(Debug, Default)]
+struct State {
+    /// The cache key of the line's configuration text.
+    key: String,
+    /// The configuration of the previous line: its reads are the guess the next line's event is
+    /// parsed with.
+    previous: Option<Rc<Compiled>>,
+}
+
 /// Evaluates one input line. A line whose configuration text the cache holds takes the fast
-/// path: only its event and webhook answer are parsed. Any other line is read exactly as it
-/// always was (JSON tree, then [`Input`]), so errors keep their wording, and its configuration
-/// is compiled unless one with the same content was.
+/// path: its configuration is not parsed, and of its event only what the previous line's
+/// configuration reads is built, which is enough when this line's configuration reads no more.
+/// Any other line, and any line the fast path cannot read, is read exactly as it always was
+/// (JSON tree, then [`Input`]), so errors keep their wording; its configuration is compiled
+/// unless one with the same content was.
 fn evaluate_line(
     registry: &'static Registry,
     cache: &mut ConfigCache<Compiled>,
-    key: &mut String,
+    state: &mut State,
     line: &str,
 ) -> LineResult {
-    let fast = serde_json::from_str::<FastInput<'_>>(line).ok();
+    let everything = Reads::everything();
+    let guess = state
+        .previous
+        .as_ref()
+        .map_or(&everything, |previous| &previous.reads);
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let fast = FastSeed(guess)
+        .deserialize(&mut deserializer)
+        .and_then(|fast| deserializer.end().map(|()| fast))
+        .ok();
     if let Some(fast) = &fast {
-        text_key(key, &fast.destination, fast.settings, fast.subscriptions);
+        text_key(
+            &mut state.key,
+            &fast.destination,
+            fast.settings,
+            fast.subscriptions,
+        );
     }
-    let text_key = fast.is_some().then_some(key.as_str());
+    let text_key = fast.is_some().then_some(state.key.as_str());
     if let (Some(fast), Some(text)) = (fast, text_key)
         && let Some(compiled) = cache.by_text(text)
+        && (guess.is_everything() || *guess == compiled.reads)
     {
         let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
+        state.previous = Some(compiled);
         return LineResult::Results {
             id: fast.id,
             results,
@@ -274,6 +355,7 @@ fn evaluate_line(
         compile(destination, &input.settings, &input.subscriptions)
     });
     let results = evaluate_all(&compiled, &input.event, input.webhook_response.status);
+    state.previous = Some(compiled);
     LineResult::Results {
         id: input.id,
         results,
@@ -305,28 +387,30 @@ fn text_key(
     }
 }
 
-/// Compiles a line's configuration: its settings validated, each subscription compiled.
+/// Compiles a line's configuration: its settings validated, each subscription compiled, and
+/// what they read of an event.
 fn compile(
     destination: &'static DestinationDefinition,
     settings: &Value,
     subscriptions: &[Value],
 ) -> Compiled {
+    let mut reads = Reads::default();
+    let subscriptions = subscriptions
+        .iter()
+        .map(|config| {
+            let config = serde_json::from_value::<SubscriptionConfig>(config.clone())
+                .map_err(|err| format!("invalid subscription: {err}"))?;
+            let subscription =
+                Subscription::compile(destination, &config).map_err(|err| err.to_string())?;
+            reads.add_subscription(&subscription, config.mapping.as_ref(), config.use_defaults);
+            Ok(subscription)
+        })
+        .collect();
     Compiled {
         settings: destination.validate_settings(settings),
-        subscriptions: subscriptions
-            .iter()
-            .map(|config| compile_subscription(destination, config))
-            .collect(),
+        subscriptions,
+        reads,
     }
-}
-
-fn compile_subscription(
-    destination: &'static DestinationDefinition,
-    config: &Value,
-) -> Result<Subscription, String> {
-    serde_json::from_value::<SubscriptionConfig>(config.clone())
-        .map_err(|err| format!("invalid subscription: {err}"))
-        .and_then(|config| Subscription::compile(destination, &config).map_err(|e| e.to_string()))
 }
 
 /// Evaluates every subscription of a compiled configuration against one event.

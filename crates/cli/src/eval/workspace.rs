@@ -9,6 +9,7 @@ use junction_workspace::{Destination, Snapshot, Source};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::project::{self, Reads};
 use crate::commands::apply::mask_url;
 
 /// What became of an event at one destination.
@@ -78,6 +79,7 @@ pub fn run(
             None => true,
         })
         .collect();
+    let reads = reads(snapshot);
     let mut buffer = String::new();
     let mut number = 0;
     while let Some(line) = super::next_line(&mut input, &mut buffer)? {
@@ -85,7 +87,7 @@ pub fn run(
         if line.trim().is_empty() {
             continue;
         }
-        let event = match serde_json::from_str::<Value>(line) {
+        let event = match parse_event(&reads, line) {
             Ok(event @ Value::Object(_)) => event,
             Ok(_) => {
                 let error = "an event must be a JSON object".to_owned();
@@ -124,6 +126,47 @@ pub fn run(
         write_line(&mut output, &result)?;
     }
     output.flush()
+}
+
+/// Parses an event, building what the workspace reads of it; a line that fails is parsed again
+/// in full, for the full parse's own error message.
+fn parse_event(reads: &Reads, line: &str) -> Result<Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let projected = project::parse(reads, &mut deserializer).and_then(|event| {
+        deserializer.end()?;
+        Ok(event)
+    });
+    projected.or_else(|_| serde_json::from_str(line))
+}
+
+/// What the workspace can read of an event: every mapping's trigger and mapping, the
+/// `integrations` object (routing) and `messageId` (the output).
+fn reads(snapshot: &Snapshot) -> Reads {
+    let mut reads = Reads::default();
+    reads.add_path(["messageId"]);
+    reads.add_path(["integrations"]);
+    for destination in snapshot.destinations() {
+        let saved = snapshot
+            .config()
+            .destinations
+            .iter()
+            .find(|saved| saved.id == destination.id());
+        for mapping in destination.mappings() {
+            let saved =
+                saved.and_then(|saved| saved.mappings.iter().find(|m| m.id == mapping.id()));
+            // Every compiled mapping was compiled from a saved one; were it not found, reading
+            // everything stays correct.
+            let Some(saved) = saved else {
+                return Reads::everything();
+            };
+            reads.add_subscription(
+                mapping.subscription(),
+                saved.mapping.as_ref(),
+                saved.use_defaults,
+            );
+        }
+    }
+    reads
 }
 
 fn write_line(output: &mut impl Write, line: &impl Serialize) -> io::Result<()> {
