@@ -7,6 +7,7 @@
 //! (`cache.rs`); `--workspace` evaluates plain events against a workspace file (`workspace.rs`).
 
 mod cache;
+mod json;
 mod project;
 mod workspace;
 
@@ -22,8 +23,8 @@ use junction_actions::{
     evaluate,
 };
 use junction_fields::ValidationError;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -222,14 +223,6 @@ enum LineResult {
     Error(Value),
 }
 
-/// How [`LineResult::Results`] is written: the members in the order `junction eval` has always
-/// written them.
-#[derive(Serialize)]
-struct ResultsLine<'a> {
-    id: &'a Value,
-    results: &'a [Evaluation],
-}
-
 /// Reads JSON Lines from `input` and writes one result line per non-blank input line.
 pub fn run(
     registry: &'static Registry,
@@ -239,24 +232,39 @@ pub fn run(
     let mut cache = ConfigCache::new(Bounds::default());
     let mut state = State::default();
     let mut buffer = String::new();
+    let mut written = Vec::new();
     while let Some(line) = next_line(&mut input, &mut buffer)? {
         // Blank lines separate nothing in JSON Lines; skipping them keeps hand-written files easy.
         if line.trim().is_empty() {
             continue;
         }
+        written.clear();
         match evaluate_line(registry, &mut cache, &mut state, line) {
-            LineResult::Results { id, results } => {
-                let line = ResultsLine {
-                    id: &id,
-                    results: &results,
-                };
-                serde_json::to_writer(&mut output, &line)?;
-            }
-            LineResult::Error(error) => serde_json::to_writer(&mut output, &error)?,
+            LineResult::Results { id, results } => write_results(&mut written, &id, &results)?,
+            LineResult::Error(error) => serde_json::to_writer(&mut written, &error)?,
         }
-        output.write_all(b"\n")?;
+        written.push(b'\n');
+        output.write_all(&written)?;
     }
     output.flush()
+}
+
+/// Writes `{"id":…,"results":[…]}`, the members in the order `junction eval` has always written
+/// them.
+fn write_results(out: &mut Vec<u8>, id: &Value, results: &[Evaluation]) -> io::Result<()> {
+    out.extend_from_slice(b"{\"id\":");
+    json::value(out, id)?;
+    out.extend_from_slice(b",\"results\":[");
+    for (i, evaluation) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        json::evaluation_members(out, evaluation)?;
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
 }
 
 /// The next line of `input` in `buffer`, without its `\n` or `\r\n` (as `BufRead::lines` gives

@@ -4,11 +4,12 @@
 
 use std::io::{self, BufRead, Write};
 
-use junction_actions::{ErrorReport, Evaluation, HttpRequest, Outcome, evaluate};
+use junction_actions::{Evaluation, HttpRequest, evaluate};
 use junction_workspace::{Destination, Snapshot, Source};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::json;
 use super::project::{self, Reads};
 use crate::commands::apply::mask_url;
 
@@ -27,7 +28,7 @@ enum Status {
 }
 
 /// One output line for an event.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct EventLine<'a> {
     /// The line's number in the input (1-based, blank lines counted), to find it again.
     line: u64,
@@ -42,22 +43,50 @@ struct ErrorLine {
     error: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct DestinationResult<'a> {
     id: &'a str,
     status: Status,
-    /// Every mapping, in workspace order; empty unless `routed`.
-    mappings: Vec<MappingResult<'a>>,
+    /// Every mapping with its evaluation, in workspace order; empty unless `routed`.
+    mappings: Vec<(&'a str, Evaluation)>,
 }
 
-/// [`Evaluation`]'s members after the mapping's id.
-#[derive(Debug, Serialize)]
-struct MappingResult<'a> {
-    id: &'a str,
-    matched: bool,
-    outcome: Outcome,
-    request: Option<HttpRequest>,
-    error: Option<ErrorReport>,
+impl EventLine<'_> {
+    /// Writes the line as JSON: `{"line","message_id","destinations":[{"id","status",
+    /// "mappings":[{"id", then the evaluation's members}]}]}`.
+    fn write(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        out.extend_from_slice(b"{\"line\":");
+        serde_json::to_writer(&mut *out, &self.line)?;
+        out.extend_from_slice(b",\"message_id\":");
+        match self.message_id {
+            Some(id) => json::value(out, id)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"destinations\":[");
+        for (i, destination) in self.destinations.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"id\":");
+            json::string(out, destination.id)?;
+            out.extend_from_slice(b",\"status\":");
+            serde_json::to_writer(&mut *out, &destination.status)?;
+            out.extend_from_slice(b",\"mappings\":[");
+            for (j, (id, evaluation)) in destination.mappings.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"id\":");
+                json::string(out, id)?;
+                out.push(b',');
+                json::evaluation_members(out, evaluation)?;
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
+        }
+        out.extend_from_slice(b"]}");
+        Ok(())
+    }
 }
 
 /// Reads events from `input`, one per line, and writes one JSON line per non-blank line.
@@ -81,6 +110,7 @@ pub fn run(
         .collect();
     let reads = reads(snapshot);
     let mut buffer = String::new();
+    let mut written = Vec::new();
     let mut number = 0;
     while let Some(line) = super::next_line(&mut input, &mut buffer)? {
         number += 1;
@@ -123,7 +153,10 @@ pub fn run(
             message_id: event.get("messageId"),
             destinations,
         };
-        write_line(&mut output, &result)?;
+        written.clear();
+        result.write(&mut written)?;
+        written.push(b'\n');
+        output.write_all(&written)?;
     }
     output.flush()
 }
@@ -200,7 +233,7 @@ fn route<'a>(
             .map(|mapping| {
                 let evaluation =
                     evaluate(mapping.subscription(), Ok(destination.settings()), event);
-                mapping_result(mapping.id(), evaluation)
+                (mapping.id(), masked(evaluation))
             })
             .collect()
     } else {
@@ -215,16 +248,13 @@ fn route<'a>(
 
 /// The evaluation as shown: the request's URL masked after its host, as everywhere Junction
 /// shows a webhook URL (its path and query carry the destination's token).
-fn mapping_result(id: &str, evaluation: Evaluation) -> MappingResult<'_> {
+fn masked(evaluation: Evaluation) -> Evaluation {
     let request = evaluation.request.map(|request| HttpRequest {
         url: mask_url(&request.url),
         ..request
     });
-    MappingResult {
-        id,
-        matched: evaluation.matched,
-        outcome: evaluation.outcome,
+    Evaluation {
         request,
-        error: evaluation.error,
+        ..evaluation
     }
 }
