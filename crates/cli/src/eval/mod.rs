@@ -289,6 +289,9 @@ struct State {
     /// The configuration of the previous line: its reads are the guess the next line's event is
     /// parsed with.
     previous: Option<Rc<Compiled>>,
+    /// The cache key of `previous`'s text, when its line had one: a line with the same text
+    /// takes it without hashing its key (consecutive lines mostly share their configuration).
+    previous_key: String,
 }
 
 /// Evaluates one input line. A line whose configuration text the cache holds takes the fast
@@ -322,16 +325,28 @@ fn evaluate_line(
         );
     }
     let text_key = fast.is_some().then_some(state.key.as_str());
-    if let (Some(fast), Some(text)) = (fast, text_key)
-        && let Some(compiled) = cache.by_text(text)
-        && (guess.is_everything() || *guess == compiled.reads)
-    {
-        let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
-        state.previous = Some(compiled);
-        return LineResult::Results {
-            id: fast.id,
-            results,
-        };
+    let found = match text_key {
+        // Not counted as a use by the cache: the entry may be evicted meanwhile, which costs a
+        // compilation later, never a wrong result (`previous` keeps it alive).
+        Some(text) if text == state.previous_key => state.previous.clone(),
+        Some(text) => cache.by_text(text),
+        None => None,
+    };
+    if let (Some(fast), Some(compiled)) = (fast, found) {
+        let same = state
+            .previous
+            .as_ref()
+            .is_some_and(|previous| Rc::ptr_eq(previous, &compiled));
+        // The event holds what the guess reads: enough if this configuration reads no more.
+        if same || guess.is_everything() || *guess == compiled.reads {
+            let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
+            state.previous = Some(compiled);
+            std::mem::swap(&mut state.key, &mut state.previous_key);
+            return LineResult::Results {
+                id: fast.id,
+                results,
+            };
+        }
     }
 
     let raw: Value = match serde_json::from_str(line) {
@@ -364,6 +379,10 @@ fn evaluate_line(
     });
     let results = evaluate_all(&compiled, &input.event, input.webhook_response.status);
     state.previous = Some(compiled);
+    match text_key {
+        Some(_) => std::mem::swap(&mut state.key, &mut state.previous_key),
+        None => state.previous_key.clear(),
+    }
     LineResult::Results {
         id: input.id,
         results,
