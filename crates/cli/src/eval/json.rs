@@ -44,6 +44,7 @@ pub fn string(out: &mut Vec<u8>, text: &str) -> io::Result<()> {
     if needs_escape(text.as_bytes()) {
         serde_json::to_writer(&mut *out, text)?;
     } else {
+        out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');

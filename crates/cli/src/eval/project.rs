@@ -222,7 +222,8 @@ impl<'de> Visitor<'de> for Project<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
+        // Sized for every member read: growing the map rehashes its keys.
+        let mut object = Map::with_capacity(self.0.members.len());
         while let Some(key) = map.next_key_seed(Key)? {
             if key == RAW_VALUE_TOKEN {
                 return Err(de::Error::custom("unexpected raw value key"));
