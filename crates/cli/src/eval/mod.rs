@@ -231,12 +231,11 @@ pub fn run(
 ) -> io::Result<()> {
     let mut cache = ConfigCache::new(Bounds::default());
     let mut state = State::default();
-    let mut buffer = String::new();
     let mut written = Vec::new();
-    while let Some(line) = next_line(&mut input, &mut buffer)? {
+    for_each_line(&mut input, |line| {
         // Blank lines separate nothing in JSON Lines; skipping them keeps hand-written files easy.
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         written.clear();
         match evaluate_line(registry, &mut cache, &mut state, line) {
@@ -244,8 +243,8 @@ pub fn run(
             LineResult::Error(error) => serde_json::to_writer(&mut written, &error)?,
         }
         written.push(b'\n');
-        output.write_all(&written)?;
-    }
+        output.write_all(&written)
+    })?;
     output.flush()
 }
 
@@ -267,18 +266,42 @@ fn write_results(out: &mut Vec<u8>, id: &Value, results: &[Evaluation]) -> io::R
     Ok(())
 }
 
-/// The next line of `input` in `buffer`, without its `\n` or `\r\n` (as `BufRead::lines` gives
-/// it, without allocating a string per line), or `None` at the end.
-fn next_line<'b>(input: &mut impl BufRead, buffer: &'b mut String) -> io::Result<Option<&'b str>> {
-    buffer.clear();
-    if input.read_line(buffer)? == 0 {
-        return Ok(None);
+/// Calls `f` with each line of `input`, without its `\n` or `\r\n`, as `BufRead::lines` gives
+/// them (and failing as it does on a line that is not UTF-8). A line wholly inside the reader's
+/// buffer is handed over in place; only one that straddles the buffer's end is copied.
+fn for_each_line(
+    input: &mut impl BufRead,
+    mut f: impl FnMut(&str) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut straddling = String::new();
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        let Some(end) = memchr::memchr(b'\n', available) else {
+            straddling.clear();
+            input.read_line(&mut straddling)?;
+            f(without_newline(&straddling))?;
+            continue;
+        };
+        let line = std::str::from_utf8(&available[..=end]).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })?;
+        f(without_newline(line))?;
+        input.consume(end + 1);
     }
-    let mut line = buffer.as_str();
-    if let Some(rest) = line.strip_suffix('\n') {
-        line = rest.strip_suffix('\r').unwrap_or(rest);
+}
+
+/// `line` without its final `\n` or `\r\n`.
+fn without_newline(line: &str) -> &str {
+    match line.strip_suffix('\n') {
+        Some(rest) => rest.strip_suffix('\r').unwrap_or(rest),
+        None => line,
     }
-    Ok(Some(line))
 }
 
 /// What one line leaves to the next.

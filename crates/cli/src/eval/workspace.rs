@@ -109,55 +109,42 @@ pub fn run(
         })
         .collect();
     let reads = reads(snapshot);
-    let mut buffer = String::new();
     let mut written = Vec::new();
     let mut number = 0;
-    while let Some(line) = super::next_line(&mut input, &mut buffer)? {
+    super::for_each_line(&mut input, |line| {
         number += 1;
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
-        let event = match parse_event(&reads, line) {
-            Ok(event @ Value::Object(_)) => event,
-            Ok(_) => {
-                let error = "an event must be a JSON object".to_owned();
-                write_line(
-                    &mut output,
-                    &ErrorLine {
-                        line: number,
-                        error,
-                    },
-                )?;
-                continue;
+        let error = match parse_event(&reads, line) {
+            Ok(event @ Value::Object(_)) => {
+                let destinations = snapshot
+                    .destinations()
+                    .iter()
+                    .zip(&connected)
+                    .map(|(destination, &connected)| route(destination, connected, &event))
+                    .collect();
+                let result = EventLine {
+                    line: number,
+                    message_id: event.get("messageId"),
+                    destinations,
+                };
+                written.clear();
+                result.write(&mut written)?;
+                written.push(b'\n');
+                return output.write_all(&written);
             }
-            Err(err) => {
-                let error = format!("invalid JSON: {err}");
-                write_line(
-                    &mut output,
-                    &ErrorLine {
-                        line: number,
-                        error,
-                    },
-                )?;
-                continue;
-            }
+            Ok(_) => "an event must be a JSON object".to_owned(),
+            Err(err) => format!("invalid JSON: {err}"),
         };
-        let destinations = snapshot
-            .destinations()
-            .iter()
-            .zip(&connected)
-            .map(|(destination, &connected)| route(destination, connected, &event))
-            .collect();
-        let result = EventLine {
-            line: number,
-            message_id: event.get("messageId"),
-            destinations,
-        };
-        written.clear();
-        result.write(&mut written)?;
-        written.push(b'\n');
-        output.write_all(&written)?;
-    }
+        write_line(
+            &mut output,
+            &ErrorLine {
+                line: number,
+                error,
+            },
+        )
+    })?;
     output.flush()
 }
 
