@@ -4,7 +4,9 @@
 //! `junction_actions::evaluate`, which the admin API's testers share.
 //!
 //! Each distinct configuration (destination, settings, subscriptions) is compiled once
-//! (`cache.rs`); `--workspace` evaluates plain events against a workspace file (`workspace.rs`).
+//! (`cache.rs`), of each event only what the configuration reads is built (`project.rs`), and
+//! output lines are written directly (`json.rs`); `--workspace` evaluates plain events against a
+//! workspace file (`workspace.rs`).
 
 mod cache;
 mod json;
