@@ -59,7 +59,9 @@ pub struct PerformInput<'a> {
     pub settings: &'a Settings,
     /// The payload after mapping, empty-value removal and validation.
     pub payload: Map<String, Value>,
-    /// The event as received.
+    /// The event as received. `junction eval` hands in only the members the subscription's
+    /// trigger and mapping read (`crates/cli/src/eval/project.rs`): a `perform` that reads the
+    /// event itself must be added to what that module counts as read.
     pub event: &'a Value,
 }
 

@@ -1,6 +1,5 @@
 //! The `junction` binary: parses the command line and hands each subcommand to its module.
 
-use std::io::{self, BufWriter};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -40,9 +39,22 @@ struct Client<T: clap::Args> {
 enum Command {
     /// Show what a destination configuration would do to events, without sending anything.
     ///
-    /// Reads JSON Lines on stdin (`{"id", "settings", "subscriptions", "event",
-    /// "webhook_response"?}`) and writes one JSON line per input line on stdout, in order.
-    Eval,
+    /// Reads JSON Lines on stdin or FILE (`{"id", "destination"?, "settings", "subscriptions",
+    /// "event", "webhook_response"?}`) and writes one JSON line per input line on stdout, in
+    /// order: `{"id", "results": [{"matched", "outcome", "request", "error"}]}`, one result per
+    /// subscription, or `{"id", "error"}` for a line that cannot be read. Each distinct
+    /// configuration is compiled once.
+    ///
+    /// With --workspace FILE, each input line is a plain Segment event instead, and each output
+    /// line says what every destination and mapping of the workspace would do with it:
+    /// `{"line", "message_id", "destinations": [{"id", "status", "mappings": [{"id", "matched",
+    /// "outcome", "request", "error"}]}]}`. A destination's `status` is `routed`, `disabled`,
+    /// `not_connected` (--source) or `filtered_by_integrations`; a mapping's `outcome` is
+    /// `ready` (its `request` is what would be sent, the URL masked after the host),
+    /// `not_subscribed`, `disabled`, `mapping_error`, `schema_error`, `payload_error` or
+    /// `fetch_error` (`error` says why). A line that is not a JSON object gives `{"line",
+    /// "error"}`. Events are routed as given: nothing is added to them.
+    Eval(eval::EvalArgs),
     /// Audiences and computed traits: create (after a preview), list with sizes, connect to
     /// destinations; `eval` computes definitions over events locally.
     Audiences(audiences::AudiencesArgs),
@@ -85,7 +97,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Eval => run_eval(),
+        Command::Eval(args) => eval::run_command(args),
         Command::Audiences(args) => match &args.command {
             audiences::AudiencesCommand::Eval => audiences::run_eval(),
             audiences::AudiencesCommand::Admin(command) => {
@@ -136,12 +148,4 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> a
         .build()
         .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))?;
     runtime.block_on(command)
-}
-
-fn run_eval() -> anyhow::Result<()> {
-    let registry = junction_actions::registry()?;
-    let stdin = io::stdin().lock();
-    let stdout = BufWriter::new(io::stdout().lock());
-    eval::run(registry, stdin, stdout)?;
-    Ok(())
 }

@@ -53,7 +53,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Reads and validates a workspace file as a whole, naming the file in any error.
-fn read_workspace(path: &Path) -> anyhow::Result<(String, WorkspaceConfig, Snapshot)> {
+pub(crate) fn read_workspace(path: &Path) -> anyhow::Result<(String, WorkspaceConfig, Snapshot)> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read workspace file {shown}"))?;

@@ -903,8 +903,8 @@ mod tests {
         assert_eq!(
             whats,
             [
-                "audience old",
                 "audience buyers",
+                "audience old",
                 "destination cm",
                 "audience buyers"
             ]
