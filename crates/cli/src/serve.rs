@@ -135,26 +135,30 @@ async fn serve(
         }
     };
     state.metrics().attach_lanes(engine.lane_stats_handle());
-    // One profile worker per process; in a cluster the store's lease lets one lead at a time.
-    let snapshots_of = state.clone();
-    let snapshots: Snapshots = Arc::new(move || snapshots_of.snapshot());
-    let profile_worker = ProfileWorker::new(
-        Arc::clone(&store),
-        snapshots,
-        Arc::new(SystemClock),
-        format!(
-            "{}-{}",
-            std::process::id(),
-            junction_event::random_message_id()
-        ),
-        WorkerSettings::default(),
-    );
     let admin = AdminState::new(
         state.clone(),
         Arc::new(engine.sender().clone()),
         settings.admin_token.clone(),
-    )
-    .with_profiles(profile_worker.handle());
+    );
+    // One profile worker per process; in a cluster the store's lease lets one lead at a time.
+    let (admin, profile_worker) = if settings.tracking.profiles {
+        let snapshots_of = state.clone();
+        let snapshots: Snapshots = Arc::new(move || snapshots_of.snapshot());
+        let worker = ProfileWorker::new(
+            Arc::clone(&store),
+            snapshots,
+            Arc::new(SystemClock),
+            format!(
+                "{}-{}",
+                std::process::id(),
+                junction_event::random_message_id()
+            ),
+            WorkerSettings::default(),
+        );
+        (admin.with_profiles(worker.handle()), Some(worker))
+    } else {
+        (admin, None)
+    };
     print_banner(&settings, address, admin_address, &origin, version, &config);
 
     let (stop, stopped) = watch::channel(false);
@@ -162,7 +166,7 @@ async fn serve(
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let profiles = tokio::spawn(profile_worker.run(wait_for(stopped.clone())));
+    let profiles = profile_worker.map(|worker| tokio::spawn(worker.run(wait_for(stopped.clone()))));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&store),
         settings.delivery.retention,
@@ -198,7 +202,9 @@ async fn serve(
         .shutdown(settings.delivery.timeout + Duration::from_secs(1))
         .await;
     let _ = retention.await;
-    let _ = profiles.await;
+    if let Some(profiles) = profiles {
+        let _ = profiles.await;
+    }
     let admin_served = admin_served.await;
     tracing::info!("delivery stopped, closing the store");
     let closed = store.close().await;

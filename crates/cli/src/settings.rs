@@ -77,6 +77,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub delivery_allow: Option<Vec<String>>,
+    /// Keep profiles, audiences and computed traits (true or false; replaces [profiles]
+    /// enabled) [default: true]. Off, no event goes to the profile worker and none runs.
+    #[arg(long, env = "JUNCTION_PROFILES", value_name = "BOOL")]
+    pub profiles: Option<bool>,
 }
 
 /// How logs are written on stderr.
@@ -105,6 +109,14 @@ struct FileConfig {
     delivery: DeliverySection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default)]
+    profiles: ProfilesSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilesSection {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,6 +313,7 @@ impl Settings {
                 .tracking
                 .rejection_log_size
                 .unwrap_or(tracking_defaults.rejection_log_capacity),
+            profiles: args.profiles.or(file.profiles.enabled).unwrap_or(true),
             debugger_recent: file
                 .tracking
                 .debugger_recent

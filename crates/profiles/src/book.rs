@@ -31,6 +31,8 @@ pub struct Book {
     identities: Identities,
     docs: BTreeMap<ProfileId, ProfileDoc>,
     dirty: BTreeSet<ProfileId>,
+    /// Dirty profiles whose identifiers changed too (created, merged, one added).
+    reindex: BTreeSet<ProfileId>,
     removed: BTreeSet<u64>,
 }
 
@@ -107,7 +109,13 @@ impl Book {
         if !takes_part(event) {
             return None;
         }
-        let profile = match self.identities.resolve(&identifiers_of(event)) {
+        let identifiers = identifiers_of(event);
+        // Known identifiers all on one profile leave its identifiers as they are; anything else
+        // (a new one, a merge) rewrites them.
+        let known = identifiers
+            .iter()
+            .all(|(id_type, value)| self.identities.find(id_type, value).is_some());
+        let profile = match self.identities.resolve(&identifiers) {
             Resolution::Ignored => return None,
             Resolution::Created(profile) => {
                 self.docs.insert(
@@ -125,12 +133,18 @@ impl Book {
                 profile
             }
             Resolution::Joined { profile, merged } => {
+                if !merged.is_empty() {
+                    self.reindex.insert(profile);
+                }
                 for other in merged {
                     self.absorb(profile, other);
                 }
                 profile
             }
         };
+        if !known {
+            self.reindex.insert(profile);
+        }
         let doc = self.docs.get_mut(&profile)?;
         // Event ids increase in commit order: they are the processing sequence.
         let seq = u64::try_from(event_id).unwrap_or(0);
@@ -157,6 +171,7 @@ impl Book {
             return;
         };
         self.dirty.remove(&other);
+        self.reindex.remove(&other);
         self.removed.insert(other.0);
         let Some(target) = self.docs.get_mut(&profile) else {
             return;
@@ -287,12 +302,18 @@ impl Book {
             };
             let document = serde_json::to_vec(doc)
                 .map_err(|err| ProfilesError::Corrupt(format!("profile {}: {err}", id.0)))?;
+            let identifiers = if self.reindex.contains(&id) {
+                stored_identifiers(identifiers)
+            } else {
+                Vec::new()
+            };
             upserts.push(StoredProfile {
                 id: id.0,
-                identifiers: stored_identifiers(identifiers),
+                identifiers,
                 document,
             });
         }
+        self.reindex.clear();
         let removed = std::mem::take(&mut self.removed).into_iter().collect();
         Ok((upserts, removed))
     }

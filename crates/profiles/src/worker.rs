@@ -32,11 +32,13 @@ pub type Snapshots = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Inbox events taken in per step.
+    /// Inbox events taken in per step at most.
     pub batch: usize,
     /// Stored events walked per backfill step.
     pub backfill_batch: usize,
-    /// The pause between steps when there is nothing to do.
+    /// The pause after a step that emptied the inbox: events gather meanwhile, so that a busy
+    /// source's profiles are written once per pause rather than once per few events (the cost
+    /// of a step is mostly its checkpoint, which rewrites each changed profile once).
     pub idle: Duration,
     /// How long a lead lasts without renewal.
     pub lease: Duration,
@@ -54,9 +56,9 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
-            batch: 2_000,
+            batch: 20_000,
             backfill_batch: 10_000,
-            idle: Duration::from_millis(200),
+            idle: Duration::from_secs(1),
             lease: Duration::from_secs(15),
             edge_scan: Duration::from_secs(5),
             count_every: Duration::from_secs(10),

@@ -26,6 +26,8 @@ pub struct TrackingConfig {
     /// How many accepted events per source the source debugger keeps in memory (0: none, and
     /// events are then copied only while someone watches the live stream).
     pub debugger_recent: usize,
+    /// Whether stored events go to the profile worker (audiences and computed traits).
+    pub profiles: bool,
 }
 
 impl Default for TrackingConfig {
@@ -37,6 +39,7 @@ impl Default for TrackingConfig {
             retry_after: Duration::from_secs(1),
             rejection_log_capacity: 1000,
             debugger_recent: 500,
+            profiles: true,
         }
     }
 }

@@ -151,6 +151,7 @@ async fn ingest(
         snapshot,
         limits,
         received_at,
+        profiles: state.config().profiles,
     };
     let prepared = if work.body.len() > INLINE_BODY_BYTES {
         tokio::task::spawn_blocking(move || work.prepare())
@@ -245,6 +246,8 @@ struct Work {
     snapshot: std::sync::Arc<Snapshot>,
     limits: Limits,
     received_at: SystemTime,
+    /// Whether events go to the profile worker.
+    profiles: bool,
 }
 
 /// A parsed request: the events to commit (normalised and routed) and the refused items.
@@ -329,7 +332,7 @@ impl Work {
                 payload,
                 jobs,
                 discards,
-                for_profiles: junction_audience::feeds_profiles(&event),
+                for_profiles: self.profiles && junction_audience::feeds_profiles(&event),
             });
         }
         Ok(Prepared {

@@ -172,7 +172,13 @@ async fn write(conn: &mut PgConnection, checkpoint: &ProfileCheckpoint) -> Resul
     let gone: Vec<i64> = checkpoint
         .removed
         .iter()
-        .chain(checkpoint.upserts.iter().map(|profile| &profile.id))
+        .chain(
+            checkpoint
+                .upserts
+                .iter()
+                .filter(|profile| !profile.identifiers.is_empty())
+                .map(|profile| &profile.id),
+        )
         .map(|id| sql_id(*id))
         .collect();
     sqlx::query("DELETE FROM profile_identifiers WHERE profile_id = ANY($1)")

@@ -137,8 +137,11 @@ pub(crate) fn save(conn: &Connection, checkpoint: &ProfileCheckpoint) -> Result<
     )?;
     for profile in &checkpoint.upserts {
         let id = sql_id(profile.id);
-        forget.execute([id])?;
         upsert.execute((id, &profile.document))?;
+        if profile.identifiers.is_empty() {
+            continue;
+        }
+        forget.execute([id])?;
         for (id_type, value) in &profile.identifiers {
             index.execute((id_type, value, id))?;
         }

@@ -39,7 +39,9 @@ pub struct ProfileCheckpoint {
     pub owner: String,
     /// Inbox entries taken in: removed from the inbox.
     pub consumed: Vec<EventId>,
-    /// Profiles created or changed: replaced whole, identifiers included.
+    /// Profiles created or changed: their documents replaced, and their identifiers too unless
+    /// `identifiers` is empty (a profile always holds one, so empty means "unchanged": most
+    /// events change a profile's state, few its identifiers).
     pub upserts: Vec<StoredProfile>,
     /// Profiles that no longer exist.
     pub removed: Vec<u64>,
