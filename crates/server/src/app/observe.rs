@@ -411,11 +411,11 @@ pub(crate) async fn overview(
             } else {
                 format!("{:.1}%", n as f64 * 100.0 / received as f64)
             },
-            width: if received == 0 {
-                0
-            } else {
-                (n * 100 / received).min(100)
-            },
+            width: n
+                .saturating_mul(100)
+                .checked_div(received)
+                .unwrap_or(0)
+                .min(100),
             samples: samples(value),
             tone,
         }

@@ -384,7 +384,7 @@ mod tests {
             "type = \"identify\"",
             "type = \"identify\" and traits.plan = \"pro\"",
             "type = \"track\" and (event = \"Signed Up\" or event = \"Upgraded\")",
-            "properties.total > 10 or context.app.name exists",
+            "properties.total > 10 or context.app.name != null",
         ] {
             let builder = Builder::from_text(text).unwrap();
             assert_eq!(builder.to_text().unwrap(), text);
