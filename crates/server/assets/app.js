@@ -56,7 +56,10 @@
     var pause = document.getElementById("pause");
     var raw = document.getElementById("raw");
     var search = document.getElementById("q");
-    var tester = panel.getAttribute("data-tester");
+    var testers = Array.prototype.map.call(
+      document.querySelectorAll("#tester-targets li"),
+      function (li) { return { href: li.getAttribute("data-href"), name: li.getAttribute("data-name") }; }
+    );
     var source = panel.getAttribute("data-source");
     var paused = false;
     var held = [];
@@ -94,13 +97,13 @@
       var story = el("a", "", data.message_id);
       story.href = "/events/" + encodeURIComponent(data.message_id);
       links.appendChild(story);
-      if (tester) {
+      testers.forEach(function (tester) {
         links.appendChild(document.createTextNode(" · "));
-        var test = el("a", "", "Test this event");
-        test.href = tester + "?source=" + encodeURIComponent(source) +
+        var test = el("a", "", "Test this event with " + tester.name);
+        test.href = tester.href + "?source=" + encodeURIComponent(source) +
           "&message_id=" + encodeURIComponent(data.message_id);
         links.appendChild(test);
-      }
+      });
       details.appendChild(links);
       item.appendChild(details);
       localTimes(item);
