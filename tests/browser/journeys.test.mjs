@@ -97,6 +97,7 @@ test('2. the trigger builder and a picked field, previewed live, saved, shown as
   await page.fill('#f-title', '$.traits.job_title');
   await page.locator('#preview-body', { hasText: '"title": "VP Sales"' }).waitFor();
   await page.locator('#fql-text', { hasText: 'type = "identify" and traits.plan = "pro"' }).waitFor();
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shoot(page, 'mapping-editor');
   const before = await api(server, 'GET', `/destinations/${dest}/mappings/${contact}`);
   assert.equal(before.body.data.trigger, 'type = "identify"', 'nothing saved yet');
