@@ -121,10 +121,10 @@ test('3. Python identify events in the debugger, found, tested and sent for real
     traits: { email: `py${i}@example.com`, plan: 'pro', job_title: `Engineer ${i}` },
   })));
   await page.locator('li.event', { hasText: 'py-user-3' }).waitFor();
+  await shoot(page, 'debugger');
   await page.fill('#q', 'py-user-2');
   const visible = page.locator('li.event:visible');
   await eventually('the search to leave one event', async () => (await visible.count()) === 1);
-  await shoot(page, 'debugger');
   await visible.locator('summary').click();
   assert.match(await visible.locator('pre.pretty').innerText(), /analytics\.identify\("py-user-2"/);
   await visible.locator('a', { hasText: 'Test this event with ChartMogul (browser test)' }).click();
@@ -160,6 +160,7 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
   await shoot(page, 'delivery-overview');
   await page.locator('#failures a.sample').first().click();
   await page.waitForURL(/\/events\//);
+  const storyUrl = page.url();
   assert.match(await page.locator('main').innerText(), /404/);
   await noSecrets(page);
   await shoot(page, 'event-story');
@@ -177,6 +178,12 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
   await eventually('the overview to count them delivered', async () => {
     const overview = await api(server, 'GET', `/destinations/${dest}/overview?window=1h`);
     return overview.body.data.totals.destination.delivered >= 5;
+  });
+  // The story shows the replay delivered.
+  await eventually('the story to show the replay delivered', async () => {
+    await page.goto(storyUrl);
+    const replay = page.locator('article.job', { hasText: 'replay of job' });
+    return (await replay.locator('.badge.state-succeeded').count()) > 0;
   });
 });
 
@@ -218,7 +225,7 @@ test('5b. axe finds no serious or critical violation on any screen', async () =>
   const story = await api(server, 'GET', `/destinations/${dest}/overview?window=1h`);
   const sample = story.body.data.totals.destination.failed.samples[0];
   const screens = [
-    '/', '/catalog', '/catalog/actions-chartmogul', '/destinations', `/destinations/${dest}`,
+    '/sign-in', '/', '/catalog', '/catalog/actions-chartmogul', '/destinations', `/destinations/${dest}`,
     `/destinations/${dest}/mappings`, `/destinations/${dest}/mappings/${contact}`,
     `/destinations/${dest}/mappings/${contact}/delete`, `/destinations/${dest}/tester`,
     `/destinations/${dest}/overview`, `/destinations/${dest}/dead-letter?include_replayed=1`,

@@ -273,7 +273,7 @@ pub(crate) async fn create(
             let mapping = NewMapping {
                 id: None,
                 action: action.slug.to_owned(),
-                name: None,
+                name: Some(action.title.to_owned()),
                 trigger: None,
                 mapping: None,
                 enabled: true,

@@ -533,7 +533,9 @@ pub(crate) async fn event(
                 .as_i64()
                 .map(iso_time)
                 .unwrap_or_default(),
-            duplicates: text(&event["duplicates"]),
+            duplicates: event["duplicates"]
+                .as_array()
+                .map_or_else(|| text(&event["duplicates"]), |d| d.len().to_string()),
             event: pretty(&event["event"]),
             discards: event["discards"]
                 .as_array()
