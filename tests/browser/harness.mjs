@@ -162,10 +162,18 @@ export async function launch() {
   return chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 }
 
+/** What the browser reported against the Content-Security-Policy, on any page. */
+export const cspViolations = [];
+
 /** A signed-in page (through the sign-in form, as a person does). */
 export async function signedInPage(browser, server, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
+      cspViolations.push(`${page.url()}: ${message.text()}`);
+    }
+  });
   await page.goto(`${server.admin}/`);
   await page.fill('#token', TOKEN);
   await page.click('button[type=submit]');

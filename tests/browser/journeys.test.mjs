@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  HOOK_SECRET, TOKEN, WRITE_KEY, api, axeViolations, eventually, launch, sendWithPython, shoot,
+  cspViolations, HOOK_SECRET, TOKEN, WRITE_KEY, api, axeViolations, eventually, launch, sendWithPython, shoot,
   signedInPage, startServer, startWebhook, tabTo, track,
 } from './harness.mjs';
 
@@ -68,6 +68,7 @@ test('1. sign in, add ChartMogul with quick setup, test the connection', async (
   await message.waitFor();
   assert.match(await message.innerText(), /Please configure the ChartMogul webhook URL/);
   await noSecrets(page);
+  await page.locator('#test-title').scrollIntoViewIfNeeded();
   await shoot(page, 'destination-settings');
 });
 
@@ -286,4 +287,8 @@ test('7. sources: a new write key is shown once, then masked', async () => {
   assert.ok(!(await page.content()).includes(key), 'shown once only');
   await page.goto(`${server.admin}/sources`);
   await noSecrets(page);
+});
+
+test('8. nothing on any page broke the Content-Security-Policy', () => {
+  assert.deepEqual(cspViolations, []);
 });
