@@ -12,7 +12,7 @@ use junction_actions::registry;
 use serde_json::{Map, Value};
 
 use super::form::FormData;
-use super::{Chrome, SessionInfo, error_page, render, render_with};
+use super::{Chrome, SessionInfo, error_page, render, render_with, text};
 use crate::admin::config::{
     DestinationPatch, NewDestination, NewMapping, add_destination, add_mapping, catalog_view,
     connect, definition_of, destination_view, disconnect,
@@ -51,14 +51,6 @@ pub(crate) struct CatalogType {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) actions: Vec<ActionLine>,
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 fn catalog_type(view: &Value) -> CatalogType {

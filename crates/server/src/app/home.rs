@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::form::FormData;
-use super::{Chrome, SessionInfo, assets, render, render_with, session};
+use super::{Chrome, SessionInfo, assets, count, render, render_with, session};
 use crate::admin::AdminState;
 use crate::admin::overview::{OverviewParams, destination_overview};
 
@@ -42,13 +42,6 @@ struct HomePage {
     sources: Vec<SourceLine>,
     destinations: Vec<DestinationLine>,
     attention: Vec<(String, String)>,
-}
-
-fn count(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .or_else(|| value.get("count").and_then(Value::as_u64))
-        .unwrap_or(0)
 }
 
 /// The last hour of destination `id`, as its overview counts it, and what needs attention.

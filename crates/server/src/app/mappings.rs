@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::destinations::{DestHead, dest_head};
 use super::form::FormData;
 use super::trigger_builder::{Builder, FIELDS, OPERATORS};
-use super::{Chrome, SessionInfo, error_page, pretty, render, render_with};
+use super::{Chrome, SessionInfo, error_page, messages, pretty, render, render_with, text};
 use crate::admin::config::{
     MappingPatch, NewMapping, add_mapping, catalog_view, change_mapping, definition_of,
     duplicate_mapping, mapping_view, move_mapping, remove_mapping, set_mapping_enabled,
@@ -48,14 +48,6 @@ struct TablePage {
     full: bool,
     notice: Option<String>,
     error: Option<String>,
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 async fn table_page(
@@ -190,13 +182,7 @@ pub(crate) async fn row_action(
         Ok(()) => Redirect::to(&format!("/destinations/{id}/mappings?done={done}")).into_response(),
         Err(err) => match table_page(&state, &session, &id).await {
             Ok(mut page) => {
-                page.error = Some(
-                    err.messages()
-                        .into_iter()
-                        .map(|(m, _)| m)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                );
+                page.error = Some(messages(&err));
                 render_with(err.status(), &page)
             }
             Err(_) => error_page(&session, &err),
@@ -678,13 +664,7 @@ fn run_preview(
         Err(err) => {
             page.preview = Preview {
                 ran: true,
-                error: Some(
-                    err.messages()
-                        .into_iter()
-                        .map(|(m, _)| m)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ),
+                error: Some(messages(&err)),
                 ..Preview::default()
             };
             return;

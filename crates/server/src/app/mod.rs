@@ -213,6 +213,32 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// A JSON value of a service's view as page text: strings as they are, `null` as nothing.
+pub(crate) fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A count of a service's view: a number, or an object's `count`; 0 when absent.
+pub(crate) fn count(value: &serde_json::Value) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value.get("count").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0)
+}
+
+/// An admin service's error messages as one sentence for a notice.
+pub(crate) fn messages(err: &crate::admin::AdminError) -> String {
+    err.messages()
+        .into_iter()
+        .map(|(message, _)| message)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// JSON pretty-printed for a `<pre>` (escaped by the template).
 pub(crate) fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()

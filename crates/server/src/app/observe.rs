@@ -15,35 +15,14 @@ use serde_json::Value;
 
 use super::destinations::{DestHead, dest_head};
 use super::form::FormData;
-use super::{Chrome, SessionInfo, error_page, iso_time, pretty, render, render_with};
+use super::{
+    Chrome, SessionInfo, count, error_page, iso_time, messages, pretty, render, render_with, text,
+};
 use crate::admin::dead_letter::{DeadLetterQuery, dead_letter_page, replay_selection};
 use crate::admin::overview::{OverviewParams, destination_overview};
 use crate::admin::story::story;
 use crate::admin::testers::run_event_test;
 use crate::admin::{AdminError, AdminState};
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn count(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .or_else(|| value.get("count").and_then(Value::as_u64))
-        .unwrap_or(0)
-}
-
-fn messages(err: &AdminError) -> String {
-    err.messages()
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Event tester

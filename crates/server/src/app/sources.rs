@@ -18,21 +18,15 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::form::FormData;
-use super::{Chrome, SessionInfo, error_page, iso_time, pretty, render, render_with};
+use super::{
+    Chrome, SessionInfo, error_page, iso_time, messages, pretty, render, render_with, text,
+};
 use crate::admin::config::{
     NewSource, add_source, mask_write_key, new_source_key, revoke_source_key, source_view,
 };
 use crate::admin::debugger::{recent_events, subscribe};
 use crate::admin::{AdminError, AdminState};
 use crate::live::Subscription;
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 /// A source's line in the list.
 pub(crate) struct SourceRow {
@@ -153,13 +147,7 @@ pub(crate) async fn create(
         Err(err) => {
             let mut page = list_page(&state, &session);
             page.name = name;
-            page.error = Some(
-                err.messages()
-                    .into_iter()
-                    .map(|(m, _)| m)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            page.error = Some(messages(&err));
             render_with(err.status(), &page)
         }
     }
@@ -204,13 +192,7 @@ pub(crate) async fn add_key(
 fn key_error(state: &AdminState, session: &SessionInfo, id: &str, err: &AdminError) -> Response {
     match source_page(state, session, id) {
         Ok(mut page) => {
-            page.error = Some(
-                err.messages()
-                    .into_iter()
-                    .map(|(m, _)| m)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            page.error = Some(messages(err));
             render_with(err.status(), &page)
         }
         Err(_) => error_page(session, err),
