@@ -166,6 +166,9 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
   await noSecrets(page);
   await shoot(page, 'event-story');
 
+  await page.goto(`${server.admin}/`);
+  await page.locator('main', { hasText: 'went to the dead letter in the last hour' }).waitFor();
+
   hook.status = 200;
   await page.goto(`${server.admin}/destinations/${dest}/dead-letter`);
   assert.ok((await page.locator('#replay-form tbody tr').count()) >= 3);

@@ -60,7 +60,6 @@
       document.querySelectorAll("#tester-targets li"),
       function (li) { return { href: li.getAttribute("data-href"), name: li.getAttribute("data-name") }; }
     );
-    var source = panel.getAttribute("data-source");
     var paused = false;
     var held = [];
 
@@ -100,8 +99,7 @@
       testers.forEach(function (tester) {
         links.appendChild(document.createTextNode(" · "));
         var test = el("a", "", "Test this event with " + tester.name);
-        test.href = tester.href + "?source=" + encodeURIComponent(source) +
-          "&message_id=" + encodeURIComponent(data.message_id);
+        test.href = tester.href + "?message_id=" + encodeURIComponent(data.message_id);
         links.appendChild(test);
       });
       details.appendChild(links);

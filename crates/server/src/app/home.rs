@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::form::FormData;
 use super::{Chrome, SessionInfo, assets, count, render, render_with, session};
 use crate::admin::AdminState;
+use crate::admin::dead_letter::{DeadLetterQuery, dead_letter_page};
 use crate::admin::overview::{OverviewParams, destination_overview};
 
 /// A destination's line on the home page.
@@ -67,6 +68,14 @@ pub(crate) async fn destination_line(
     let failing = lanes
         .iter()
         .any(|lane| lane["failing"].as_bool().unwrap_or(false));
+    let dead = dead_in_last_hour(state, id).await;
+    if dead > 0 {
+        let more = if dead >= DEAD_SHOWN { "+" } else { "" };
+        attention.push((
+            format!("/destinations/{id}/dead-letter?within=1h"),
+            format!("{name}: {dead}{more} job(s) went to the dead letter in the last hour"),
+        ));
+    }
     let health = if !enabled {
         "disabled"
     } else if paused {
@@ -94,6 +103,28 @@ pub(crate) async fn destination_line(
         awaiting_retry: count(&totals["awaiting_retry"]),
         health,
     }
+}
+
+/// The most dead-letter jobs counted for the home page (it says "50+" past it).
+const DEAD_SHOWN: usize = 50;
+
+/// How many jobs of destination `id` entered the dead letter in the last hour (at most
+/// [`DEAD_SHOWN`]), not yet replayed.
+async fn dead_in_last_hour(state: &AdminState, id: &str) -> usize {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|now| i64::try_from(now.as_millis()).ok())
+        .map(|now| now - 3_600_000);
+    let query = DeadLetterQuery {
+        destination_id: Some(id.to_owned()),
+        since,
+        limit: Some(DEAD_SHOWN),
+        ..DeadLetterQuery::default()
+    };
+    dead_letter_page(state, query)
+        .await
+        .map_or(0, |(jobs, _)| jobs.len())
 }
 
 /// `GET /`: the workspace at a glance.

@@ -373,7 +373,7 @@ fn sample_event(trigger: &str) -> Value {
 
 /// The recent events of the destination's sources, newest first, `(messageId, label)`, and their
 /// events by `messageId`.
-fn recent_of(state: &AdminState, id: &str) -> Vec<(String, String, Value)> {
+pub(crate) fn recent_of(state: &AdminState, id: &str) -> Vec<(String, String, Value)> {
     let snapshot = state.app.snapshot();
     let sources = snapshot
         .config()

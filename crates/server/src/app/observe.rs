@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::destinations::{DestHead, dest_head};
 use super::form::FormData;
+use super::mappings::recent_of;
 use super::{
     Chrome, SessionInfo, count, error_page, iso_time, messages, pretty, render, render_with, text,
 };
@@ -42,6 +43,8 @@ pub(crate) struct TesterResult {
 struct TesterPage {
     chrome: Chrome,
     dest: DestHead,
+    /// The destination's sources' recent events, `(messageId, label)`, to load one.
+    recent: Vec<(String, String)>,
     event: String,
     error: Option<String>,
     results: Vec<TesterResult>,
@@ -55,10 +58,10 @@ const SAMPLE: &str = r#"{
   "traits": {"email": "ada@example.com", "name": "Ada Lovelace", "plan": "pro"}
 }"#;
 
-/// The event to start from (`?message_id=` of a source's recent event, from the debugger).
+/// The event to start from (`?message_id=` of a recent event of the destination's sources, as
+/// the debugger links to it).
 #[derive(Deserialize)]
 pub(crate) struct TesterQuery {
-    source: Option<String>,
     message_id: Option<String>,
 }
 
@@ -73,22 +76,25 @@ pub(crate) async fn tester(
         Ok(dest) => dest,
         Err(err) => return error_page(&session, &err),
     };
-    let from_debugger = match (query.source, query.message_id) {
-        (Some(source), Some(message_id)) => crate::admin::debugger::recent_events(&state, &source)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|view| view["message_id"] == message_id.as_str())
-            .map(|view| pretty(&view["event"])),
-        _ => None,
-    };
+    let recent = recent_of(&state, &id);
+    let chosen = query.message_id.and_then(|wanted| {
+        recent
+            .iter()
+            .find(|(message_id, _, _)| *message_id == wanted)
+            .map(|(_, _, event)| pretty(event))
+    });
     render(&TesterPage {
         chrome: Chrome::new(
             &session,
             format!("{} event tester", dest.name),
             "destinations",
         ),
+        recent: recent
+            .into_iter()
+            .map(|(message_id, label, _)| (message_id, label))
+            .collect(),
         dest,
-        event: from_debugger.unwrap_or_else(|| SAMPLE.to_owned()),
+        event: chosen.unwrap_or_else(|| SAMPLE.to_owned()),
         error: None,
         results: Vec::new(),
         sent: false,
@@ -116,6 +122,10 @@ pub(crate) async fn run_tester(
             format!("{} event tester", dest.name),
             "destinations",
         ),
+        recent: recent_of(&state, &id)
+            .into_iter()
+            .map(|(message_id, label, _)| (message_id, label))
+            .collect(),
         dest,
         event: event_text.clone(),
         error: None,
@@ -620,6 +630,7 @@ struct DeadLetterPage {
     state_filter: String,
     error_class: String,
     include_replayed: bool,
+    within: String,
     mappings: Vec<(String, String)>,
     rows: Vec<DeadRow>,
     report: Option<String>,
@@ -633,6 +644,24 @@ pub(crate) struct DeadQuery {
     state: Option<String>,
     error_class: Option<String>,
     include_replayed: Option<String>,
+    /// `1h`, `24h` or `7d`: only jobs that died that recently.
+    within: Option<String>,
+}
+
+/// The start of a `within` choice, in Unix milliseconds.
+fn since(within: Option<&str>) -> Option<i64> {
+    let hours = match within? {
+        "1h" => 1,
+        "24h" => 24,
+        "7d" => 7 * 24,
+        _ => return None,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(now.as_millis())
+        .ok()
+        .map(|now| now - hours * 3_600_000)
 }
 
 fn dead_filter(id: &str, query: &DeadQuery) -> DeadLetterQuery {
@@ -643,6 +672,7 @@ fn dead_filter(id: &str, query: &DeadQuery) -> DeadLetterQuery {
         state: given(&query.state),
         error_class: given(&query.error_class),
         include_replayed: query.include_replayed.is_some(),
+        since: since(query.within.as_deref()),
         limit: Some(200),
         ..DeadLetterQuery::default()
     }
@@ -695,6 +725,7 @@ async fn dead_page(
         state_filter: query.state.clone().unwrap_or_default(),
         error_class: query.error_class.clone().unwrap_or_default(),
         include_replayed: query.include_replayed.is_some(),
+        within: query.within.clone().unwrap_or_default(),
         mappings,
         rows,
         report: None,
@@ -748,6 +779,7 @@ pub(crate) async fn replay(
         state: form.get("state").map(str::to_owned),
         error_class: form.get("error_class").map(str::to_owned),
         include_replayed: None,
+        within: form.get("within").map(str::to_owned),
     };
     let mode = if form.text("mode") == "remap" {
         ReplayMode::Remapped
