@@ -80,6 +80,10 @@ export async function startWebhook() {
       res.end(hook.status < 300 ? '{"ok":true}' : '{"error":"Not found"}');
     });
   });
+  // Junction's client keeps connections for up to 90 s; Node would close an idle one after 5 s,
+  // and a request racing that close fails as a network error (a retry, not the answer we set).
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 121_000;
   const port = await freePort();
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   hook.port = port;

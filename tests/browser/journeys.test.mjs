@@ -153,9 +153,10 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
     await track(server, 'identify', { userId: `fail-${i}`, traits: { email: `f${i}@example.com`, plan: 'pro' } });
   }
   await page.goto(`${server.admin}/destinations/${dest}/overview?window=1h`);
-  await eventually('failures in the overview', async () => {
+  // All three fail before the webhook is fixed (their deliveries may trail their ingestion).
+  await eventually('the three failures in the overview', async () => {
     await page.reload();
-    return (await page.locator('#failures a.sample').count()) > 0;
+    return (await page.locator('#failures a.sample').count()) >= 3;
   });
   await noSecrets(page);
   await shoot(page, 'delivery-overview');
@@ -171,7 +172,10 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
 
   hook.status = 200;
   await page.goto(`${server.admin}/destinations/${dest}/dead-letter`);
-  assert.ok((await page.locator('#replay-form tbody tr').count()) >= 3);
+  await eventually('the three failed jobs in the dead letter', async () => {
+    await page.reload();
+    return (await page.locator('#replay-form tbody tr').count()) >= 3;
+  });
   await shoot(page, 'dead-letter');
   await page.check('input[name=scope][value=all]');
   await page.click('#replay');
@@ -195,7 +199,9 @@ test('5a. the main journey by keyboard alone', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const kb = await context.newPage();
   await kb.goto(`${server.admin}/`);
-  await kb.keyboard.type(TOKEN); // the token field has focus on arrival
+  // The token field has focus on arrival.
+  await kb.waitForFunction(() => document.activeElement?.id === 'token');
+  await kb.keyboard.type(TOKEN);
   await kb.keyboard.press('Enter');
   await kb.waitForURL(`${server.admin}/`);
   const focusedText = (text) => document.activeElement?.textContent?.trim() === text;
