@@ -106,6 +106,12 @@ test('2. the trigger builder and a picked field, previewed live, saved, shown as
   await page.click('#save');
   await page.locator('#saved-note').waitFor();
   assert.equal(await page.locator('#fql-text').innerText(), 'type = "identify" and traits.plan = "pro"');
+  // Send test: for real, only once confirmed.
+  const sentBefore = hook.received.length;
+  await page.check('#send-confirm');
+  await page.click('#send-test');
+  await page.locator('#preview-response', { hasText: 'HTTP 200' }).waitFor();
+  assert.equal(hook.received.length, sentBefore + 1, 'one real request');
   await page.click('button:has-text("View as FQL")');
   assert.equal(await page.inputValue('#fql'), 'type = "identify" and traits.plan = "pro"');
   const saved = await api(server, 'GET', `/destinations/${dest}/mappings/${contact}`);

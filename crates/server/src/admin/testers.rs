@@ -272,9 +272,46 @@ async fn test_unsaved_mapping(
 pub(crate) fn try_mapping(
     state: &AdminState,
     id: &str,
-    mut mapping: NewMapping,
+    mapping: NewMapping,
     event: Value,
 ) -> Result<Value, AdminError> {
+    let (mapping_id, evaluation, event) = evaluate_unsaved(state, id, mapping, event)?;
+    Ok(json!({
+        "event": event,
+        "result": result_view(&mapping_id, &evaluation, Value::Null),
+    }))
+}
+
+/// The mapping tester, then its request sent for real (as the event tester sends) when one was
+/// built: `{event, result}` with the destination's `response`.
+pub(crate) async fn send_mapping_test(
+    state: &AdminState,
+    id: &str,
+    mapping: NewMapping,
+    event: Value,
+) -> Result<Value, AdminError> {
+    let (mapping_id, evaluation, event) = evaluate_unsaved(state, id, mapping, event)?;
+    let (evaluation, response) = match evaluation.request.as_ref() {
+        Some(request) if evaluation.outcome == Outcome::Ready => {
+            let result = send(state, request).await;
+            let response = response_view(&result);
+            (sent(evaluation, &result), response)
+        }
+        _ => (evaluation, Value::Null),
+    };
+    Ok(json!({
+        "event": event,
+        "result": result_view(&mapping_id, &evaluation, response),
+    }))
+}
+
+/// An unsaved mapping over `event`: its id, the evaluation, and the normalised event.
+fn evaluate_unsaved(
+    state: &AdminState,
+    id: &str,
+    mut mapping: NewMapping,
+    event: Value,
+) -> Result<(String, Evaluation, Value), AdminError> {
     let snapshot = state.app.snapshot();
     let destination = find_destination(&snapshot, id)?;
     let mapping_id = mapping.take_id().unwrap_or_default();
@@ -292,8 +329,5 @@ pub(crate) fn try_mapping(
         Ok(subscription) => evaluate(&subscription, Ok(destination.settings()), &event),
         Err(err) => Evaluation::invalid(err.to_string()),
     };
-    Ok(json!({
-        "event": event,
-        "result": result_view(&mapping_id, &evaluation, Value::Null),
-    }))
+    Ok((mapping_id, evaluation, event))
 }

@@ -23,7 +23,7 @@ use crate::admin::config::{
     duplicate_mapping, mapping_view, move_mapping, remove_mapping, set_mapping_enabled,
 };
 use crate::admin::debugger::recent_events;
-use crate::admin::testers::try_mapping;
+use crate::admin::testers::{send_mapping_test, try_mapping};
 use crate::admin::{AdminError, AdminState};
 
 /// A mapping's line in the table.
@@ -258,6 +258,8 @@ pub(crate) struct Preview {
     pub(crate) request_line: String,
     pub(crate) headers: String,
     pub(crate) body: String,
+    /// The destination's answer, when the test was sent for real.
+    pub(crate) response: String,
     pub(crate) error: Option<String>,
 }
 
@@ -641,16 +643,14 @@ fn from_form(
     }
 }
 
-/// Runs the mapping tester over the editor's state.
-fn run_preview(
-    page: &mut EditorPage,
-    state: &AdminState,
+/// The editor's mapping as the testers take it, and its test event (`None` when the event is
+/// not JSON: the editor says so at the event).
+fn unsaved(
+    page: &EditorPage,
     trigger: &str,
     mapping: &Map<String, Value>,
-) {
-    let Ok(event) = serde_json::from_str::<Value>(&page.event) else {
-        return;
-    };
+) -> Option<(NewMapping, Value)> {
+    let event = serde_json::from_str::<Value>(&page.event).ok()?;
     let unsaved = NewMapping {
         id: None,
         action: page.action_slug.clone(),
@@ -659,7 +659,25 @@ fn run_preview(
         mapping: Some(mapping.clone()),
         enabled: true,
     };
-    let data = match try_mapping(state, &page.dest.id, unsaved, event) {
+    Some((unsaved, event))
+}
+
+/// Runs the mapping tester over the editor's state.
+fn run_preview(
+    page: &mut EditorPage,
+    state: &AdminState,
+    trigger: &str,
+    mapping: &Map<String, Value>,
+) {
+    if let Some((unsaved, event)) = unsaved(page, trigger, mapping) {
+        let data = try_mapping(state, &page.dest.id, unsaved, event);
+        show_result(page, data);
+    }
+}
+
+/// Puts a tester's answer in the editor: the result beside the form, messages at their fields.
+fn show_result(page: &mut EditorPage, data: Result<Value, AdminError>) {
+    let data = match data {
         Ok(data) => data,
         Err(err) => {
             page.preview = Preview {
@@ -706,6 +724,15 @@ fn run_preview(
             String::new()
         } else {
             pretty(&request["body"])
+        },
+        response: if result["response"].is_null() {
+            String::new()
+        } else {
+            format!(
+                "HTTP {}\n\n{}",
+                text(&result["response"]["status"]),
+                pretty(&result["response"]["body"])
+            )
         },
         error,
     };
@@ -809,6 +836,22 @@ async fn submit_form(
         };
         return render_with(status, &page);
     };
+    if form.text("op") == "send-test" {
+        if !form.checked("send_confirm") {
+            page.errors.push(
+                "Tick “Send a real request” to send the test: it reaches the destination like \
+                 any delivery."
+                    .to_owned(),
+            );
+            run_preview(&mut page, state, &trigger, &mapping);
+            return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+        if let Some((unsaved, event)) = unsaved(&page, &trigger, &mapping) {
+            let data = send_mapping_test(state, &page.dest.id, unsaved, event).await;
+            show_result(&mut page, data);
+        }
+        return render(&page);
+    }
     run_preview(&mut page, state, &trigger, &mapping);
     if form.text("op") != "save" {
         return render(&page);
