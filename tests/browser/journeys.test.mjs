@@ -120,6 +120,36 @@ test('2. the trigger builder and a picked field, previewed live, saved, shown as
   await noSecrets(page);
 });
 
+test('2b. nested groups in the builder round-trip through the FQL view', async () => {
+  await page.goto(`${server.admin}/destinations/${dest}/mappings`);
+  await page.click('table.mappings >> text=Send Customer');
+  await page.waitForURL(/\/mappings\/[^/]+$/);
+  // Row 0 is `type = "group"`; a group adds rows 1 (open), 2 (its condition), 3 (close).
+  await page.click('button:has-text("Add group")');
+  await page.selectOption('#t-join-1', 'or');
+  await page.selectOption('#t-field-2', 'traits');
+  await page.fill('#t-path-2', 'plan');
+  await page.fill('#t-value-2', 'pro');
+  await page.click('button:has-text("Add condition to group")');
+  await page.selectOption('#t-field-3', 'traits');
+  await page.fill('#t-path-3', 'plan');
+  await page.fill('#t-value-3', 'enterprise');
+  const text = 'type = "group" and (traits.plan = "pro" or traits.plan = "enterprise")';
+  await page.click('button:has-text("View as FQL")');
+  assert.equal(await page.inputValue('#fql'), text);
+  await page.fill('#fql', `${text} and traits.plan != "free"`);
+  await page.click('button:has-text("Back to the builder")');
+  assert.equal(await page.locator('li.condition').count(), 4, 'the edited text back as rows');
+  await page.click('#save');
+  await page.locator('#saved-note').waitFor();
+  assert.equal(await page.locator('#fql-text').innerText(), `${text} and traits.plan != "free"`);
+  // Text the parser refuses stays as FQL, with the column of the problem.
+  await page.click('button:has-text("View as FQL")');
+  await page.fill('#fql', 'type = ');
+  await page.click('button:has-text("Back to the builder")');
+  assert.match(await page.locator('#trigger-error').innerText(), /column/);
+});
+
 test('3. Python identify events in the debugger, found, tested and sent for real', async () => {
   await page.goto(`${server.admin}/sources/sample-app/debugger`);
   await page.locator('#live-status', { hasText: 'Live' }).waitFor();
