@@ -559,6 +559,16 @@ fn banner(b: &Banner<'_>) -> String {
         "  Admin API:    http://{}/api/v1   ({admin_auth})",
         b.admin_address
     );
+    let _ = writeln!(
+        out,
+        "  The app:      http://{}/   (in a browser{})",
+        b.admin_address,
+        if b.settings.admin_token.is_some() {
+            ": sign in with the admin token"
+        } else {
+            ""
+        }
+    );
     match &b.settings.store_url {
         Some(_) => {
             let _ = writeln!(out, "  Database:     PostgreSQL ([store] url)");

@@ -11,6 +11,7 @@
 //! routing (junction-workspace does) and never touches a database (the `Store` trait does).
 
 mod admin;
+mod app;
 mod error;
 mod extract;
 mod listener;

@@ -410,7 +410,7 @@ pub(super) fn deleted(id: &str) -> Json<Value> {
     Json(json!({"data": {"id": id, "deleted": true}}))
 }
 
-pub(super) fn definition_of(slug: &str) -> Result<&'static DestinationDefinition, AdminError> {
+pub(crate) fn definition_of(slug: &str) -> Result<&'static DestinationDefinition, AdminError> {
     let registry = registry().map_err(|err| {
         AdminError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -460,7 +460,7 @@ async fn get_catalog(Path(slug): Path<String>) -> Result<Json<Value>, AdminError
     Ok(Json(json!({"data": catalog_view(definition)})))
 }
 
-fn catalog_view(definition: &DestinationDefinition) -> Value {
+pub(crate) fn catalog_view(definition: &DestinationDefinition) -> Value {
     json!({
         "slug": definition.slug,
         "name": definition.name,
@@ -519,7 +519,7 @@ fn field_view(key: &str, field: &InputField, secret: bool) -> Value {
 
 /// Write keys are shown by their first characters only, and only when long enough that the
 /// prefix leaves most of the key unknown.
-fn mask_write_key(key: &str) -> String {
+pub(crate) fn mask_write_key(key: &str) -> String {
     if key.chars().count() >= 16 {
         format!("{}…", key.chars().take(4).collect::<String>())
     } else {
@@ -527,7 +527,7 @@ fn mask_write_key(key: &str) -> String {
     }
 }
 
-fn source_view(source: &SourceConfig) -> Value {
+pub(crate) fn source_view(source: &SourceConfig) -> Value {
     json!({
         "id": source.id,
         "name": source.name,
@@ -576,20 +576,26 @@ async fn get_source(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSource {
-    id: Option<String>,
+pub(crate) struct NewSource {
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     /// Without it, one key is generated.
     #[serde(default)]
-    write_keys: Vec<String>,
+    pub(crate) write_keys: Vec<String>,
 }
 
 async fn create_source(
     State(state): State<AdminState>,
     Body(body): Body<NewSource>,
 ) -> Result<Response, AdminError> {
-    let view = apply(&state, |config| {
+    Ok(created(add_source(&state, body).await?))
+}
+
+/// Creates a source; its view, with `write_key` in full when one was generated (the only time
+/// it is shown).
+pub(crate) async fn add_source(state: &AdminState, body: NewSource) -> Result<Value, AdminError> {
+    apply(state, |config| {
         let id = choose_id(body.id, "source", &body.name, |id| {
             config.sources.iter().any(|source| source.id == id)
         })?;
@@ -611,8 +617,7 @@ async fn create_source(
         config.sources.push(source);
         Ok(Changed::at(view, focus))
     })
-    .await?;
-    Ok(created(view))
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -684,8 +689,18 @@ async fn add_write_key(
             .map_err(|err| AdminError::invalid("body", err.to_string()))?
             .write_key
     };
-    let view = apply(&state, |config| {
-        let index = source_index(config, &id)?;
+    Ok(created(new_source_key(&state, &id, given).await?))
+}
+
+/// Adds a write key to source `id` (the one given, or a new random one); the source's view with
+/// the new key in full (the only time it is shown).
+pub(crate) async fn new_source_key(
+    state: &AdminState,
+    id: &str,
+    given: Option<String>,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = source_index(config, id)?;
         // Full: a conflict with the source as it is, like a full destination's mappings.
         let count = config.sources[index].write_keys.len();
         if count >= MAX_WRITE_KEYS_PER_SOURCE {
@@ -706,8 +721,7 @@ async fn add_write_key(
         let focus = format!("sources[{index}]");
         Ok(Changed::at(source_view_with_key(source, &key), focus))
     })
-    .await?;
-    Ok(created(view))
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -723,10 +737,21 @@ async fn revoke_write_key(
     Path(id): Path<String>,
     Body(body): Body<RevokedWriteKey>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
-        let index = source_index(config, &id)?;
+    let view = revoke_source_key(&state, &id, |key| key == body.write_key).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Revokes the write key of source `id` that `which` picks (the API names it in full, the app by
+/// its position); the source's view.
+pub(crate) async fn revoke_source_key(
+    state: &AdminState,
+    id: &str,
+    which: impl Fn(&str) -> bool,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = source_index(config, id)?;
         let source = &mut config.sources[index];
-        let Some(position) = source.write_keys.iter().position(|k| *k == body.write_key) else {
+        let Some(position) = source.write_keys.iter().position(|k| which(k)) else {
             return Err(AdminError::not_found(format!(
                 "source \"{id}\" has no such write key"
             )));
@@ -743,8 +768,7 @@ async fn revoke_write_key(
             format!("sources[{index}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,7 +783,7 @@ fn mask_secret(value: &Value) -> Value {
     }
 }
 
-fn masked_settings(destination: &DestinationConfig) -> Value {
+pub(crate) fn masked_settings(destination: &DestinationConfig) -> Value {
     // A destination type that is not known cannot say which settings are secrets: all are.
     let secrets = definition_of(&destination.destination_type)
         .ok()
@@ -782,7 +806,7 @@ fn masked_settings(destination: &DestinationConfig) -> Value {
     Value::Object(masked)
 }
 
-fn destination_view(destination: &DestinationConfig) -> Value {
+pub(crate) fn destination_view(destination: &DestinationConfig) -> Value {
     json!({
         "id": destination.id,
         "name": destination.name,
@@ -820,20 +844,20 @@ async fn get_destination(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewDestination {
-    id: Option<String>,
+pub(crate) struct NewDestination {
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    destination_type: String,
+    pub(crate) destination_type: String,
     #[serde(default)]
-    settings: Map<String, Value>,
+    pub(crate) settings: Map<String, Value>,
     #[serde(default = "enabled_by_default")]
-    enabled: bool,
+    pub(crate) enabled: bool,
     #[serde(default)]
-    sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     #[serde(default)]
-    delivery: Option<Map<String, Value>>,
+    pub(crate) delivery: Option<Map<String, Value>>,
 }
 
 fn enabled_by_default() -> bool {
@@ -844,6 +868,14 @@ async fn create_destination(
     State(state): State<AdminState>,
     Body(body): Body<NewDestination>,
 ) -> Result<Response, AdminError> {
+    Ok(created(add_destination(&state, body).await?))
+}
+
+/// Creates a destination (no mappings); its view, settings masked.
+pub(crate) async fn add_destination(
+    state: &AdminState,
+    body: NewDestination,
+) -> Result<Value, AdminError> {
     definition_of(&body.destination_type).map_err(|_| {
         let known: Vec<&str> = registry()
             .map(|r| r.iter().map(|d| d.slug).collect())
@@ -857,7 +889,7 @@ async fn create_destination(
             ),
         )
     })?;
-    let view = apply(&state, |config| {
+    apply(state, |config| {
         let id = choose_id(body.id, "destination", &body.name, |id| {
             config.destinations.iter().any(|d| d.id == id)
         })?;
@@ -877,8 +909,7 @@ async fn create_destination(
         config.destinations.push(destination);
         Ok(Changed::at(view, focus))
     })
-    .await?;
-    Ok(created(view))
+    .await
 }
 
 /// JSON has one number type: `20.0` and `2e1` are the integer 20 as much as `20` is (JSON
@@ -918,13 +949,13 @@ fn merge_delivery(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DestinationPatch {
-    name: Option<String>,
+pub(crate) struct DestinationPatch {
+    pub(crate) name: Option<String>,
     /// Merged over the current settings: a `null` removes a setting, and a secret sent back in
     /// its masked form keeps its value (so a client can send back what it read).
-    settings: Option<Map<String, Value>>,
-    enabled: Option<bool>,
-    delivery: Option<Map<String, Value>>,
+    pub(crate) settings: Option<Map<String, Value>>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) delivery: Option<Map<String, Value>>,
 }
 
 async fn update_destination(
@@ -932,8 +963,19 @@ async fn update_destination(
     Path(id): Path<String>,
     Body(body): Body<DestinationPatch>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
-        let index = destination_index(config, &id)?;
+    let view = change_destination(&state, &id, body).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Changes a destination: name, enabled, delivery, settings merged (a secret sent back masked
+/// keeps its value); its view.
+pub(crate) async fn change_destination(
+    state: &AdminState,
+    id: &str,
+    body: DestinationPatch,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
         if let Some(name) = body.name {
             destination.name = name;
@@ -970,8 +1012,7 @@ async fn update_destination(
             format!("destinations[{index}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
 async fn set_destination_enabled(
@@ -1011,20 +1052,29 @@ async fn connect_source(
     State(state): State<AdminState>,
     Path((id, source_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
-        source_index(config, &source_id)?;
-        let index = destination_index(config, &id)?;
+    let view = connect(&state, &id, &source_id).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Connects source `source_id` to destination `id` (idempotent); the destination's view.
+pub(crate) async fn connect(
+    state: &AdminState,
+    id: &str,
+    source_id: &str,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        source_index(config, source_id)?;
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
-        if !destination.sources.contains(&source_id) {
-            destination.sources.push(source_id);
+        if !destination.sources.iter().any(|s| s == source_id) {
+            destination.sources.push(source_id.to_owned());
         }
         Ok(Changed::at(
             destination_view(destination),
             format!("destinations[{index}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
 /// `DELETE /destinations/{id}/sources/{source_id}`: disconnects a source.
@@ -1032,8 +1082,18 @@ async fn disconnect_source(
     State(state): State<AdminState>,
     Path((id, source_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
-        let index = destination_index(config, &id)?;
+    let view = disconnect(&state, &id, &source_id).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Disconnects source `source_id` from destination `id`; the destination's view.
+pub(crate) async fn disconnect(
+    state: &AdminState,
+    id: &str,
+    source_id: &str,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
         let Some(position) = destination.sources.iter().position(|s| *s == source_id) else {
             return Err(AdminError::not_found(format!(
@@ -1046,8 +1106,7 @@ async fn disconnect_source(
             format!("destinations[{index}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
 async fn delete_destination(
@@ -1066,7 +1125,7 @@ async fn delete_destination(
 // ---------------------------------------------------------------------------------------------
 // Mappings
 
-pub(super) fn mapping_view(destination_id: &str, mapping: &MappingConfig) -> Value {
+pub(crate) fn mapping_view(destination_id: &str, mapping: &MappingConfig) -> Value {
     json!({
         "id": mapping.id,
         "destination_id": destination_id,
@@ -1108,14 +1167,14 @@ async fn get_mapping(
 /// A mapping as a caller sends it to create (or test) one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewMapping {
-    id: Option<String>,
-    action: String,
-    name: Option<String>,
-    trigger: Option<String>,
-    mapping: Option<Map<String, Value>>,
+pub(crate) struct NewMapping {
+    pub(crate) id: Option<String>,
+    pub(crate) action: String,
+    pub(crate) name: Option<String>,
+    pub(crate) trigger: Option<String>,
+    pub(crate) mapping: Option<Map<String, Value>>,
     #[serde(default = "enabled_by_default")]
-    enabled: bool,
+    pub(crate) enabled: bool,
 }
 
 /// The action `slug` of a destination type, or a validation error naming the ones it has.
@@ -1169,27 +1228,30 @@ impl NewMapping {
 async fn create_mapping(
     State(state): State<AdminState>,
     Path(id): Path<String>,
-    Body(mut body): Body<NewMapping>,
+    Body(body): Body<NewMapping>,
 ) -> Result<Response, AdminError> {
-    let view = apply(&state, |config| {
-        let index = destination_index(config, &id)?;
+    Ok(created(add_mapping(&state, &id, body).await?))
+}
+
+/// Adds a mapping at the end of destination `id`'s (refused past the limit); its view.
+pub(crate) async fn add_mapping(
+    state: &AdminState,
+    id: &str,
+    mut body: NewMapping,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
         // Full: a conflict with the destination as it is (like deleting a connected source), not
         // a fault of the request, which would succeed once a mapping is deleted.
-        if destination.mappings.len() >= MAX_MAPPINGS_PER_DESTINATION {
-            return Err(AdminError::conflict(format!(
-                "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \"{id}\" \
-                 has {}: delete one first",
-                destination.mappings.len()
-            )));
-        }
+        check_room(destination)?;
         let definition = definition_of(&destination.destination_type)?;
         let name = body.name.clone().unwrap_or_default();
         let mapping_id = choose_id(body.take_id(), "mapping", &name, |candidate| {
             destination.mappings.iter().any(|m| m.id == candidate)
         })?;
         let mapping = body.into_config(definition, mapping_id)?;
-        let view = mapping_view(&id, &mapping);
+        let view = mapping_view(id, &mapping);
         let focus = format!(
             "destinations[{index}].mappings[{}]",
             destination.mappings.len()
@@ -1197,8 +1259,7 @@ async fn create_mapping(
         destination.mappings.push(mapping);
         Ok(Changed::at(view, focus))
     })
-    .await?;
-    Ok(created(view))
+    .await
 }
 
 /// Adds one of the destination type's ready-made mappings (e.g. ChartMogul's audience
@@ -1266,14 +1327,14 @@ async fn add_preset_mapping(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MappingPatch {
-    name: Option<String>,
+pub(crate) struct MappingPatch {
+    pub(crate) name: Option<String>,
     /// A new action: the mapping starts again from its defaults.
-    action: Option<String>,
-    trigger: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) trigger: Option<String>,
     /// Merged over the current mapping: a `null` clears a field.
-    mapping: Option<Map<String, Value>>,
-    enabled: Option<bool>,
+    pub(crate) mapping: Option<Map<String, Value>>,
+    pub(crate) enabled: Option<bool>,
 }
 
 async fn update_mapping(
@@ -1281,10 +1342,22 @@ async fn update_mapping(
     Path((id, mapping_id)): Path<(String, String)>,
     Body(body): Body<MappingPatch>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
-        let index = destination_index(config, &id)?;
+    let view = change_mapping(&state, &id, &mapping_id, body).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Changes a mapping (its `mapping` merged over the current one, a `null` clearing a field);
+/// its view.
+pub(crate) async fn change_mapping(
+    state: &AdminState,
+    id: &str,
+    mapping_id: &str,
+    body: MappingPatch,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
-        let position = mapping_index(destination, &mapping_id)?;
+        let position = mapping_index(destination, mapping_id)?;
         let definition = definition_of(&destination.destination_type)?;
         let mapping = &mut destination.mappings[position];
         let given = body.mapping.unwrap_or_default();
@@ -1326,21 +1399,21 @@ async fn update_mapping(
             mapping.enabled = enabled;
         }
         Ok(Changed::at(
-            mapping_view(&id, mapping),
+            mapping_view(id, mapping),
             format!("destinations[{index}].mappings[{position}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
-async fn set_mapping_enabled(
+/// Enables or disables a mapping; its view.
+pub(crate) async fn set_mapping_enabled(
     state: &AdminState,
     id: &str,
     mapping_id: &str,
     enabled: bool,
-) -> Result<Json<Value>, AdminError> {
-    let view = apply(state, |config| {
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
         let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
         let position = mapping_index(destination, mapping_id)?;
@@ -1351,37 +1424,120 @@ async fn set_mapping_enabled(
             format!("destinations[{index}].mappings[{position}]"),
         ))
     })
-    .await?;
-    Ok(Json(json!({"data": view})))
+    .await
 }
 
 async fn enable_mapping(
     State(state): State<AdminState>,
     Path((id, mapping_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    set_mapping_enabled(&state, &id, &mapping_id, true).await
+    let view = set_mapping_enabled(&state, &id, &mapping_id, true).await?;
+    Ok(Json(json!({"data": view})))
 }
 
 async fn disable_mapping(
     State(state): State<AdminState>,
     Path((id, mapping_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    set_mapping_enabled(&state, &id, &mapping_id, false).await
+    let view = set_mapping_enabled(&state, &id, &mapping_id, false).await?;
+    Ok(Json(json!({"data": view})))
 }
 
 async fn delete_mapping(
     State(state): State<AdminState>,
     Path((id, mapping_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    apply(&state, |config| {
-        let index = destination_index(config, &id)?;
+    remove_mapping(&state, &id, &mapping_id).await?;
+    Ok(deleted(&mapping_id))
+}
+
+/// Deletes a mapping.
+pub(crate) async fn remove_mapping(
+    state: &AdminState,
+    id: &str,
+    mapping_id: &str,
+) -> Result<(), AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
         let destination = &mut config.destinations[index];
-        let position = mapping_index(destination, &mapping_id)?;
+        let position = mapping_index(destination, mapping_id)?;
         destination.mappings.remove(position);
         Ok(Changed::at((), format!("destinations[{index}].mappings")))
     })
-    .await?;
-    Ok(deleted(&mapping_id))
+    .await
+}
+
+/// A destination with room for one more mapping, or the 409 that says why not.
+fn check_room(destination: &DestinationConfig) -> Result<(), AdminError> {
+    // Full: a conflict with the destination as it is (like deleting a connected source), not
+    // a fault of the request, which would succeed once a mapping is deleted.
+    if destination.mappings.len() >= MAX_MAPPINGS_PER_DESTINATION {
+        return Err(AdminError::conflict(format!(
+            "a destination holds at most {MAX_MAPPINGS_PER_DESTINATION} mappings; \"{}\" has \
+             {}: delete one first",
+            destination.id,
+            destination.mappings.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Copies a mapping right after it, named "<name> (copy)" and disabled (so that the copy
+/// changes no delivery until it is edited and enabled); the copy's view.
+pub(crate) async fn duplicate_mapping(
+    state: &AdminState,
+    id: &str,
+    mapping_id: &str,
+) -> Result<Value, AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
+        let destination = &mut config.destinations[index];
+        check_room(destination)?;
+        let position = mapping_index(destination, mapping_id)?;
+        let original = &destination.mappings[position];
+        let name = format!("{} (copy)", original.name);
+        let copy_id = choose_id(None, "mapping", &name, |candidate| {
+            destination.mappings.iter().any(|m| m.id == candidate)
+        })?;
+        let copy = MappingConfig {
+            id: copy_id,
+            name,
+            enabled: false,
+            ..original.clone()
+        };
+        let view = mapping_view(id, &copy);
+        destination.mappings.insert(position + 1, copy);
+        Ok(Changed::at(
+            view,
+            format!("destinations[{index}].mappings[{}]", position + 1),
+        ))
+    })
+    .await
+}
+
+/// Moves a mapping one place earlier (`up`) or later in delivery order; a move past either end
+/// changes nothing.
+pub(crate) async fn move_mapping(
+    state: &AdminState,
+    id: &str,
+    mapping_id: &str,
+    up: bool,
+) -> Result<(), AdminError> {
+    apply(state, |config| {
+        let index = destination_index(config, id)?;
+        let destination = &mut config.destinations[index];
+        let position = mapping_index(destination, mapping_id)?;
+        let other = if up {
+            position.checked_sub(1)
+        } else {
+            Some(position + 1).filter(|&next| next < destination.mappings.len())
+        };
+        if let Some(other) = other {
+            destination.mappings.swap(position, other);
+        }
+        Ok(Changed::at((), format!("destinations[{index}].mappings")))
+    })
+    .await
 }
 
 #[cfg(test)]

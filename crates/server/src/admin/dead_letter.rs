@@ -25,19 +25,20 @@ pub(super) fn routes() -> Vec<Route<AdminState>> {
     ]
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Dead-letter filters, as query parameters or inside a replay request.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeadLetterQuery {
-    destination_id: Option<String>,
-    mapping_id: Option<String>,
-    state: Option<String>,
-    error_class: Option<String>,
-    since: Option<i64>,
-    until: Option<i64>,
+pub(crate) struct DeadLetterQuery {
+    pub(crate) destination_id: Option<String>,
+    pub(crate) mapping_id: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) error_class: Option<String>,
+    pub(crate) since: Option<i64>,
+    pub(crate) until: Option<i64>,
     #[serde(default)]
-    include_replayed: bool,
-    after: Option<i64>,
-    limit: Option<usize>,
+    pub(crate) include_replayed: bool,
+    pub(crate) after: Option<i64>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl DeadLetterQuery {
@@ -98,6 +99,18 @@ async fn list_dead_letter(
     State(state): State<AdminState>,
     Query(query): Query<DeadLetterQuery>,
 ) -> Result<Json<Value>, AdminError> {
+    let (jobs, next) = dead_letter_page(&state, query).await?;
+    Ok(Json(json!({
+        "data": jobs,
+        "pagination": {"next": next},
+    })))
+}
+
+/// One page of the dead letter, filtered, by job id, and the cursor of the next page.
+pub(crate) async fn dead_letter_page(
+    state: &AdminState,
+    query: DeadLetterQuery,
+) -> Result<(Vec<Value>, Option<JobId>), AdminError> {
     let filter = query.filter(Vec::new())?;
     let limit = filter.limit;
     let jobs = state.app.store().dead_letter(filter).await?;
@@ -105,10 +118,10 @@ async fn list_dead_letter(
         .then(|| jobs.last().map(|dead| dead.job.id))
         .flatten();
     let snapshot = state.app.snapshot();
-    Ok(Json(json!({
-        "data": jobs.iter().map(|dead| dead_view(&snapshot, dead)).collect::<Vec<_>>(),
-        "pagination": {"next": next},
-    })))
+    Ok((
+        jobs.iter().map(|dead| dead_view(&snapshot, dead)).collect(),
+        next,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,12 +160,29 @@ async fn replay_dead_letter(
             "give job_ids, or a filter selecting the jobs to replay",
         ));
     }
-    let mut query = request.filter.unwrap_or_default();
-    if !request.job_ids.is_empty() {
-        query.limit = Some(query.limit.unwrap_or(request.job_ids.len().min(MAX_PAGE)));
-    }
-    let filter = query.filter(request.job_ids.into_iter().map(JobId).collect())?;
-    let snapshot = state.app.snapshot();
-    let report = replay(&**state.app.store(), &snapshot, filter, request.mode).await?;
+    let report = replay_selection(
+        &state,
+        request.job_ids,
+        request.filter.unwrap_or_default(),
+        request.mode,
+    )
+    .await?;
     Ok(Json(json!({"data": report})))
+}
+
+/// Replays the jobs `job_ids` names, or, without any, those `query` selects (one page of at
+/// most [`MAX_PAGE`]); the replay's report.
+pub(crate) async fn replay_selection(
+    state: &AdminState,
+    job_ids: Vec<i64>,
+    mut query: DeadLetterQuery,
+    mode: ReplayMode,
+) -> Result<Value, AdminError> {
+    if !job_ids.is_empty() {
+        query.limit = Some(query.limit.unwrap_or(job_ids.len().min(MAX_PAGE)));
+    }
+    let filter = query.filter(job_ids.into_iter().map(JobId).collect())?;
+    let snapshot = state.app.snapshot();
+    let report = replay(&**state.app.store(), &snapshot, filter, mode).await?;
+    Ok(json!(report))
 }

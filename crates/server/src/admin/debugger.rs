@@ -24,6 +24,25 @@ pub(super) fn routes() -> Vec<Route<AdminState>> {
     ]
 }
 
+/// The last events source `id` accepted, oldest first, as the API shows them (`{source_id,
+/// message_id, received_at, duplicate, event, routing}`).
+pub(crate) fn recent_events(state: &AdminState, id: &str) -> Result<Vec<Value>, AdminError> {
+    known_source(state, id)?;
+    Ok(state
+        .app
+        .live()
+        .recent(id)
+        .iter()
+        .filter_map(|event| serde_json::from_str(&event.to_json()).ok())
+        .collect())
+}
+
+/// The live feed of source `id`: one event per message, as [`recent_events`] shows them.
+pub(crate) fn subscribe(state: &AdminState, id: &str) -> Result<Subscription, AdminError> {
+    known_source(state, id)?;
+    Ok(state.app.live().subscribe(id))
+}
+
 fn known_source(state: &AdminState, id: &str) -> Result<(), AdminError> {
     if state.app.snapshot().sources().iter().any(|s| s.id() == id) {
         Ok(())

@@ -17,15 +17,15 @@
 //! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
 mod audiences;
-mod config;
-mod dead_letter;
-mod debugger;
+pub(crate) mod config;
+pub(crate) mod dead_letter;
+pub(crate) mod debugger;
 mod openapi;
 mod ops;
-mod overview;
+pub(crate) mod overview;
 mod sandbox;
-mod story;
-mod testers;
+pub(crate) mod story;
+pub(crate) mod testers;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -47,9 +47,9 @@ use crate::state::AppState;
 /// What the admin routes share.
 #[derive(Clone)]
 pub struct AdminState {
-    app: AppState,
-    sender: Arc<HttpSender>,
-    token: Option<Arc<str>>,
+    pub(crate) app: AppState,
+    pub(crate) sender: Arc<HttpSender>,
+    pub(crate) token: Option<Arc<str>>,
     /// Serialises configuration changes: each one reads the workspace in force, changes, compiles,
     /// stores and swaps it, and none may start from a workspace another is replacing.
     config_lock: Arc<tokio::sync::Mutex<()>>,
@@ -57,6 +57,8 @@ pub struct AdminState {
     sandbox: Arc<sandbox::Sandbox>,
     /// This process's profile worker (absent in tests that run none).
     profiles: Option<Arc<junction_profiles::WorkerHandle>>,
+    /// The app's signed-in browsers.
+    pub(crate) sessions: Arc<crate::app::Sessions>,
 }
 
 impl AdminState {
@@ -70,6 +72,7 @@ impl AdminState {
             config_lock: Arc::default(),
             sandbox: Arc::default(),
             profiles: None,
+            sessions: Arc::default(),
         }
     }
 
@@ -94,6 +97,9 @@ pub fn admin_app(state: AdminState) -> Router {
         // Merged after the layer: probes (`/healthz`, `/readyz`) and the OpenAPI document need
         // no token.
         .merge(router(public_routes()))
+        // The app (`/`, pages and forms for a browser): its own sign-in (a session cookie for
+        // the admin token), CSRF check and security headers, see `crate::app`.
+        .merge(crate::app::router(state.clone()))
         // No admin request carries more than a change of one object: a whole workspace is
         // applied step by step (junction apply), and its limits are far below this.
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -196,7 +202,7 @@ async fn loopback_host(State(state): State<AdminState>, request: Request, next: 
 
 /// Whether a `Host` value (`name[:port]`) names a loopback host: `localhost` or a name under
 /// `.localhost` (RFC 6761 keeps them on loopback), `127.0.0.0/8` or `[::1]`.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, port)| {
@@ -278,7 +284,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Compares without stopping at the first difference, so that timing tells nothing of the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -319,6 +325,20 @@ impl AdminError {
     /// A 409: the id (or write key) is already taken.
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// The answer's status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Every message with the field it belongs to, as the API lists them.
+    pub(crate) fn messages(&self) -> Vec<(String, Option<String>)> {
+        let first = (
+            self.message.clone(),
+            self.field.as_ref().map(|field| field.to_string()),
+        );
+        std::iter::once(first).chain(self.more.clone()).collect()
     }
 
     /// A 400 listing validation errors, each `(message, field)`; `None` when there is none.

@@ -28,14 +28,16 @@ pub(super) fn routes() -> Vec<Route<AdminState>> {
     vec![Route::get("/api/v1/destinations/{id}/overview", overview)]
 }
 
-#[derive(Debug, Deserialize)]
+/// What an overview is asked for.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OverviewParams {
+pub(crate) struct OverviewParams {
     /// `10m`, `1h`, `24h`, `7d`, `14d`, any `<n>m|h|d`, or seconds.
-    window: Option<String>,
+    pub(crate) window: Option<String>,
     /// `minute`, `hour` or `day`; by default minutes up to 6 hours, hours beyond.
-    bucket: Option<String>,
-    mapping_id: Option<String>,
+    pub(crate) bucket: Option<String>,
+    /// One mapping only.
+    pub(crate) mapping_id: Option<String>,
 }
 
 /// Parses a window: a number of seconds, or a number followed by `s`, `m`, `h` or `d`.
@@ -106,11 +108,21 @@ async fn overview(
     params: Result<Query<OverviewParams>, QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Query(params) = params.map_err(|err| AdminError::invalid("query", err.body_text()))?;
+    let data = destination_overview(&state, &id, params).await?;
+    Ok(Json(json!({"data": data})))
+}
+
+/// The overview of destination `id` over the window ending now, as the API answers it.
+pub(crate) async fn destination_overview(
+    state: &AdminState,
+    id: &str,
+    params: OverviewParams,
+) -> Result<Value, AdminError> {
     let window_secs = parse_window(params.window.as_deref().unwrap_or("1h"))?;
     let bucket = parse_bucket(params.bucket.as_deref(), window_secs)?;
     {
         let snapshot = state.app.snapshot();
-        let Some(destination) = snapshot.destination(&id) else {
+        let Some(destination) = snapshot.destination(id) else {
             return Err(AdminError::not_found(format!(
                 "destination \"{id}\" not found"
             )));
@@ -125,7 +137,7 @@ async fn overview(
     }
     let until = now_ms();
     let query = OverviewQuery {
-        destination_id: id.clone(),
+        destination_id: id.to_owned(),
         subscription_id: params.mapping_id.clone(),
         from: until - window_secs * 1000,
         until,
@@ -145,8 +157,8 @@ async fn overview(
     }
     let overview = state.app.store().overview(query).await?;
     let failures = failures(
-        &state,
-        &id,
+        state,
+        id,
         params.mapping_id.as_deref(),
         &overview.totals,
         overview.from,
@@ -192,7 +204,7 @@ async fn overview(
             })
         })
         .collect();
-    Ok(Json(json!({"data": {
+    Ok(json!({
         "destination_id": id,
         "mapping_id": params.mapping_id,
         "lanes": lanes,
@@ -207,7 +219,7 @@ async fn overview(
             "mappings": mappings,
         },
         "series": series,
-    }})))
+    }))
 }
 
 /// The most failures an overview explains.

@@ -29,8 +29,18 @@ async fn lookup(
     Path(message_id): Path<String>,
     Query(query): Query<LookupQuery>,
 ) -> Result<Json<Value>, AdminError> {
+    let data = story(&state, &message_id, query.source).await?;
+    Ok(Json(json!({"data": data})))
+}
+
+/// The whole story of `message_id` (in `source`, or in every source): `{message_id, events}`.
+pub(crate) async fn story(
+    state: &AdminState,
+    message_id: &str,
+    source: Option<String>,
+) -> Result<Value, AdminError> {
     let snapshot = state.app.snapshot();
-    let sources: Vec<String> = match query.source {
+    let sources: Vec<String> = match source {
         Some(source) => vec![source],
         // Audience syncs are stored under a source of their own.
         None => snapshot
@@ -47,7 +57,7 @@ async fn lookup(
         let records = state
             .app
             .store()
-            .events_by_message_id(&source, &message_id)
+            .events_by_message_id(&source, message_id)
             .await?;
         events.extend(records.iter().map(|record| event_view(&snapshot, record)));
     }
@@ -56,9 +66,7 @@ async fn lookup(
             "no event with messageId \"{message_id}\""
         )));
     }
-    Ok(Json(
-        json!({"data": {"message_id": message_id, "events": events}}),
-    ))
+    Ok(json!({"message_id": message_id, "events": events}))
 }
 
 fn event_view(snapshot: &Snapshot, record: &EventRecord) -> Value {

@@ -52,13 +52,20 @@ async fn test_destination_authentication(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
+    let data = test_connection(&state, &id).await?;
+    Ok(Json(json!({"data": data})))
+}
+
+/// The authentication test of destination `id`: `{status, message?}`, with the destination's
+/// own message on failure.
+pub(crate) async fn test_connection(state: &AdminState, id: &str) -> Result<Value, AdminError> {
     let snapshot = state.app.snapshot();
     let Some(config) = snapshot.config().destinations.iter().find(|d| d.id == id) else {
         return Err(AdminError::not_found(format!(
             "destination \"{id}\" not found"
         )));
     };
-    let destination = find_destination(&snapshot, &id)?;
+    let destination = find_destination(&snapshot, id)?;
     let outcome =
         test_authentication(&state.sender, destination.definition(), &config.settings).await;
     let data = match outcome {
@@ -70,7 +77,7 @@ async fn test_destination_authentication(
         }
         Err(err) => json!({"status": "failure", "message": err.to_string()}),
     };
-    Ok(Json(json!({"data": data})))
+    Ok(data)
 }
 
 /// The event a tester runs, normalised as the Tracking API would store it (`messageId`,
@@ -148,9 +155,21 @@ async fn test_event(
     Path(id): Path<String>,
     Body(body): Body<TestEvent>,
 ) -> Result<Json<Value>, AdminError> {
+    let data = run_event_test(&state, &id, body.event, true).await?;
+    Ok(Json(json!({"data": data})))
+}
+
+/// The event tester: `event` through every enabled mapping of destination `id`; with `send`,
+/// each request built is sent for real and its answer reported, else only built.
+pub(crate) async fn run_event_test(
+    state: &AdminState,
+    id: &str,
+    event: Value,
+    send_for_real: bool,
+) -> Result<Value, AdminError> {
     let snapshot = state.app.snapshot();
-    let destination = find_destination(&snapshot, &id)?;
-    let event = normalised_event(&state, body.event)?;
+    let destination = find_destination(&snapshot, id)?;
+    let event = normalised_event(state, event)?;
     let mut results = Vec::new();
     for mapping in destination.mappings() {
         let subscription = mapping.subscription();
@@ -159,8 +178,8 @@ async fn test_event(
         }
         let evaluation = evaluate(subscription, Ok(destination.settings()), &event);
         let (evaluation, response) = match evaluation.request.as_ref() {
-            Some(request) if evaluation.outcome == Outcome::Ready => {
-                let result = send(&state, request).await;
+            Some(request) if send_for_real && evaluation.outcome == Outcome::Ready => {
+                let result = send(state, request).await;
                 let response = response_view(&result);
                 (sent(evaluation, &result), response)
             }
@@ -168,11 +187,11 @@ async fn test_event(
         };
         results.push(result_view(mapping.id(), &evaluation, response));
     }
-    Ok(Json(json!({"data": {
+    Ok(json!({
         "destination_id": id,
         "event": event,
         "results": results,
-    }})))
+    }))
 }
 
 /// Sends one request through the delivery client, as a delivery attempt would.
@@ -243,12 +262,61 @@ async fn test_unsaved_mapping(
     Path(id): Path<String>,
     Body(body): Body<TestUnsavedMapping>,
 ) -> Result<Json<Value>, AdminError> {
+    let data = try_mapping(&state, &id, body.mapping, body.event)?;
+    Ok(Json(json!({"data": data})))
+}
+
+/// The mapping tester: a mapping that is not saved (filled from the action's defaults as a new
+/// one would be) over `event`, with destination `id`'s settings, without sending:
+/// `{event, result}`.
+pub(crate) fn try_mapping(
+    state: &AdminState,
+    id: &str,
+    mapping: NewMapping,
+    event: Value,
+) -> Result<Value, AdminError> {
+    let (mapping_id, evaluation, event) = evaluate_unsaved(state, id, mapping, event)?;
+    Ok(json!({
+        "event": event,
+        "result": result_view(&mapping_id, &evaluation, Value::Null),
+    }))
+}
+
+/// The mapping tester, then its request sent for real (as the event tester sends) when one was
+/// built: `{event, result}` with the destination's `response`.
+pub(crate) async fn send_mapping_test(
+    state: &AdminState,
+    id: &str,
+    mapping: NewMapping,
+    event: Value,
+) -> Result<Value, AdminError> {
+    let (mapping_id, evaluation, event) = evaluate_unsaved(state, id, mapping, event)?;
+    let (evaluation, response) = match evaluation.request.as_ref() {
+        Some(request) if evaluation.outcome == Outcome::Ready => {
+            let result = send(state, request).await;
+            let response = response_view(&result);
+            (sent(evaluation, &result), response)
+        }
+        _ => (evaluation, Value::Null),
+    };
+    Ok(json!({
+        "event": event,
+        "result": result_view(&mapping_id, &evaluation, response),
+    }))
+}
+
+/// An unsaved mapping over `event`: its id, the evaluation, and the normalised event.
+fn evaluate_unsaved(
+    state: &AdminState,
+    id: &str,
+    mut mapping: NewMapping,
+    event: Value,
+) -> Result<(String, Evaluation, Value), AdminError> {
     let snapshot = state.app.snapshot();
-    let destination = find_destination(&snapshot, &id)?;
-    let mut mapping = body.mapping;
+    let destination = find_destination(&snapshot, id)?;
     let mapping_id = mapping.take_id().unwrap_or_default();
     let config = mapping.into_config(destination.definition(), mapping_id.clone())?;
-    let event = normalised_event(&state, body.event)?;
+    let event = normalised_event(state, event)?;
     let subscription = SubscriptionConfig {
         name: config.name,
         action: config.action,
@@ -261,8 +329,5 @@ async fn test_unsaved_mapping(
         Ok(subscription) => evaluate(&subscription, Ok(destination.settings()), &event),
         Err(err) => Evaluation::invalid(err.to_string()),
     };
-    Ok(Json(json!({"data": {
-        "event": event,
-        "result": result_view(&mapping_id, &evaluation, Value::Null),
-    }})))
+    Ok((mapping_id, evaluation, event))
 }

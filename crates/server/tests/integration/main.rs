@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin_config;
+mod app;
 mod connections;
 mod endpoints;
 mod errors;

@@ -1,0 +1,371 @@
+//! The app (`/` on the admin listener) as a browser meets it, over HTTP: sign-in and sessions,
+//! CSRF and cross-site refusals, security headers, secrets never on a page, forms that work as
+//! plain POSTs (JavaScript off), and the limits the services enforce shown on the page.
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::util::{AdminClient, TestServer};
+
+const TOKEN: &str = "app-admin-token-for-tests";
+
+/// A browser: no redirects followed, the session cookie kept by hand.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(admin: &AdminClient) -> Self {
+        Self {
+            base: admin.url.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            if let Some(pair) = text.split(';').next()
+                && pair.starts_with("junction_session=")
+            {
+                self.cookie = Some(pair.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        self.keep_cookie(&headers);
+        (status, headers, response.text().await.unwrap())
+    }
+
+    /// A form POST as a same-origin page sends it (`Origin` of the app).
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+        self.post_from(path, form, &self.base.clone()).await
+    }
+
+    async fn post_from(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let body: String = url_encode(form);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", origin)
+            .body(body);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        self.keep_cookie(&headers);
+        (status, headers, response.text().await.unwrap())
+    }
+
+    async fn sign_in(&mut self) {
+        let (status, headers, _) = self
+            .post("/sign-in", &[("token", TOKEN), ("next", "/")])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/");
+        assert!(self.cookie.is_some());
+    }
+
+    /// The CSRF token of the page at `path`.
+    async fn csrf(&mut self, path: &str) -> String {
+        let (_, _, page) = self.get(path).await;
+        let marker = "name=\"_csrf\" value=\"";
+        let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+        page[start..start + 64].to_owned()
+    }
+}
+
+fn url_encode(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn app() -> (TestServer, AdminClient, Browser) {
+    let server = TestServer::start().await;
+    let admin = AdminClient::start(&server, Some(TOKEN)).await;
+    let browser = Browser::new(&admin);
+    (server, admin, browser)
+}
+
+#[tokio::test]
+async fn pages_need_a_session_from_the_admin_token() {
+    let (_server, _admin, mut browser) = app().await;
+    let (status, headers, _) = browser.get("/destinations/chartmogul").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[LOCATION],
+        "/sign-in?next=%2Fdestinations%2Fchartmogul"
+    );
+
+    let (status, _, page) = browser
+        .post("/sign-in", &[("token", "not-the-token"), ("next", "/")])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.contains("not this server&#39;s admin token")
+            || page.contains("not this server's admin token")
+    );
+    assert!(browser.cookie.is_none());
+
+    let (status, headers, _) = browser
+        .post("/sign-in", &[("token", TOKEN), ("next", "//evil.example/")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/", "an off-site next is ignored");
+    let cookie = headers[SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    let (status, headers, page) = browser.get("/destinations/chartmogul").await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(
+        !page.contains("<script>") && !page.contains("style=\""),
+        "nothing inline"
+    );
+
+    // A stale or made-up cookie is no session.
+    browser.cookie = Some("junction_session=made-up".to_owned());
+    let (status, _, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Signing out ends the session.
+    browser.sign_in().await;
+    let csrf = browser.csrf("/").await;
+    let (status, _, _) = browser.post("/sign-out", &[("_csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn forged_and_tokenless_posts_are_refused() {
+    let (_server, admin, mut browser) = app().await;
+    browser.sign_in().await;
+    let csrf = browser.csrf("/destinations/chartmogul/mappings").await;
+    let path = "/destinations/chartmogul/mappings/contacts/action";
+
+    let (status, _, _) = browser
+        .post_from(
+            path,
+            &[("_csrf", &csrf), ("do", "disable")],
+            "https://evil.example",
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another site's form");
+    let (status, _, _) = browser.post(path, &[("do", "disable")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let (status, _, _) = browser
+        .post(
+            path,
+            &[("_csrf", "0".repeat(64).as_str()), ("do", "disable")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong CSRF token");
+    let (_, mapping) = admin
+        .get("/api/v1/destinations/chartmogul/mappings/contacts")
+        .await;
+    assert_eq!(mapping["data"]["enabled"], true, "nothing changed");
+
+    let (status, headers, _) = browser
+        .post(path, &[("_csrf", &csrf), ("do", "disable")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/destinations/chartmogul/mappings");
+    let (_, mapping) = admin
+        .get("/api/v1/destinations/chartmogul/mappings/contacts")
+        .await;
+    assert_eq!(mapping["data"]["enabled"], false);
+}
+
+#[tokio::test]
+async fn no_page_shows_a_webhook_token_or_a_write_key() {
+    let (_server, _admin, mut browser) = app().await;
+    browser.sign_in().await;
+    for path in [
+        "/",
+        "/destinations",
+        "/destinations/chartmogul",
+        "/destinations/chartmogul/mappings",
+        "/destinations/chartmogul/mappings/contacts",
+        "/destinations/chartmogul/tester",
+        "/destinations/chartmogul/overview",
+        "/destinations/chartmogul/dead-letter",
+        "/sources",
+        "/sources/web",
+        "/sources/web/debugger",
+    ] {
+        let (status, _, page) = browser.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !page.contains("token=secret") && !page.contains("wh_1"),
+            "{path}"
+        );
+        assert!(!page.contains(crate::util::WRITE_KEY), "{path}");
+    }
+    // A new key is shown once, on the page that made it, and masked afterwards.
+    let csrf = browser.csrf("/sources/web").await;
+    let (status, _, page) = browser
+        .post("/sources/web/write-keys", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let start = page.find("id=\"revealed-key\">").unwrap() + "id=\"revealed-key\">".len();
+    let key = &page[start..start + 35];
+    assert!(key.starts_with("wk_"), "{key}");
+    let (_, _, again) = browser.get("/sources/web").await;
+    assert!(!again.contains(key));
+}
+
+#[tokio::test]
+async fn a_mapping_is_saved_from_a_plain_form() {
+    let (_server, admin, mut browser) = app().await;
+    browser.sign_in().await;
+    let path = "/destinations/chartmogul/mappings/contacts";
+    let csrf = browser.csrf(path).await;
+    let event = json!({"type": "identify", "userId": "u1",
+                       "traits": {"email": "a@example.com", "plan": "pro", "job_title": "CTO"}})
+    .to_string();
+    let mut form = vec![
+        ("_csrf", csrf.as_str()),
+        ("mapping_id", "contacts"),
+        ("action", "sendContact"),
+        ("mode", "builder"),
+        ("t.top", "and"),
+    ];
+    for row in [
+        ["cond", "", "type", "", "=", "identify"],
+        ["cond", "", "traits", "plan", "=", "pro"],
+    ] {
+        for (name, value) in ["t.kind", "t.join", "t.field", "t.path", "t.op", "t.value"]
+            .into_iter()
+            .zip(row)
+        {
+            form.push((name, value));
+        }
+    }
+    form.extend([
+        ("event", event.as_str()),
+        ("f.title.kind", "path"),
+        ("f.title.value", "$.traits.job_title"),
+        ("name", "Send Contact"),
+        ("enabled", "1"),
+    ]);
+
+    // A preview first: the resolved payload, nothing saved.
+    let mut preview = form.clone();
+    preview.push(("op", "preview"));
+    let (status, _, page) = browser.post(path, &preview).await;
+    assert_eq!(status, StatusCode::OK);
+    let at = page.find("preview-body").unwrap_or(0);
+    assert!(
+        page.contains("&#34;title&#34;: &#34;CTO&#34;"),
+        "{}",
+        &page[at..(at + 600).min(page.len())]
+    );
+    let (_, saved) = admin
+        .get("/api/v1/destinations/chartmogul/mappings/contacts")
+        .await;
+    assert_eq!(saved["data"]["trigger"], "type = \"identify\"");
+
+    form.push(("op", "save"));
+    let (status, headers, _) = browser.post(path, &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("{path}?saved=1"));
+    let (_, saved) = admin
+        .get("/api/v1/destinations/chartmogul/mappings/contacts")
+        .await;
+    assert_eq!(
+        saved["data"]["trigger"],
+        "type = \"identify\" and traits.plan = \"pro\""
+    );
+    assert_eq!(
+        saved["data"]["mapping"]["title"],
+        json!({"@path": "$.traits.job_title"})
+    );
+    let (_, _, page) = browser.get(&format!("{path}?saved=1")).await;
+    assert!(page.contains("type = &#34;identify&#34; and traits.plan = &#34;pro&#34;"));
+}
+
+#[tokio::test]
+async fn the_fifty_first_mapping_is_refused_with_the_reason() {
+    let (_server, admin, mut browser) = app().await;
+    for i in 0..48 {
+        let (status, _) = admin
+            .post(
+                "/api/v1/destinations/chartmogul/mappings",
+                &json!({"id": format!("m{i}"), "action": "sendContact", "enabled": false}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    browser.sign_in().await;
+    let (_, _, page) = browser.get("/destinations/chartmogul/mappings").await;
+    assert!(page.contains("id=\"limit-note\""), "the full table says so");
+    let csrf = browser.csrf("/destinations/chartmogul/mappings").await;
+    let (status, _, page) = browser
+        .post(
+            "/destinations/chartmogul/mappings/contacts/action",
+            &[("_csrf", &csrf), ("do", "duplicate")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("at most 50 mappings"), "{page}");
+}
+
+#[tokio::test]
+async fn without_a_token_a_loopback_browser_needs_no_sign_in() {
+    let server = TestServer::start().await;
+    let admin = AdminClient::start(&server, None).await;
+    let mut browser = Browser::new(&admin);
+    let (status, headers, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key(SET_COOKIE));
+    let (status, _, _) = browser.get("/sign-in").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Still no form without the session's token.
+    let (status, _, _) = browser
+        .post(
+            "/destinations/chartmogul/mappings/contacts/action",
+            &[("do", "disable")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
