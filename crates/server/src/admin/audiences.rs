@@ -138,50 +138,59 @@ async fn status(state: &AdminState) -> Result<Option<WorkerDoc>, AdminError> {
     Ok(junction_profiles::worker_status(&**state.app.store()).await?)
 }
 
-async fn list_audiences(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+/// Every audience's view, in workspace order (a service the app shares).
+pub(crate) async fn audience_views(state: &AdminState) -> Result<Vec<Value>, AdminError> {
     let snapshot = state.app.snapshot();
-    let status = status(&state).await?;
-    let items = snapshot
+    let status = status(state).await?;
+    Ok(snapshot
         .config()
         .audiences
         .iter()
         .map(|audience| audience_view(audience, status.as_ref()))
-        .collect();
-    Ok(listed(items, None))
+        .collect())
+}
+
+async fn list_audiences(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+    Ok(listed(audience_views(&state).await?, None))
 }
 
 async fn get_audience(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
+    Ok(Json(json!({"data": audience_detail(&state, &key).await?})))
+}
+
+/// One audience's view with its size over time (a service the app shares).
+pub(crate) async fn audience_detail(state: &AdminState, key: &str) -> Result<Value, AdminError> {
     let snapshot = state.app.snapshot();
-    let audience = snapshot.audience(&key).ok_or_else(|| no_audience(&key))?;
-    let status = status(&state).await?;
+    let audience = snapshot.audience(key).ok_or_else(|| no_audience(key))?;
+    let status = status(state).await?;
     let mut view = audience_view(audience, status.as_ref());
     let history: Vec<Value> = status
         .iter()
         .flat_map(|doc| &doc.history)
         .filter_map(|sample| {
-            let size = sample.sizes.get(&key)?;
+            let size = sample.sizes.get(key)?;
             Some(json!({"at": sample.at, "size": size}))
         })
         .collect();
     view["history"] = Value::Array(history);
-    Ok(Json(json!({"data": view})))
+    Ok(view)
 }
 
 /// A new audience or computed trait.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewAudience {
+pub(crate) struct NewAudience {
     /// Derived from the name when absent.
-    key: Option<String>,
+    pub(crate) key: Option<String>,
     #[serde(default)]
-    name: String,
-    kind: AudienceKind,
-    query: String,
+    pub(crate) name: String,
+    pub(crate) kind: AudienceKind,
+    pub(crate) query: String,
     #[serde(default)]
-    connections: Vec<AudienceConnection>,
+    pub(crate) connections: Vec<AudienceConnection>,
 }
 
 /// A definition to preview: a new audience without connections.
@@ -221,8 +230,17 @@ async fn create_audience(
     State(state): State<AdminState>,
     Body(body): Body<Value>,
 ) -> Result<Response, AdminError> {
-    let audience = parse::<NewAudience>(body)?.into_config()?;
-    let view = apply(&state, |config| {
+    let view = add_audience(&state, parse::<NewAudience>(body)?).await?;
+    Ok(created(view))
+}
+
+/// Creates an audience or computed trait (a service the app shares).
+pub(crate) async fn add_audience(
+    state: &AdminState,
+    new: NewAudience,
+) -> Result<Value, AdminError> {
+    let audience = new.into_config()?;
+    let view = apply(state, |config| {
         if config.audiences.iter().any(|a| a.key == audience.key) {
             return Err(AdminError::conflict(format!(
                 "an audience or computed trait with the key \"{}\" exists",
@@ -238,7 +256,7 @@ async fn create_audience(
     if let Some(profiles) = &state.profiles {
         profiles.wake();
     }
-    Ok(created(view))
+    Ok(view)
 }
 
 async fn preview_audience(
@@ -246,6 +264,21 @@ async fn preview_audience(
     Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
     let definition: AudienceDefinition = parse(body)?;
+    let new = NewAudience {
+        key: definition.key,
+        name: definition.name,
+        kind: definition.kind,
+        query: definition.query,
+        connections: Vec::new(),
+    };
+    Ok(Json(json!({"data": preview_definition(&state, new).await?})))
+}
+
+/// What a definition would hold if it were saved now (a service the app shares).
+pub(crate) async fn preview_definition(
+    state: &AdminState,
+    definition: NewAudience,
+) -> Result<Value, AdminError> {
     // What saving would check first (the workspace's limits), since nothing is saved here.
     let too_long = |field: &'static str, value: &str, limit: usize| {
         let found = value.chars().count();
@@ -267,14 +300,7 @@ async fn preview_audience(
     if let Some(err) = checks.into_iter().flatten().next() {
         return Err(err);
     }
-    let audience = NewAudience {
-        key: definition.key,
-        name: definition.name,
-        kind: definition.kind,
-        query: definition.query,
-        connections: Vec::new(),
-    }
-    .into_config()?;
+    let audience = definition.into_config()?;
     let snapshot = state.app.snapshot();
     let now = junction_profiles::Clock::now_ms(&junction_profiles::SystemClock);
     let preview = junction_profiles::preview(
@@ -285,13 +311,13 @@ async fn preview_audience(
         PREVIEW_SAMPLE,
     )
     .await?;
-    Ok(Json(json!({"data": {
+    Ok(json!({
         "key": audience.key,
         "size": preview.size,
         "profiles": preview.profiles,
         "events": preview.events,
         "sample": preview.sample,
-    }})))
+    }))
 }
 
 /// A change to an audience: its key and kind never change.
@@ -337,7 +363,14 @@ async fn delete_audience(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
-    apply(&state, |config| {
+    remove_audience(&state, &key).await?;
+    Ok(deleted(&key))
+}
+
+/// Deletes an audience and retires its key (a service the app shares).
+pub(crate) async fn remove_audience(state: &AdminState, key: &str) -> Result<(), AdminError> {
+    let key = key.to_owned();
+    apply(state, |config| {
         let index = audience_index(config, &key)?;
         config.audiences.remove(index);
         // A deleted key is never used again (`audiences.md` §4).
@@ -346,8 +379,7 @@ async fn delete_audience(
         }
         Ok(Changed::at((), String::new()))
     })
-    .await?;
-    Ok(deleted(&key))
+    .await
 }
 
 /// How a connection syncs.
@@ -364,7 +396,19 @@ async fn connect_audience(
     Body(body): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
     let body: ConnectionBody = parse(body)?;
-    let view = apply(&state, |config| {
+    let view = connect(&state, &key, &destination, body.every_hours).await?;
+    Ok(Json(json!({"data": view})))
+}
+
+/// Connects a definition to a destination, or changes the schedule (a service the app shares).
+pub(crate) async fn connect(
+    state: &AdminState,
+    key: &str,
+    destination: &str,
+    every_hours: Option<u32>,
+) -> Result<Value, AdminError> {
+    let (key, destination) = (key.to_owned(), destination.to_owned());
+    let view = apply(state, |config| {
         if !config.destinations.iter().any(|d| d.id == destination) {
             return Err(AdminError::not_found(format!(
                 "no destination \"{destination}\""
@@ -374,7 +418,7 @@ async fn connect_audience(
         let audience = &mut config.audiences[index];
         let connection = AudienceConnection {
             destination: destination.clone(),
-            every_hours: body.every_hours,
+            every_hours,
         };
         match audience
             .connections
@@ -393,14 +437,24 @@ async fn connect_audience(
     if let Some(profiles) = &state.profiles {
         profiles.wake();
     }
-    Ok(Json(json!({"data": view})))
+    Ok(view)
 }
 
 async fn disconnect_audience(
     State(state): State<AdminState>,
     Path((key, destination)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    let view = apply(&state, |config| {
+    Ok(Json(json!({"data": disconnect(&state, &key, &destination).await?})))
+}
+
+/// Disconnects a definition from a destination (a service the app shares).
+pub(crate) async fn disconnect(
+    state: &AdminState,
+    key: &str,
+    destination: &str,
+) -> Result<Value, AdminError> {
+    let (key, destination) = (key.to_owned(), destination.to_owned());
+    let view = apply(state, |config| {
         let index = audience_index(config, &key)?;
         let audience = &mut config.audiences[index];
         let before = audience.connections.len();
@@ -418,15 +472,26 @@ async fn disconnect_audience(
         ))
     })
     .await?;
-    Ok(Json(json!({"data": view})))
+    Ok(view)
 }
 
 async fn sync_audience(
     State(state): State<AdminState>,
     Path((key, destination)): Path<(String, String)>,
 ) -> Result<Response, AdminError> {
+    request_sync(&state, &key, &destination)?;
+    let body = json!({"data": {"key": key, "destination": destination, "requested": true}});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Asks this node's profile worker for a sync now (a service the app shares).
+pub(crate) fn request_sync(
+    state: &AdminState,
+    key: &str,
+    destination: &str,
+) -> Result<(), AdminError> {
     let snapshot = state.app.snapshot();
-    let audience = snapshot.audience(&key).ok_or_else(|| no_audience(&key))?;
+    let audience = snapshot.audience(key).ok_or_else(|| no_audience(key))?;
     if !audience
         .connections
         .iter()
@@ -441,15 +506,23 @@ async fn sync_audience(
             "this node runs no profile worker: ask the node that leads it",
         ));
     };
-    profiles.sync_now(&key, &destination);
-    let body = json!({"data": {"key": key, "destination": destination, "requested": true}});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    profiles.sync_now(key, destination);
+    Ok(())
 }
 
 async fn get_profile(
     State(state): State<AdminState>,
     Path((id_type, value)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
+    Ok(Json(json!({"data": profile_view(&state, &id_type, &value).await?})))
+}
+
+/// The profile holding an identifier, as shown (a service the app shares).
+pub(crate) async fn profile_view(
+    state: &AdminState,
+    id_type: &str,
+    value: &str,
+) -> Result<Value, AdminError> {
     let Some(id_type) = IdType::parse(&id_type) else {
         return Err(AdminError::invalid(
             "id_type",
@@ -459,7 +532,7 @@ async fn get_profile(
         ));
     };
     let store = state.app.store();
-    let profile = junction_profiles::find_profile(&**store, id_type, &value)
+    let profile = junction_profiles::find_profile(&**store, id_type, value)
         .await?
         .ok_or_else(|| {
             AdminError::not_found(format!("no profile with {} \"{value}\"", id_type.as_str()))
@@ -472,7 +545,7 @@ async fn get_profile(
         .filter(|a| a.kind == AudienceKind::Audience)
         .filter_map(|a| Some((a.key.as_str(), profile.values.get(&a.key)?)))
         .collect();
-    Ok(Json(json!({"data": {
+    Ok(json!({
         "id": profile.id,
         "identifiers": profile.identifiers,
         "traits": profile.traits,
@@ -480,5 +553,5 @@ async fn get_profile(
         "values": profile.values,
         "created_at": profile.created_at,
         "recent_events": profile.recent_events,
-    }})))
+    }))
 }

@@ -16,7 +16,7 @@
 //! what it received). Each contributes its table of [`Route`]s to [`admin_app`], which is
 //! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
-mod audiences;
+pub(crate) mod audiences;
 pub(crate) mod config;
 pub(crate) mod dead_letter;
 pub(crate) mod debugger;
