@@ -38,7 +38,7 @@ use junction_store::{
     DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant,
     LaneReport, NewEvent, NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint,
     PruneOutcome, RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats,
-    StoredEvent, StoredProfile, StoredRegulation, UnixMillis,
+    StoredEvent, StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -429,7 +429,7 @@ impl Store for PostgresStore {
         Ok(privacy::update(&self.pool, &update).await?)
     }
 
-    async fn suppressions(&self) -> Result<Vec<String>, StoreError> {
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         Ok(privacy::suppressions(&self.pool).await?)
     }
 

@@ -5,7 +5,7 @@
 
 use junction_store::{
     DeletedEvents, EventId, NewRegulation, RegulationStatus, RegulationUpdate, StoreError,
-    StoredRegulation,
+    StoredRegulation, Suppression,
 };
 use sqlx::PgPool;
 
@@ -157,12 +157,18 @@ pub(crate) async fn update(pool: &PgPool, update: &RegulationUpdate) -> Result<(
 }
 
 /// See `Store::suppressions`.
-pub(crate) async fn suppressions(pool: &PgPool) -> Result<Vec<String>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT hash FROM suppressions ORDER BY hash")
+pub(crate) async fn suppressions(pool: &PgPool) -> Result<Vec<Suppression>, Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT hash, regulation_id FROM suppressions ORDER BY hash")
             .fetch_all(pool)
-            .await?,
-    )
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(hash, regulation_id)| Suppression {
+            hash,
+            regulation_id,
+        })
+        .collect())
 }
 
 /// See `Store::delete_events`. One transaction; every event-scoped table is reached by

@@ -33,7 +33,7 @@ use junction_store::{
     DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent,
     NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint, PruneOutcome,
     RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats, StoredEvent,
-    StoredProfile, StoredRegulation, UnixMillis,
+    StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
 use tokio::sync::Notify;
 
@@ -513,7 +513,7 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn suppressions(&self) -> Result<Vec<String>, StoreError> {
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         self.readers.run(privacy::suppressions).await
     }
 

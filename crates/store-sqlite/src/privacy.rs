@@ -4,7 +4,7 @@
 
 use junction_store::{
     DeletedEvents, EventId, NewRegulation, RegulationStatus, RegulationUpdate, StoreError,
-    StoredRegulation,
+    StoredRegulation, Suppression,
 };
 use rusqlite::{Connection, Row};
 
@@ -134,9 +134,15 @@ pub(crate) fn pending(conn: &mut Connection) -> Result<Vec<StoredRegulation>, Er
 }
 
 /// See `Store::suppressions`.
-pub(crate) fn suppressions(conn: &mut Connection) -> Result<Vec<String>, Error> {
-    let mut statement = conn.prepare_cached("SELECT hash FROM suppressions ORDER BY hash")?;
-    let rows = statement.query_map([], |row| row.get(0))?;
+pub(crate) fn suppressions(conn: &mut Connection) -> Result<Vec<Suppression>, Error> {
+    let mut statement =
+        conn.prepare_cached("SELECT hash, regulation_id FROM suppressions ORDER BY hash")?;
+    let rows = statement.query_map([], |row| {
+        Ok(Suppression {
+            hash: row.get(0)?,
+            regulation_id: row.get(1)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

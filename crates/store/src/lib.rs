@@ -32,7 +32,7 @@ pub use model::{
     StoreStats, UnixMillis, UnknownName,
 };
 pub use privacy::{
-    DeletedEvents, NewRegulation, RegulationStatus, RegulationUpdate, StoredRegulation,
+    DeletedEvents, NewRegulation, RegulationStatus, RegulationUpdate, StoredRegulation, Suppression,
 };
 pub use profiles::{ProfileCheckpoint, StoredEvent, StoredProfile};
 
@@ -254,8 +254,8 @@ pub trait Store: Send + Sync {
     /// an unknown id.
     async fn update_regulation(&self, update: RegulationUpdate) -> Result<(), StoreError>;
 
-    /// Every hash on the suppression list.
-    async fn suppressions(&self) -> Result<Vec<String>, StoreError>;
+    /// Every hash on the suppression list, in hash order.
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
 
     /// Removes these events with everything recorded about them: duplicates, jobs (their
     /// transitions, attempts, queue entries: undelivered jobs are cancelled), discards, dead

@@ -96,6 +96,16 @@ pub struct RegulationUpdate {
     pub unsuppress: Vec<String>,
 }
 
+/// One hash on the suppression list, with the regulation that put it there: an `UNSUPPRESS`
+/// lifts every hash a suppression added together (a deleted profile's other identifiers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    /// The identifier's keyed hash.
+    pub hash: String,
+    /// The regulation that suppressed it.
+    pub regulation_id: i64,
+}
+
 /// What deleting events removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeletedEvents {
