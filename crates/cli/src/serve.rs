@@ -14,7 +14,7 @@ use junction_delivery::{
     Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
     WebhookPolicy, run_retention,
 };
-use junction_profiles::{ProfileWorker, Snapshots, SystemClock, WorkerSettings};
+use junction_profiles::{ProfileWorker, Snapshots, Suppressions, SystemClock, WorkerSettings};
 use junction_server::{AdminState, AppState, ListenerLimits};
 use junction_store::{ConfigVersion, Store};
 use junction_store_postgres::{PostgresOptions, PostgresStore};
@@ -110,6 +110,16 @@ async fn serve(
         return Err(err);
     }
     let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
+    // Regulations: the Tracking API drops events of suppressed people, the worker keeps the
+    // list current.
+    let suppressions = match Suppressions::load(&*store).await {
+        Ok(suppressions) => Arc::new(suppressions),
+        Err(err) => {
+            let _ = store.close().await;
+            return Err(err).context("cannot read the suppression list");
+        }
+    };
+    state.attach_suppressions(Arc::clone(&suppressions));
     let engine_options = EngineOptions {
         lease: settings.delivery.lease,
         backoff: Backoff {
@@ -148,7 +158,8 @@ async fn serve(
             junction_event::random_message_id()
         ),
         WorkerSettings::default(),
-    );
+    )
+    .with_suppressions(suppressions);
     let admin = AdminState::new(
         state.clone(),
         Arc::new(engine.sender().clone()),
@@ -163,6 +174,12 @@ async fn serve(
         let _ = stop.send(true);
     });
     let profiles = tokio::spawn(profile_worker.run(wait_for(stopped.clone())));
+    // Another node's worker may carry regulations out: its suppressions reach this node here.
+    tokio::spawn(junction_server::follow_regulations(
+        state.clone(),
+        REGULATIONS_EVERY,
+        wait_for(stopped.clone()),
+    ));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&store),
         settings.delivery.retention,
@@ -366,6 +383,11 @@ async fn follow_config(
 
 /// How often retention looks for old events.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// How often a node reloads the suppression list and drops deleted people's events from its
+/// source debugger: a regulation carried out by another node's worker takes effect here within
+/// this time (the leading worker's own node sees it at once).
+const REGULATIONS_EVERY: Duration = Duration::from_secs(5);
 
 /// Completes once `stopped` turns true (or its sender is gone).
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

@@ -4,9 +4,7 @@
 //! change the suppression list, delete the profile's stored events and the profile.
 
 use std::collections::{BTreeSet, HashSet};
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hmac::{Hmac, Mac};
@@ -206,9 +204,11 @@ impl Suppressions {
     /// Whether an event carries a suppressed identifier. Free while nothing is suppressed.
     pub fn covers(&self, event: &Value) -> bool {
         let hashes = self.hashes.load();
-        if hashes.is_empty() {
-            return false;
-        }
+        !hashes.is_empty() && self.carries(event, &hashes)
+    }
+
+    /// Whether an event carries an identifier whose hash is in `hashes`.
+    pub fn carries(&self, event: &Value, hashes: &HashSet<String>) -> bool {
         identifiers_of(event)
             .iter()
             .any(|(id_type, value)| hashes.contains(&self.hash(id_type, value)))
@@ -220,26 +220,6 @@ impl Suppressions {
         self.hashes
             .store(Arc::new(list.into_iter().map(|s| s.hash).collect()));
         Ok(())
-    }
-
-    /// Reloads the list every `every` until `shutdown`: how a node that does not lead the
-    /// profile worker learns of another node's regulations.
-    pub async fn follow(
-        &self,
-        store: Arc<dyn Store>,
-        every: Duration,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(every) => {}
-            }
-            if let Err(err) = self.reload(&*store).await {
-                tracing::warn!(error = %err, "the suppression list could not be reloaded");
-            }
-        }
     }
 
     fn hashed(&self, identifiers: &BTreeSet<(IdType, String)>) -> Vec<HashedIdentifier> {

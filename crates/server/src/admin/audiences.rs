@@ -53,9 +53,11 @@ impl From<ProfilesError> for AdminError {
         match err {
             ProfilesError::Store(err) => err.into(),
             ProfilesError::Invalid(message) => AdminError::invalid("query", message),
-            ProfilesError::Corrupt(message) => {
-                AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
+            err @ (ProfilesError::Corrupt(_) | ProfilesError::Secret(_)) => AdminError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                err.to_string(),
+            ),
         }
     }
 }
