@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod overload;
 mod overview;
+mod regulations;
 mod routing;
 mod util;
 mod webhook_policy;
