@@ -315,7 +315,13 @@ pub(crate) async fn carry_out(
             }
         }
     }
-    record.covered_identifiers = ctx.suppressions.hashed(&covered);
+    // A regulation redone after a crash may no longer find its profile (already removed): it
+    // keeps what the first run covered.
+    let mut covered_identifiers = std::mem::take(&mut record.covered_identifiers);
+    covered_identifiers.extend(ctx.suppressions.hashed(&covered));
+    covered_identifiers.sort();
+    covered_identifiers.dedup();
+    record.covered_identifiers = covered_identifiers;
     let hashes: HashSet<String> = record
         .covered_identifiers
         .iter()
@@ -365,6 +371,8 @@ pub(crate) async fn carry_out(
             record.events_deleted += deleted.events;
             record.jobs_deleted += deleted.jobs;
             record.jobs_cancelled += deleted.jobs_cancelled;
+            // The counts so far, so that a run redone after a crash adds to them.
+            progress(ctx, regulation.id, &record).await?;
         }
         // Forgotten without a sync: what each connection was sent goes with the profile, and
         // no `false` is sent for it.
@@ -420,6 +428,24 @@ async fn events_of(
             }
         }
     }
+}
+
+async fn progress(
+    ctx: &Regulating<'_>,
+    id: i64,
+    record: &RegulationRecord,
+) -> Result<(), ProfilesError> {
+    ctx.store
+        .update_regulation(RegulationUpdate {
+            id,
+            status: RegulationStatus::Running,
+            finished_at: None,
+            record: to_json(record)?,
+            suppress: Vec::new(),
+            unsuppress: Vec::new(),
+        })
+        .await?;
+    Ok(())
 }
 
 async fn finish(
