@@ -3,13 +3,15 @@
 //! the whole profile — its events, jobs and profile go, her undelivered job is cancelled, the
 //! audit record lists the covered identifiers as hashes with counts — a later event of hers is
 //! answered 200 but neither stored nor routed and counted as suppressed; `UNSUPPRESS` by
-//! `userId` lifts it.
+//! `userId` lifts it. In a cluster on PostgreSQL, the deletion leaves no row behind in any
+//! table and every node suppresses within its reload.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::cluster::{ScratchDatabase, node, stop_cleanly};
 use crate::util::{Running, admin, alongside_others, post, start, terminate};
 use crate::webhook::{Behaviour, Reply, Webhook};
 
@@ -298,4 +300,113 @@ fn a_person_is_deleted_suppressed_and_unsuppressed() {
         "newest first"
     );
     assert!(terminate(running));
+}
+
+/// Sends events of `user` to `running` until one is dropped as suppressed (each with a new
+/// `messageId`), within `limit`: how long the node takes to learn of the suppression.
+fn until_suppressed(running: &Running, user: &str, limit: Duration) {
+    let mut n = 0;
+    wait_until(limit, "the node suppresses", || {
+        n += 1;
+        let message_id = format!("probe-{}-{n}", running.address);
+        send(
+            running,
+            "/v1/track",
+            &json!({"userId": user, "event": "Viewed", "messageId": message_id}),
+        );
+        !stored(running, &message_id)
+    });
+}
+
+#[test]
+fn in_a_cluster_a_deletion_reaches_every_table_and_every_node_suppresses() {
+    let _shared = alongside_others();
+    let database = ScratchDatabase::create();
+    let url = database.url();
+    let hook = Webhook::start();
+    hook.set(Behaviour::Always(Reply::status(503)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workspace.json");
+    std::fs::write(&path, workspace(&hook).to_string()).unwrap();
+    let first = node(
+        &dir.path().join("a"),
+        &url,
+        &["--workspace", path.to_str().unwrap()],
+    );
+    let second = node(&dir.path().join("b"), &url, &[]);
+
+    send(
+        &first,
+        "/v1/identify",
+        &json!({"userId": "u1", "traits": {"email": EMAIL}, "messageId": "jane-1"}),
+    );
+    send(
+        &second,
+        "/v1/identify",
+        &json!({"userId": "u1", "anonymousId": "a1", "messageId": "jane-2"}),
+    );
+    send(
+        &second,
+        "/v1/identify",
+        &json!({"userId": "u2", "messageId": "joe-1"}),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "every identify was attempted",
+        || hook.count() >= 3,
+    );
+    wait_until(Duration::from_secs(20), "one profile holds both", || {
+        let (status, body) = admin(
+            &second.admin_address,
+            "GET",
+            "/api/v1/profiles/anonymous_id/a1",
+            None,
+        );
+        status == 200 && body["data"]["recent_events"].as_array().map(Vec::len) == Some(2)
+    });
+
+    let created = junction(
+        &second,
+        &[
+            "regulations",
+            "create",
+            "--type",
+            "SUPPRESS_WITH_DELETE",
+            "--email",
+            EMAIL,
+        ],
+    );
+    let regulation = finished(&first, created["id"].as_str().unwrap());
+    assert_eq!(regulation["counts"]["events_deleted"], 2, "{regulation}");
+    assert_eq!(regulation["counts"]["jobs_cancelled"], 2, "{regulation}");
+    assert_eq!(
+        regulation["covered_identifiers"].as_array().unwrap().len(),
+        3
+    );
+
+    // Nothing of hers is left in any table (the partitioned ones included); Joe's is.
+    let left = database.query(
+        "SELECT (SELECT count(*) FROM events WHERE message_id LIKE 'jane-%')
+              + (SELECT count(*) FROM jobs j JOIN events e ON e.id = j.event_id
+                 WHERE e.message_id LIKE 'jane-%')
+              + (SELECT count(*) FROM profile_identifiers WHERE value IN ('u1', 'a1', 'jane@example.com'))
+              + (SELECT count(*) FROM regulations WHERE request IS NOT NULL
+                 OR record LIKE '%jane@%')",
+    );
+    assert_eq!(left.trim(), "0");
+    let orphans = database.query(
+        "SELECT (SELECT count(*) FROM jobs WHERE event_id NOT IN (SELECT id FROM events))
+              + (SELECT count(*) FROM job_queue WHERE event_id NOT IN (SELECT id FROM events))
+              + (SELECT count(*) FROM job_transitions WHERE event_id NOT IN (SELECT id FROM events))
+              + (SELECT count(*) FROM job_attempts WHERE event_id NOT IN (SELECT id FROM events))",
+    );
+    assert_eq!(orphans.trim(), "0", "no job row outlives its event");
+    assert!(stored(&first, "joe-1"));
+
+    // Whichever node leads the worker, both drop her events within a reload (5 s).
+    for running in [&first, &second] {
+        until_suppressed(running, "u1", Duration::from_secs(10));
+    }
+    stop_cleanly(first);
+    stop_cleanly(second);
 }
