@@ -466,3 +466,89 @@ async fn finish(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use junction_store::RegulationStatus;
+    use junction_store_sqlite::{SqliteOptions, SqliteStore};
+    use serde_json::json;
+
+    use super::*;
+
+    async fn store(dir: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(dir.join("junction.db"), SqliteOptions::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_keyed_per_store_and_typed() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two) = (store(one.path()).await, store(two.path()).await);
+        let a = Suppressions::load(&one).await.unwrap();
+        let again = Suppressions::load(&one).await.unwrap();
+        let other = Suppressions::load(&two).await.unwrap();
+        let hash = a.hash(IdType::UserId, "u1");
+        assert_eq!(hash.len(), 64);
+        assert_eq!(
+            again.hash(IdType::UserId, "u1"),
+            hash,
+            "one secret per store"
+        );
+        assert_ne!(
+            other.hash(IdType::UserId, "u1"),
+            hash,
+            "another store, another key"
+        );
+        assert_ne!(
+            a.hash(IdType::AnonymousId, "u1"),
+            hash,
+            "the type is hashed too"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_is_covered_by_any_of_its_identifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let suppressions = Suppressions::load(&store).await.unwrap();
+        let event = json!({"type": "track", "userId": "u1", "anonymousId": "a1"});
+        assert!(!suppressions.covers(&event), "nothing suppressed yet");
+        let new = new_regulation(&suppressions, RegulationType::Suppress, Vec::new(), 0).unwrap();
+        let regulation = store.create_regulation(new).await.unwrap();
+        store
+            .update_regulation(RegulationUpdate {
+                id: regulation.id,
+                status: RegulationStatus::Finished,
+                finished_at: Some(1),
+                record: regulation.record,
+                suppress: vec![suppressions.hash(IdType::AnonymousId, "a1")],
+                unsuppress: Vec::new(),
+            })
+            .await
+            .unwrap();
+        suppressions.reload(&store).await.unwrap();
+        assert!(suppressions.covers(&event));
+        assert!(!suppressions.covers(&json!({"type": "track", "userId": "a1"})));
+    }
+
+    #[test]
+    fn types_round_trip_and_say_what_they_do() {
+        for kind in RegulationType::ALL {
+            assert_eq!(RegulationType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(RegulationType::parse("delete_only"), None);
+        let deleting: Vec<&str> = RegulationType::ALL
+            .iter()
+            .filter(|t| t.deletes())
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(
+            deleting,
+            ["SUPPRESS_WITH_DELETE", "DELETE_ONLY", "DELETE_INTERNAL"]
+        );
+        assert!(RegulationType::Suppress.suppresses() && !RegulationType::DeleteOnly.suppresses());
+    }
+}
