@@ -180,6 +180,22 @@ pub(crate) async fn delete(pool: &PgPool, ids: &[EventId]) -> Result<DeletedEven
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
+    // Cancelled jobs that were awaiting a retry leave the overview's gauge (a queued job with a
+    // completion counts); the gauge is sharded and summed, so one negative row per key does.
+    sqlx::query(
+        "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry, shard)
+         SELECT jobs.destination_id, jobs.subscription_id, -count(*), 0
+         FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
+                                 AND jobs.event_id = job_queue.event_id
+         WHERE job_queue.last_seq > 0 AND job_queue.event_id = ANY($1)
+         GROUP BY jobs.destination_id, jobs.subscription_id
+         ON CONFLICT (destination_id, subscription_id, shard)
+         DO UPDATE SET awaiting_retry = overview_gauges.awaiting_retry
+                                        + excluded.awaiting_retry",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     let cancelled = sqlx::query("DELETE FROM job_queue WHERE event_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

@@ -231,6 +231,18 @@ fn delete(conn: &Connection, ids: &[EventId]) -> Result<DeletedEvents, Error> {
             "SELECT count(*) FROM job_queue WHERE job_id IN ({doomed_jobs})"
         ))?
         .query_row([], |row| row.get(0))?;
+    // Cancelled jobs that were awaiting a retry leave the overview's gauge (see
+    // `junction_store::rollup::awaiting_retry_delta`: a queued job with a completion counts).
+    conn.prepare_cached(&format!(
+        "INSERT INTO overview_gauges (destination_id, subscription_id, awaiting_retry)
+         SELECT jobs.destination_id, jobs.subscription_id, -count(*)
+         FROM job_queue JOIN jobs ON jobs.id = job_queue.job_id
+         WHERE job_queue.last_seq > 0 AND job_queue.job_id IN ({doomed_jobs})
+         GROUP BY jobs.destination_id, jobs.subscription_id
+         ON CONFLICT (destination_id, subscription_id)
+         DO UPDATE SET awaiting_retry = awaiting_retry + excluded.awaiting_retry"
+    ))?
+    .execute([])?;
     for table in [
         "job_attempts",
         "job_transitions",

@@ -1996,36 +1996,41 @@ pub async fn deleted_events_take_everything_recorded_about_them<H: Harness>() {
     let harness = H::create().await;
     let store = open(&harness, StoreOptions::default()).await;
     let store = dyn_store(&*store);
-    let mut doomed = event("src", "doomed", T0, 2, 1);
+    let mut doomed = event("src", "doomed", T0, 3, 1);
     doomed.for_profiles = true;
     let mut kept = event("src", "kept", T0, 2, 1);
     kept.for_profiles = true;
     let outcomes = store.commit(vec![doomed, kept]).await.unwrap();
     let (doomed_id, doomed_jobs) = stored(&outcomes[0]);
-    let (kept_id, _) = stored(&outcomes[1]);
+    let (kept_id, kept_jobs) = stored(&outcomes[1]);
     let duplicate = commit_one(store, event("src", "doomed", T0 + 1, 0, 0)).await;
     assert!(matches!(duplicate, CommitOutcome::Duplicate { .. }));
 
-    // One job of each event delivered, then dead-lettered: the other stays queued.
+    // On the lane of dest-0: a doomed job and a kept one dead-lettered, a doomed one awaiting a
+    // retry; the doomed event's dest-1 job stays pending.
     let now = now_ms();
     let claimed = store
         .claim_jobs("dest-0|hooks.example.test", now, now + 1_000, 10)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed.len(), 3);
+    let completion = |job_id: JobId, state: JobState| Completion {
+        job_id,
+        attempt: Some(attempt(1, Some(503), Some("http_status"))),
+        state,
+        next_at: if state == JobState::AwaitingRetry {
+            now + HOUR
+        } else {
+            0
+        },
+        detail: Some("503 Service Unavailable".to_owned()),
+    };
     store
-        .complete_jobs(
-            claimed
-                .iter()
-                .map(|due| Completion {
-                    job_id: due.job.id,
-                    attempt: Some(attempt(1, Some(404), Some("http_status"))),
-                    state: JobState::Discarded,
-                    next_at: 0,
-                    detail: Some("404 Not Found".to_owned()),
-                })
-                .collect(),
-        )
+        .complete_jobs(vec![
+            completion(doomed_jobs[0], JobState::Discarded),
+            completion(doomed_jobs[2], JobState::AwaitingRetry),
+            completion(kept_jobs[0], JobState::Discarded),
+        ])
         .await
         .unwrap();
     let all = DeadLetterFilter {
@@ -2033,14 +2038,33 @@ pub async fn deleted_events_take_everything_recorded_about_them<H: Harness>() {
         ..DeadLetterFilter::default()
     };
     assert_eq!(store.dead_letter(all.clone()).await.unwrap().len(), 2);
+    let awaiting = || async {
+        store
+            .overview(OverviewQuery {
+                destination_id: "dest-0".to_owned(),
+                subscription_id: None,
+                from: now - HOUR,
+                until: now + HOUR,
+                bucket: OverviewBucket::Hour,
+            })
+            .await
+            .unwrap()
+            .totals
+            .awaiting_retry
+    };
+    assert_eq!(awaiting().await, 1);
 
     let deleted = store
         .delete_events(vec![doomed_id, EventId(doomed_id.0 + 1_000)])
         .await
         .unwrap();
     assert_eq!(deleted.events, 1);
-    assert_eq!(deleted.jobs, 2);
-    assert_eq!(deleted.jobs_cancelled, 1, "the undelivered job");
+    assert_eq!(deleted.jobs, 3);
+    assert_eq!(
+        deleted.jobs_cancelled, 2,
+        "the pending job and the one awaiting a retry"
+    );
+    assert_eq!(awaiting().await, 0, "the cancelled retry leaves the gauge");
     assert!(store.event(doomed_id).await.unwrap().is_none());
     assert!(
         store
