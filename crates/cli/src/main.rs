@@ -58,6 +58,9 @@ enum Command {
     /// Audiences and computed traits: create (after a preview), list with sizes, connect to
     /// destinations; `eval` computes definitions over events locally.
     Audiences(audiences::AudiencesArgs),
+    /// Delete and suppress a person (regulations, as Segment's): create, list the audit log,
+    /// show one.
+    Regulations(commands::regulations::RegulationsArgs),
     /// Show a profile by any of its identifiers.
     Profiles(Client<commands::audiences::ProfilesArgs>),
     /// Run the server: the Segment Tracking API, durable storage and routing.
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Profiles(Client { admin, args }) => {
             block_on(commands::audiences::run_profiles(admin, args))
         }
+        Command::Regulations(args) => block_on(commands::regulations::run(args)),
         Command::Serve(args) => serve::run(args),
         Command::Lookup(Client { admin, args }) => block_on(commands::lookup::run(admin, args)),
         Command::DeadLetter(Client { admin, args }) => {

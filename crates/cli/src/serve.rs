@@ -14,7 +14,7 @@ use junction_delivery::{
     Backoff, ClientOptions, Engine, EngineOptions, LaneLimits, LanePolicy, PolicySource,
     WebhookPolicy, run_retention,
 };
-use junction_profiles::{ProfileWorker, Snapshots, SystemClock, WorkerSettings};
+use junction_profiles::{ProfileWorker, Snapshots, Suppressions, SystemClock, WorkerSettings};
 use junction_server::{AdminState, AppState, ListenerLimits};
 use junction_store::{ConfigVersion, Store};
 use junction_store_postgres::{PostgresOptions, PostgresStore};
@@ -110,6 +110,16 @@ async fn serve(
         return Err(err);
     }
     let state = AppState::new(Arc::clone(&store), snapshot, settings.tracking.clone());
+    // Regulations: the Tracking API drops events of suppressed people, the worker keeps the
+    // list current.
+    let suppressions = match Suppressions::load(&*store).await {
+        Ok(suppressions) => Arc::new(suppressions),
+        Err(err) => {
+            let _ = store.close().await;
+            return Err(err).context("cannot read the suppression list");
+        }
+    };
+    state.attach_suppressions(Arc::clone(&suppressions));
     let engine_options = EngineOptions {
         lease: settings.delivery.lease,
         backoff: Backoff {
@@ -141,24 +151,23 @@ async fn serve(
         settings.admin_token.clone(),
     );
     // One profile worker per process; in a cluster the store's lease lets one lead at a time.
-    let (admin, profile_worker) = if settings.tracking.profiles {
-        let snapshots_of = state.clone();
-        let snapshots: Snapshots = Arc::new(move || snapshots_of.snapshot());
-        let worker = ProfileWorker::new(
-            Arc::clone(&store),
-            snapshots,
-            Arc::new(SystemClock),
-            format!(
-                "{}-{}",
-                std::process::id(),
-                junction_event::random_message_id()
-            ),
-            WorkerSettings::default(),
-        );
-        (admin.with_profiles(worker.handle()), Some(worker))
-    } else {
-        (admin, None)
-    };
+    // It runs even with `[profiles] enabled = false` (no event is then taken in): it also
+    // carries out privacy regulations.
+    let snapshots_of = state.clone();
+    let snapshots: Snapshots = Arc::new(move || snapshots_of.snapshot());
+    let profile_worker = ProfileWorker::new(
+        Arc::clone(&store),
+        snapshots,
+        Arc::new(SystemClock),
+        format!(
+            "{}-{}",
+            std::process::id(),
+            junction_event::random_message_id()
+        ),
+        WorkerSettings::default(),
+    )
+    .with_suppressions(suppressions);
+    let admin = admin.with_profiles(profile_worker.handle());
     print_banner(&settings, address, admin_address, &origin, version, &config);
 
     let (stop, stopped) = watch::channel(false);
@@ -166,7 +175,13 @@ async fn serve(
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let profiles = profile_worker.map(|worker| tokio::spawn(worker.run(wait_for(stopped.clone()))));
+    let profiles = tokio::spawn(profile_worker.run(wait_for(stopped.clone())));
+    // Another node's worker may carry regulations out: its suppressions reach this node here.
+    tokio::spawn(junction_server::follow_regulations(
+        state.clone(),
+        REGULATIONS_EVERY,
+        wait_for(stopped.clone()),
+    ));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&store),
         settings.delivery.retention,
@@ -202,9 +217,7 @@ async fn serve(
         .shutdown(settings.delivery.timeout + Duration::from_secs(1))
         .await;
     let _ = retention.await;
-    if let Some(profiles) = profiles {
-        let _ = profiles.await;
-    }
+    let _ = profiles.await;
     let admin_served = admin_served.await;
     tracing::info!("delivery stopped, closing the store");
     let closed = store.close().await;
@@ -372,6 +385,11 @@ async fn follow_config(
 
 /// How often retention looks for old events.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// How often a node reloads the suppression list and drops deleted people's events from its
+/// source debugger: a regulation carried out by another node's worker takes effect here within
+/// this time (the leading worker's own node sees it at once).
+const REGULATIONS_EVERY: Duration = Duration::from_secs(5);
 
 /// Completes once `stopped` turns true (or its sender is gone).
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

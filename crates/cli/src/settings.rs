@@ -77,8 +77,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub delivery_allow: Option<Vec<String>>,
-    /// Keep profiles, audiences and computed traits (true or false; replaces [profiles]
-    /// enabled) [default: true]. Off, no event goes to the profile worker and none runs.
+    /// Take stored events into profiles, audiences and computed traits (true or false; replaces
+    /// [profiles] enabled) [default: true]. Off, the ingest path does no profile work.
     #[arg(long, env = "JUNCTION_PROFILES", value_name = "BOOL")]
     pub profiles: Option<bool>,
 }

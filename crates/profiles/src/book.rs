@@ -96,6 +96,23 @@ impl Book {
         self.identities.get(id)
     }
 
+    /// The profile holding an identifier.
+    pub fn find(&self, id_type: IdType, value: &str) -> Option<ProfileId> {
+        self.identities.find(id_type, value)
+    }
+
+    /// Forgets a profile (a person deleted): its identifiers, state and what was sent; the next
+    /// [`Book::take_changes`] lists it as removed. Answers whether it existed.
+    pub fn remove(&mut self, id: ProfileId) -> bool {
+        self.identities.remove(id);
+        self.dirty.remove(&id);
+        let existed = self.docs.remove(&id).is_some();
+        if existed {
+            self.removed.insert(id.0);
+        }
+        existed
+    }
+
     /// Takes in one stored event (id `event_id`, processing order): resolves it, merging and
     /// creating profiles, and applies it to its profile's state. Returns the profile, or `None`
     /// when the event does not take part in profiles.

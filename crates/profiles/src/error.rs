@@ -11,6 +11,9 @@ pub enum ProfilesError {
     /// A stored document did not decode.
     #[error("a stored profile document is corrupt: {0}")]
     Corrupt(String),
+    /// The secret that keys identifier hashes could not be made.
+    #[error("the privacy secret could not be made: {0}")]
+    Secret(String),
     /// A definition given for a preview is refused (the language's message).
     #[error("{0}")]
     Invalid(String),

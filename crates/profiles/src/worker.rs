@@ -24,6 +24,7 @@ use crate::document::{
     Backfill, ConnectionState, HISTORY_SAMPLES, SizeSample, WorkerDoc, connection_key,
 };
 use crate::error::ProfilesError;
+use crate::privacy::{Regulating, Suppressions, carry_out};
 use crate::sync::{PERSONAS_SOURCE, Sync as SyncValue, new_event};
 
 /// The workspace snapshot in force, read at each step.
@@ -114,6 +115,7 @@ pub struct ProfileWorker {
     settings: WorkerSettings,
     handle: Arc<WorkerHandle>,
     leading: Option<Leading>,
+    suppressions: Option<Arc<Suppressions>>,
 }
 
 /// What a step did, to decide how long to wait before the next.
@@ -146,7 +148,17 @@ impl ProfileWorker {
             settings,
             handle: Arc::new(WorkerHandle::default()),
             leading: None,
+            suppressions: None,
         }
+    }
+
+    /// The same, carrying out regulations (deleting and suppressing a person) and keeping
+    /// `suppressions` (the Tracking API's list) up to date as they finish. Without it,
+    /// regulations wait for a worker that has one.
+    #[must_use]
+    pub fn with_suppressions(mut self, suppressions: Arc<Suppressions>) -> ProfileWorker {
+        self.suppressions = Some(suppressions);
+        self
     }
 
     /// The handle to wake it and ask for syncs.
@@ -184,9 +196,12 @@ impl ProfileWorker {
         if !self.lead().await? {
             return Ok(StepOutcome::default());
         }
+        let now = self.clock.now_ms();
+        // First, before anything else changes the book: a deletion's checkpoint then carries
+        // only the profiles it removed.
+        self.regulate(now).await?;
         let snapshot = (self.snapshots)();
         let definitions = snapshot.definitions();
-        let now = self.clock.now_ms();
         let Some(leading) = self.leading.as_mut() else {
             return Ok(StepOutcome::default());
         };
@@ -334,6 +349,26 @@ impl ProfileWorker {
             leading.saved_doc = worker;
         }
         Ok(outcome)
+    }
+
+    /// Carries out the pending regulations, oldest first.
+    async fn regulate(&mut self, now: i64) -> Result<(), ProfilesError> {
+        let (Some(suppressions), Some(leading)) = (&self.suppressions, self.leading.as_mut())
+        else {
+            return Ok(());
+        };
+        let pending = self.store.pending_regulations().await?;
+        for regulation in pending {
+            let ctx = Regulating {
+                store: &*self.store,
+                suppressions,
+                owner: &self.owner,
+                saved_doc: &leading.saved_doc,
+                now,
+            };
+            carry_out(&ctx, &mut leading.book, regulation).await?;
+        }
+        Ok(())
     }
 
     /// Takes or renews the lead; loads the profiles when it was just taken. Answers whether this

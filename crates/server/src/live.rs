@@ -250,6 +250,22 @@ impl LiveEvents {
         })
     }
 
+    /// Drops from every source's recent events those `deleted` says belong to a deleted person
+    /// (given the event's JSON); answers how many went. Live listeners already got them.
+    pub fn forget(&self, deleted: impl Fn(&serde_json::Value) -> bool) -> usize {
+        let mut dropped = 0;
+        for feed in self.feeds.load().values() {
+            let mut recent = feed.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = recent.len();
+            recent.retain(|event| {
+                serde_json::from_slice::<serde_json::Value>(&event.payload)
+                    .map_or(true, |value| !deleted(&value))
+            });
+            dropped += before - recent.len();
+        }
+        dropped
+    }
+
     /// Listens to the events `source_id` accepts from now on.
     pub fn subscribe(&self, source_id: &str) -> Subscription {
         Subscription {
@@ -314,6 +330,21 @@ mod tests {
         assert_eq!(json["routing"]["discards"][0]["reason"], "not_matched");
         assert!(recent[1].duplicate);
         assert!(live.recent("app").is_empty());
+    }
+
+    #[test]
+    fn forgets_a_deleted_persons_events() {
+        let live = LiveEvents::new(10);
+        let events: Vec<NewEvent> = (0..3).map(event).collect();
+        let captured = live.capture("web", &events).unwrap();
+        live.publish("web", captured, &stored(3));
+        assert_eq!(live.forget(|event| event["n"] == 1), 1);
+        let ids: Vec<String> = live
+            .recent("web")
+            .iter()
+            .map(|e| e.message_id.clone())
+            .collect();
+        assert_eq!(ids, ["m0", "m2"]);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const EVENTS_RECEIVED: &str = "junction_events_received";
 pub const EVENTS_ACCEPTED: &str = "junction_events_accepted";
 /// Events acknowledged as duplicates (not routed again). Counter.
 pub const EVENTS_DUPLICATE: &str = "junction_events_duplicate";
+/// Events acknowledged but dropped (neither stored nor routed) because they carry a suppressed
+/// identifier. Counter.
+pub const EVENTS_SUPPRESSED: &str = "junction_events_suppressed";
 /// Refusals per source and reason (a whole request counts once). Counter.
 pub const EVENTS_REJECTED: &str = "junction_events_rejected";
 /// Tracking API requests. Counter.
@@ -185,6 +188,7 @@ pub(crate) struct SourceCounters {
     received: Counter,
     accepted: Counter,
     duplicates: Counter,
+    suppressed: Counter,
 }
 
 impl SourceCounters {
@@ -197,6 +201,11 @@ impl SourceCounters {
     pub(crate) fn accepted(&self, stored: u64, duplicates: u64) {
         self.accepted.inc_by(stored + duplicates);
         self.duplicates.inc_by(duplicates);
+    }
+
+    /// `events` were acknowledged and dropped: they carry a suppressed identifier.
+    pub(crate) fn suppressed(&self, events: u64) {
+        self.suppressed.inc_by(events);
     }
 }
 
@@ -211,6 +220,7 @@ struct Families {
     received: Family<SourceLabels, Counter>,
     accepted: Family<SourceLabels, Counter>,
     duplicates: Family<SourceLabels, Counter>,
+    suppressed: Family<SourceLabels, Counter>,
     routing: Family<RoutingLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     attempt_duration: Family<DestinationLabels, AtomicHistogram>,
@@ -260,11 +270,21 @@ impl Metrics {
             received: self.inner.received.get_or_create_owned(&labels),
             accepted: self.inner.accepted.get_or_create_owned(&labels),
             duplicates: self.inner.duplicates.get_or_create_owned(&labels),
+            suppressed: self.inner.suppressed.get_or_create_owned(&labels),
         });
         let mut next = HashMap::clone(&current);
         next.insert(source_id.to_owned(), Arc::clone(&counters));
         self.inner.sources.store(Arc::new(next));
         counters
+    }
+
+    /// Events of `source_id` dropped as suppressed since this process started.
+    pub(crate) fn suppressed_of(&self, source_id: &str) -> u64 {
+        self.inner
+            .sources
+            .load()
+            .get(source_id)
+            .map_or(0, |counters| counters.suppressed.get())
     }
 
     /// Records how long one `Store::commit` took.
@@ -300,6 +320,12 @@ impl Metrics {
             EVENTS_DUPLICATE,
             "Events acknowledged as duplicates of a stored one, not routed again",
             families.duplicates.clone(),
+        );
+        registry.register(
+            EVENTS_SUPPRESSED,
+            "Events acknowledged with 200 but neither stored nor routed: they carry a \
+             suppressed identifier",
+            families.suppressed.clone(),
         );
         let rejected = Family::<RejectionLabels, Counter>::default();
         for count in &input.rejections {

@@ -2,11 +2,12 @@
 //! without locks), the Tracking API's settings, the record of refusals, the metrics and the
 //! source debugger's feed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use junction_event::Limits;
+use junction_profiles::Suppressions;
 use junction_store::Store;
 use junction_workspace::Snapshot;
 
@@ -58,6 +59,7 @@ struct Inner {
     stats: IngestStats,
     metrics: Metrics,
     live: LiveEvents,
+    suppressions: OnceLock<Arc<Suppressions>>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
                 stats: IngestStats::default(),
                 metrics: Metrics::default(),
                 live,
+                suppressions: OnceLock::new(),
             }),
         }
     }
@@ -117,6 +120,16 @@ impl AppState {
     /// [`Metrics::delivery_hook`]).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Checks tracked events against `suppressions` from now on (the first list given stays).
+    pub fn attach_suppressions(&self, suppressions: Arc<Suppressions>) {
+        let _ = self.inner.suppressions.set(suppressions);
+    }
+
+    /// The suppression list, when one is attached (regulations need it).
+    pub fn suppressions(&self) -> Option<&Arc<Suppressions>> {
+        self.inner.suppressions.get()
     }
 
     /// The source debugger's feed of accepted events.

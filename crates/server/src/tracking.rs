@@ -3,6 +3,8 @@
 //! snapshot, commit events, jobs and discards through the store, and answer only once the commit
 //! is durable. Every refusal is counted, logged and kept in the recent-refusals log; accepted
 //! events are counted (metrics) and handed to the source debugger's feed after the commit.
+//! Events carrying a suppressed identifier (a regulation) are acknowledged like the others, so
+//! that clients do not retry, but neither stored nor routed: only counted as `suppressed`.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +17,7 @@ use junction_event::{
     Endpoint, EventRejection, Limits, NormaliseContext, ParsedRequest, message_id, normalise,
     parse_request, random_message_id, write_key_from_basic,
 };
+use junction_profiles::Suppressions;
 use junction_store::{CommitOutcome, NewEvent, StoreError, UnixMillis};
 use junction_workspace::{RouteOutcome, Snapshot, route};
 use serde::Serialize;
@@ -51,7 +54,7 @@ impl Refused {
 #[derive(Serialize)]
 struct BatchAnswer {
     success: bool,
-    /// Events acknowledged: stored, or duplicates of stored ones.
+    /// Events acknowledged: stored, duplicates of stored ones, or suppressed.
     accepted: usize,
     /// The refused items, by position.
     rejected: Vec<RejectedItem>,
@@ -152,6 +155,7 @@ async fn ingest(
         limits,
         received_at,
         profiles: state.config().profiles,
+        suppressions: state.suppressions().cloned(),
     };
     let prepared = if work.body.len() > INLINE_BODY_BYTES {
         tokio::task::spawn_blocking(move || work.prepare())
@@ -170,9 +174,14 @@ async fn ingest(
         source_id,
         events,
         mut rejected,
+        suppressed,
     } = prepared;
     let source_metrics = state.metrics().source(&source_id);
-    source_metrics.received(to_u64(events.len() + rejected.len()));
+    source_metrics.received(to_u64(events.len() + suppressed + rejected.len()));
+    if suppressed > 0 {
+        source_metrics.suppressed(to_u64(suppressed));
+        tracing::debug!(source = %source_id, suppressed, "suppressed events acknowledged, not stored");
+    }
     if let Endpoint::Single(_) = endpoint
         && let Some((_, rejection)) = rejected.pop()
     {
@@ -186,12 +195,12 @@ async fn ingest(
         .map(|(index, rejection)| RejectedItem::new(*index, rejection))
         .collect();
     record_items(state, path, &source_id, &rejected, received_at);
-    if events.is_empty() && !rejected.is_empty() {
+    if events.is_empty() && suppressed == 0 && !rejected.is_empty() {
         // Every item was refused: 400, so that clients do not resend what can never pass.
         return Ok(ApiError::NoValidEvents { rejected }.into_response());
     }
 
-    let accepted = events.len();
+    let accepted = events.len() + suppressed;
     // Both are taken before the commit consumes the events; both are cheap (see their docs).
     let routing = RoutingTally::of(&events);
     let captured = state.live().capture(&source_id, &events);
@@ -214,10 +223,11 @@ async fn ingest(
         .iter()
         .filter(|outcome| matches!(outcome, CommitOutcome::Duplicate { .. }))
         .count();
+    let stored = outcomes.len() - duplicates;
     state
         .ingest_stats()
-        .committed(to_u64(accepted - duplicates), to_u64(duplicates));
-    source_metrics.accepted(to_u64(accepted - duplicates), to_u64(duplicates));
+        .committed(to_u64(stored), to_u64(duplicates));
+    source_metrics.accepted(to_u64(stored), to_u64(duplicates));
     routing.record(state.metrics(), &outcomes);
     if let Some(captured) = captured {
         state.live().publish(&source_id, captured, &outcomes);
@@ -248,6 +258,7 @@ struct Work {
     received_at: SystemTime,
     /// Whether events go to the profile worker.
     profiles: bool,
+    suppressions: Option<std::sync::Arc<Suppressions>>,
 }
 
 /// A parsed request: the events to commit (normalised and routed) and the refused items.
@@ -255,6 +266,8 @@ struct Prepared {
     source_id: String,
     events: Vec<NewEvent>,
     rejected: Vec<(usize, EventRejection)>,
+    /// Valid events dropped because they carry a suppressed identifier.
+    suppressed: usize,
 }
 
 impl Work {
@@ -289,6 +302,7 @@ impl Work {
         // before, so that serialising rarely grows (copies) it.
         let mut payload_capacity = 1024;
         let mut rejected = Vec::new();
+        let mut suppressed = 0;
         for (index, item) in items.into_iter().enumerate() {
             let mut event = match item {
                 Ok(event) => event,
@@ -300,6 +314,14 @@ impl Work {
             normalise(&mut event, &ctx);
             let message_id = message_id(&event).map_or_else(random_message_id, str::to_owned);
             let event = Value::Object(event);
+            if self
+                .suppressions
+                .as_ref()
+                .is_some_and(|suppressions| suppressions.covers(&event))
+            {
+                suppressed += 1;
+                continue;
+            }
             let mut jobs = Vec::new();
             let mut discards = Vec::new();
             for outcome in route(snapshot, source, &event) {
@@ -339,6 +361,7 @@ impl Work {
             source_id: source.id().to_owned(),
             events,
             rejected,
+            suppressed,
         })
     }
 }

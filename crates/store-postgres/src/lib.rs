@@ -23,6 +23,7 @@ mod generations;
 mod ingest;
 mod lanes;
 mod migrations;
+mod privacy;
 mod profiles;
 mod queries;
 mod rollup;
@@ -34,9 +35,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant, LaneReport, NewEvent,
-    NewReplay, Overview, OverviewQuery, ProfileCheckpoint, PruneOutcome, ReleasedJob, Store,
-    StoreError, StoreOptions, StoreStats, StoredEvent, StoredProfile, UnixMillis,
+    DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant,
+    LaneReport, NewEvent, NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint,
+    PruneOutcome, RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats,
+    StoredEvent, StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -395,6 +397,48 @@ impl Store for PostgresStore {
 
     async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError> {
         Ok(profiles::save(&self.pool, &checkpoint).await?)
+    }
+
+    async fn privacy_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        self.check_open()?;
+        Ok(privacy::secret(&self.pool, &candidate).await?)
+    }
+
+    async fn create_regulation(
+        &self,
+        regulation: NewRegulation,
+    ) -> Result<StoredRegulation, StoreError> {
+        self.check_open()?;
+        Ok(privacy::create(&self.pool, &regulation).await?)
+    }
+
+    async fn regulations(&self, limit: usize) -> Result<Vec<StoredRegulation>, StoreError> {
+        Ok(privacy::list(&self.pool, limit).await?)
+    }
+
+    async fn regulation(&self, id: i64) -> Result<Option<StoredRegulation>, StoreError> {
+        Ok(privacy::one(&self.pool, id).await?)
+    }
+
+    async fn pending_regulations(&self) -> Result<Vec<StoredRegulation>, StoreError> {
+        Ok(privacy::pending(&self.pool).await?)
+    }
+
+    async fn update_regulation(&self, update: RegulationUpdate) -> Result<(), StoreError> {
+        self.check_open()?;
+        Ok(privacy::update(&self.pool, &update).await?)
+    }
+
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        Ok(privacy::suppressions(&self.pool).await?)
+    }
+
+    async fn delete_events(&self, ids: Vec<EventId>) -> Result<DeletedEvents, StoreError> {
+        self.check_open()?;
+        if ids.is_empty() {
+            return Ok(DeletedEvents::default());
+        }
+        Ok(privacy::delete(&self.pool, &ids).await?)
     }
 
     fn stats(&self) -> StoreStats {

@@ -117,6 +117,33 @@ CREATE TABLE profile_worker (
 );
 "#;
 
+/// Version 8: deleting and suppressing a person. Regulations are the audit log: each keeps its
+/// record (identifiers only as keyed hashes) for good, and its request (the identifiers as
+/// given) only until it is done, which the partial index finds. The suppression list holds keyed
+/// hashes only; the secret that keys them is one row, written once.
+const V8: &str = r#"
+CREATE TABLE regulations (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT   NOT NULL,
+    status      TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    finished_at BIGINT,
+    record      TEXT   NOT NULL,
+    request     TEXT
+);
+CREATE INDEX regulations_pending ON regulations (id) WHERE request IS NOT NULL;
+
+CREATE TABLE suppressions (
+    hash          TEXT   PRIMARY KEY,
+    regulation_id BIGINT NOT NULL
+);
+
+CREATE TABLE privacy_secret (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    secret BYTEA   NOT NULL
+);
+"#;
+
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -153,6 +180,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "profiles",
         sql: V7,
+    },
+    Migration {
+        version: 8,
+        name: "regulations and suppressions",
+        sql: V8,
     },
 ];
 

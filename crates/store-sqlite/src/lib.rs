@@ -18,6 +18,7 @@ mod error;
 mod maintenance;
 mod migrations;
 mod model;
+mod privacy;
 mod profiles;
 mod queries;
 mod recent;
@@ -29,15 +30,17 @@ use std::sync::Arc;
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent, NewReplay, Overview,
-    OverviewQuery, ProfileCheckpoint, PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions,
-    StoreStats, StoredEvent, StoredProfile, UnixMillis,
+    DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent,
+    NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint, PruneOutcome,
+    RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats, StoredEvent,
+    StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
 use tokio::sync::Notify;
 
 use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
 use crate::maintenance::Maintenance;
+use crate::privacy::{PrivacyAnswer, PrivacyWrite};
 use crate::queries::Readers;
 use crate::recent::RecentKeys;
 use crate::writer::{Writer, WriterSettings};
@@ -220,11 +223,17 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues a privacy write and waits for its transaction.
+    async fn privacy(&self, write: PrivacyWrite) -> Result<PrivacyAnswer, StoreError> {
+        let answer = self.writer.submit_privacy(write)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// The schema version this build writes.
     pub const SCHEMA_VERSION: i64 = migrations::LATEST;
 }
 
-/// The writer answered a delivery write with another kind of answer: a broken invariant, reported
+/// The writer answered a delivery or privacy write with another kind of answer: a broken invariant, reported
 /// rather than panicking.
 fn answer_mismatch() -> StoreError {
     StoreError::Backend("the writer answered a delivery write with another kind of answer".into())
@@ -464,6 +473,58 @@ impl Store for SqliteStore {
     async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError> {
         let answer = self.writer.submit_profiles(checkpoint)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn privacy_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match self.privacy(PrivacyWrite::Secret(candidate)).await? {
+            PrivacyAnswer::Secret(secret) => Ok(secret),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn create_regulation(
+        &self,
+        regulation: NewRegulation,
+    ) -> Result<StoredRegulation, StoreError> {
+        match self.privacy(PrivacyWrite::Create(regulation)).await? {
+            PrivacyAnswer::Created(regulation) => Ok(regulation),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn regulations(&self, limit: usize) -> Result<Vec<StoredRegulation>, StoreError> {
+        self.readers
+            .run(move |conn| privacy::list(conn, limit))
+            .await
+    }
+
+    async fn regulation(&self, id: i64) -> Result<Option<StoredRegulation>, StoreError> {
+        self.readers.run(move |conn| privacy::one(conn, id)).await
+    }
+
+    async fn pending_regulations(&self) -> Result<Vec<StoredRegulation>, StoreError> {
+        self.readers.run(privacy::pending).await
+    }
+
+    async fn update_regulation(&self, update: RegulationUpdate) -> Result<(), StoreError> {
+        match self.privacy(PrivacyWrite::Update(update)).await? {
+            PrivacyAnswer::Updated => Ok(()),
+            _ => Err(answer_mismatch()),
+        }
+    }
+
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.readers.run(privacy::suppressions).await
+    }
+
+    async fn delete_events(&self, ids: Vec<EventId>) -> Result<DeletedEvents, StoreError> {
+        if ids.is_empty() {
+            return Ok(DeletedEvents::default());
+        }
+        match self.privacy(PrivacyWrite::Delete(ids)).await? {
+            PrivacyAnswer::Deleted(deleted) => Ok(deleted),
+            _ => Err(answer_mismatch()),
+        }
     }
 
     fn stats(&self) -> StoreStats {

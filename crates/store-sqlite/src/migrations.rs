@@ -257,6 +257,33 @@ CREATE TABLE profile_worker (
 );
 "#;
 
+/// Version 5: deleting and suppressing a person. Regulations are the audit log: each keeps its
+/// record (identifiers only as keyed hashes) for good, and its request (the identifiers as
+/// given) only until it is done, which the partial index finds. The suppression list holds keyed
+/// hashes only; the secret that keys them is one row, written once.
+const V5: &str = r#"
+CREATE TABLE regulations (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    record      TEXT    NOT NULL,
+    request     TEXT
+);
+CREATE INDEX regulations_pending ON regulations (id) WHERE request IS NOT NULL;
+
+CREATE TABLE suppressions (
+    hash          TEXT    PRIMARY KEY,
+    regulation_id INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE privacy_secret (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    secret BLOB    NOT NULL
+);
+"#;
+
 /// The layout version of the key index, kept in its `user_version`. A file with another version
 /// is emptied and rebuilt from `events`.
 const KEYS_VERSION: i64 = 1;
@@ -286,10 +313,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "profiles",
         sql: V4,
     },
+    Migration {
+        version: 5,
+        name: "regulations and suppressions",
+        sql: V5,
+    },
 ];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// Creates the key index if needed (rebuilding it when its layout is not [`KEYS_VERSION`]) and
 /// indexes every event it is missing. Runs at open, before the writer starts.
@@ -492,7 +524,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
         apply(&mut conn).unwrap();
-        assert_eq!(versions(&conn), vec![1, 2, 3]);
+        assert_eq!(versions(&conn), vec![1, 2, 3, 4, 5]);
         let counters: i64 = conn
             .query_row("SELECT count(*) FROM counters", [], |row| row.get(0))
             .unwrap();
@@ -514,7 +546,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 3
+                    supported: 5
                 }
             ),
             "{err}"

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
 use crate::model::{dedupe_key, encode_headers, now_ms};
+use crate::privacy::{PrivacyAnswer, PrivacyWrite};
 use crate::recent::RecentKeys;
 use crate::rollup::Rollup;
 use junction_store::ProfileCheckpoint;
@@ -31,6 +32,8 @@ pub(crate) type CommitReply = oneshot::Sender<CommitAnswer>;
 pub(crate) type ConfigReply = oneshot::Sender<Result<ConfigVersion, StoreError>>;
 /// The answer channel of one profile checkpoint.
 pub(crate) type ProfilesReply = oneshot::Sender<Result<(), StoreError>>;
+/// The answer channel of one privacy write.
+pub(crate) type PrivacyReply = oneshot::Sender<Result<PrivacyAnswer, StoreError>>;
 /// The answer channel of one delivery write.
 pub(crate) type DeliveryReply = oneshot::Sender<Result<DeliveryAnswer, StoreError>>;
 
@@ -67,6 +70,11 @@ enum Write {
     Profiles {
         checkpoint: Box<ProfileCheckpoint>,
         reply: ProfilesReply,
+    },
+    /// A regulation's write or an event deletion (rare, operator-driven). Not counted either.
+    Privacy {
+        write: Box<PrivacyWrite>,
+        reply: PrivacyReply,
     },
 }
 
@@ -243,6 +251,25 @@ impl Writer {
         Ok(answer)
     }
 
+    /// Enqueues a privacy write; fails at once when closed.
+    pub(crate) fn submit_privacy(
+        &self,
+        write: PrivacyWrite,
+    ) -> Result<oneshot::Receiver<Result<PrivacyAnswer, StoreError>>, StoreError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Privacy {
+            write: Box::new(write),
+            reply,
+        };
+        self.sender
+            .send(Request::Write(write))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
     /// Live counters.
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
@@ -339,6 +366,7 @@ enum Answer {
     Config(ConfigVersion),
     Delivery(DeliveryAnswer),
     Profiles,
+    Privacy(PrivacyAnswer),
 }
 
 /// Writes a group in one transaction and answers every caller. If that transaction fails, each
@@ -356,7 +384,7 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
         .count();
     let adds_jobs = group.writes.iter().any(|write| match write {
         Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
-        Write::SaveConfig { .. } | Write::Profiles { .. } => false,
+        Write::SaveConfig { .. } | Write::Profiles { .. } | Write::Privacy { .. } => false,
         Write::Delivery { write, .. } => write.adds_jobs(),
     });
     let mut transactions = 0;
@@ -424,6 +452,12 @@ fn answer_write(write: Write, answer: Result<Answer, StoreError>) {
         Write::Profiles { reply, .. } => {
             let _ = reply.send(answer.and_then(|answer| match answer {
                 Answer::Profiles => Ok(()),
+                _ => Err(mismatch()),
+            }));
+        }
+        Write::Privacy { reply, .. } => {
+            let _ = reply.send(answer.and_then(|answer| match answer {
+                Answer::Privacy(answer) => Ok(answer),
                 _ => Err(mismatch()),
             }));
         }
@@ -511,6 +545,7 @@ fn write_all(
                 crate::profiles::save(conn, checkpoint)?;
                 Answer::Profiles
             }
+            Write::Privacy { write, .. } => Answer::Privacy(write.write(conn)?),
         });
     }
     rollup.flush(conn)?;

@@ -14,8 +14,9 @@ use serde_json::json;
 use crate::{
     AttemptRecord, CommitOutcome, Completion, Counts, DeadLetterFilter, DiscardReason,
     DiscardRecord, EventId, EventRecord, JobId, JobState, JobUrl, NewDiscard, NewEvent, NewJob,
-    NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery, ProfileCheckpoint,
-    PruneOutcome, ReleasedJob, Store, StoreError, StoreOptions, StoredProfile, UnixMillis,
+    NewRegulation, NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery,
+    ProfileCheckpoint, PruneOutcome, RegulationStatus, RegulationUpdate, ReleasedJob, Store,
+    StoreError, StoreOptions, StoredProfile, UnixMillis,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -64,6 +65,8 @@ macro_rules! conformance_suite {
             profile_inbox_follows_commits,
             profile_checkpoints_are_atomic_and_read_back,
             profile_lead_is_held_by_one_owner,
+            regulations_are_kept_and_drive_the_suppression_list,
+            deleted_events_take_everything_recorded_about_them,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {
@@ -1868,4 +1871,244 @@ pub async fn profile_lead_is_held_by_one_owner<H: Harness>() {
     assert!(store.lead_profiles("node-a", -1).await.unwrap());
     assert!(store.lead_profiles("node-b", 60_000).await.unwrap());
     assert!(!store.lead_profiles("node-a", 60_000).await.unwrap());
+}
+
+/// Regulations: the secret is written once, regulations are listed newest first, a finished
+/// one loses its request and changes the suppression list in the same write.
+pub async fn regulations_are_kept_and_drive_the_suppression_list<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let secret = store.privacy_secret(vec![1; 32]).await.unwrap();
+    assert_eq!(secret, vec![1; 32]);
+    assert_eq!(
+        store.privacy_secret(vec![2; 32]).await.unwrap(),
+        secret,
+        "the first secret stays"
+    );
+
+    let new = |kind: &str, at: UnixMillis| NewRegulation {
+        kind: kind.to_owned(),
+        created_at: at,
+        record: json!({"identifiers": [{"type": "email", "hash": format!("h-{at}")}]}),
+        request: json!({"identifiers": [{"type": "email", "value": "a@example.test"}]}),
+    };
+    let first = store
+        .create_regulation(new("SUPPRESS_WITH_DELETE", T0))
+        .await
+        .unwrap();
+    let second = store
+        .create_regulation(new("UNSUPPRESS", T0 + 1))
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(first.status, RegulationStatus::Initialized);
+    assert_eq!(store.regulation(first.id).await.unwrap().unwrap(), first);
+    assert!(store.regulation(second.id + 100).await.unwrap().is_none());
+    let listed: Vec<i64> = store
+        .regulations(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, [second.id, first.id], "newest first");
+    assert_eq!(store.regulations(1).await.unwrap().len(), 1);
+    let pending: Vec<i64> = store
+        .pending_regulations()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(pending, [first.id, second.id], "oldest first");
+
+    let update = |id, status, suppress: &[&str], unsuppress: &[&str]| RegulationUpdate {
+        id,
+        status,
+        finished_at: status.is_done().then_some(T0 + 10),
+        record: json!({"events_deleted": 3}),
+        suppress: suppress.iter().map(|h| (*h).to_owned()).collect(),
+        unsuppress: unsuppress.iter().map(|h| (*h).to_owned()).collect(),
+    };
+    store
+        .update_regulation(update(first.id, RegulationStatus::Running, &[], &[]))
+        .await
+        .unwrap();
+    let running = store.regulation(first.id).await.unwrap().unwrap();
+    assert_eq!(running.status, RegulationStatus::Running);
+    assert!(running.request.is_some(), "kept while running");
+    store
+        .update_regulation(update(
+            first.id,
+            RegulationStatus::Finished,
+            &["h-a", "h-b"],
+            &[],
+        ))
+        .await
+        .unwrap();
+    let finished = store.regulation(first.id).await.unwrap().unwrap();
+    assert_eq!(finished.status, RegulationStatus::Finished);
+    assert_eq!(finished.finished_at, Some(T0 + 10));
+    assert_eq!(finished.record, json!({"events_deleted": 3}));
+    assert_eq!(
+        finished.request, None,
+        "the identifiers in clear are erased"
+    );
+    let list = store.suppressions().await.unwrap();
+    let hashes: Vec<(&str, i64)> = list
+        .iter()
+        .map(|s| (s.hash.as_str(), s.regulation_id))
+        .collect();
+    assert_eq!(hashes, [("h-a", first.id), ("h-b", first.id)]);
+    let pending = store.pending_regulations().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, second.id);
+
+    store
+        .update_regulation(update(
+            second.id,
+            RegulationStatus::Finished,
+            &[],
+            &["h-a", "h-unknown"],
+        ))
+        .await
+        .unwrap();
+    let hashes = |list: Vec<crate::Suppression>| -> Vec<String> {
+        list.into_iter().map(|s| s.hash).collect()
+    };
+    assert_eq!(hashes(store.suppressions().await.unwrap()), ["h-b"]);
+    assert!(store.pending_regulations().await.unwrap().is_empty());
+    let err = store
+        .update_regulation(update(
+            second.id + 100,
+            RegulationStatus::Failed,
+            &["x"],
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert_eq!(
+        hashes(store.suppressions().await.unwrap()),
+        ["h-b"],
+        "nothing written"
+    );
+}
+
+/// Deleting events removes their duplicates, jobs (queued ones cancelled), transitions,
+/// attempts, discards, dead-letter rows and inbox entries, and nothing of other events.
+pub async fn deleted_events_take_everything_recorded_about_them<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let mut doomed = event("src", "doomed", T0, 3, 1);
+    doomed.for_profiles = true;
+    let mut kept = event("src", "kept", T0, 2, 1);
+    kept.for_profiles = true;
+    let outcomes = store.commit(vec![doomed, kept]).await.unwrap();
+    let (doomed_id, doomed_jobs) = stored(&outcomes[0]);
+    let (kept_id, kept_jobs) = stored(&outcomes[1]);
+    let duplicate = commit_one(store, event("src", "doomed", T0 + 1, 0, 0)).await;
+    assert!(matches!(duplicate, CommitOutcome::Duplicate { .. }));
+
+    // On the lane of dest-0: a doomed job and a kept one dead-lettered, a doomed one awaiting a
+    // retry; the doomed event's dest-1 job stays pending.
+    let now = now_ms();
+    let claimed = store
+        .claim_jobs("dest-0|hooks.example.test", now, now + 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let completion = |job_id: JobId, state: JobState| Completion {
+        job_id,
+        attempt: Some(attempt(1, Some(503), Some("http_status"))),
+        state,
+        next_at: if state == JobState::AwaitingRetry {
+            now + HOUR
+        } else {
+            0
+        },
+        detail: Some("503 Service Unavailable".to_owned()),
+    };
+    store
+        .complete_jobs(vec![
+            completion(doomed_jobs[0], JobState::Discarded),
+            completion(doomed_jobs[2], JobState::AwaitingRetry),
+            completion(kept_jobs[0], JobState::Discarded),
+        ])
+        .await
+        .unwrap();
+    let all = DeadLetterFilter {
+        limit: 100,
+        ..DeadLetterFilter::default()
+    };
+    assert_eq!(store.dead_letter(all.clone()).await.unwrap().len(), 2);
+    let awaiting = || async {
+        store
+            .overview(OverviewQuery {
+                destination_id: "dest-0".to_owned(),
+                subscription_id: None,
+                from: now - HOUR,
+                until: now + HOUR,
+                bucket: OverviewBucket::Hour,
+            })
+            .await
+            .unwrap()
+            .totals
+            .awaiting_retry
+    };
+    assert_eq!(awaiting().await, 1);
+
+    let deleted = store
+        .delete_events(vec![doomed_id, EventId(doomed_id.0 + 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(deleted.events, 1);
+    assert_eq!(deleted.jobs, 3);
+    assert_eq!(
+        deleted.jobs_cancelled, 2,
+        "the pending job and the one awaiting a retry"
+    );
+    assert_eq!(awaiting().await, 0, "the cancelled retry leaves the gauge");
+    assert!(store.event(doomed_id).await.unwrap().is_none());
+    assert!(
+        store
+            .events_by_message_id("src", "doomed")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let dead: Vec<JobId> = store
+        .dead_letter(all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.job.id)
+        .collect();
+    assert!(dead.iter().all(|id| !doomed_jobs.contains(id)), "{dead:?}");
+    assert_eq!(dead.len(), 1);
+    let now = now_ms();
+    let left = store
+        .claim_jobs("dest-1|hooks.example.test", now, now + 1_000, 10)
+        .await
+        .unwrap();
+    let left: Vec<JobId> = left.iter().map(|due| due.job.id).collect();
+    assert_eq!(left.len(), 1, "only the kept event's job is queued");
+    assert!(!doomed_jobs.contains(&left[0]));
+    let inbox: Vec<EventId> = store
+        .profile_inbox(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(inbox, [kept_id]);
+    let record = store.event(kept_id).await.unwrap().unwrap();
+    assert_eq!((record.jobs.len(), record.discards.len()), (2, 1));
+    assert_eq!(
+        store.delete_events(vec![doomed_id]).await.unwrap(),
+        crate::DeletedEvents::default(),
+        "deleting again finds nothing"
+    );
 }

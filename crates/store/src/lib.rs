@@ -9,6 +9,7 @@ mod admission;
 mod error;
 pub mod lane_share;
 mod model;
+mod privacy;
 mod profiles;
 pub mod rollup;
 
@@ -29,6 +30,9 @@ pub use model::{
     LatencySummary, NewDiscard, NewEvent, NewJob, NewReplay, Overview, OverviewBucket,
     OverviewCounts, OverviewPoint, OverviewQuery, OverviewTotals, PruneOutcome, ReleasedJob,
     StoreStats, UnixMillis, UnknownName,
+};
+pub use privacy::{
+    DeletedEvents, NewRegulation, RegulationStatus, RegulationUpdate, StoredRegulation, Suppression,
 };
 pub use profiles::{ProfileCheckpoint, StoredEvent, StoredProfile};
 
@@ -225,6 +229,38 @@ pub trait Store: Send + Sync {
     /// Writes one step of the profile worker atomically (see [`ProfileCheckpoint`]). Fails with
     /// [`StoreError::NotFound`] and writes nothing when `checkpoint.owner` does not lead.
     async fn save_profiles(&self, checkpoint: ProfileCheckpoint) -> Result<(), StoreError>;
+
+    /// The secret that keys the hashes of regulated identifiers: the one kept, or `candidate`
+    /// when none is kept yet (it is then kept, once for the store's whole life).
+    async fn privacy_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+
+    /// Stores a new regulation (status `initialized`) and answers it with its id.
+    async fn create_regulation(
+        &self,
+        regulation: NewRegulation,
+    ) -> Result<StoredRegulation, StoreError>;
+
+    /// Up to `limit` regulations, newest first.
+    async fn regulations(&self, limit: usize) -> Result<Vec<StoredRegulation>, StoreError>;
+
+    /// One regulation.
+    async fn regulation(&self, id: i64) -> Result<Option<StoredRegulation>, StoreError>;
+
+    /// Regulations not done yet (`initialized` or `running`), oldest first.
+    async fn pending_regulations(&self) -> Result<Vec<StoredRegulation>, StoreError>;
+
+    /// Writes a regulation's progress and the suppression list's changes in one transaction;
+    /// erases the request once the regulation is done. Fails with [`StoreError::NotFound`] for
+    /// an unknown id.
+    async fn update_regulation(&self, update: RegulationUpdate) -> Result<(), StoreError>;
+
+    /// Every hash on the suppression list, in hash order.
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Removes these events with everything recorded about them: duplicates, jobs (their
+    /// transitions, attempts, queue entries: undelivered jobs are cancelled), discards, dead
+    /// letter rows and profile inbox entries. Ids not stored are skipped.
+    async fn delete_events(&self, ids: Vec<EventId>) -> Result<DeletedEvents, StoreError>;
 
     /// Live counters of this open store (group commit and queue); cheap, never fails.
     fn stats(&self) -> StoreStats;

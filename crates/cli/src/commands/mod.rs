@@ -8,6 +8,7 @@ pub mod destinations;
 pub mod lookup;
 pub mod mappings;
 pub mod overview;
+pub mod regulations;
 pub mod sandbox;
 pub mod send;
 pub mod sources;

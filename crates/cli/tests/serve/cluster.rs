@@ -19,13 +19,13 @@ use crate::util::{
 use crate::webhook::{Behaviour, Received, Reply, Webhook};
 
 /// A database created for one test and dropped afterwards.
-struct ScratchDatabase {
+pub(crate) struct ScratchDatabase {
     server: String,
     name: String,
 }
 
 impl ScratchDatabase {
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         let url = std::env::var("JUNCTION_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let nanos = std::time::SystemTime::now()
@@ -39,7 +39,7 @@ impl ScratchDatabase {
     }
 
     /// The scratch database's URL: the server's with its database name replaced.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let base = self
             .server
             .rsplit_once('/')
@@ -52,7 +52,7 @@ impl ScratchDatabase {
     }
 
     /// Runs `sql` in the scratch database: its rows, one a line, columns separated by `|`.
-    fn query(&self, sql: &str) -> String {
+    pub(crate) fn query(&self, sql: &str) -> String {
         run_psql(&self.url(), sql)
     }
 }
@@ -83,7 +83,7 @@ impl Drop for ScratchDatabase {
 }
 
 /// Stops a node with SIGTERM; a node that does not exit successfully fails the test with its log.
-fn stop_cleanly(node: Running) {
+pub(crate) fn stop_cleanly(node: Running) {
     let log = node.stderr.clone();
     let pid = node.child.id();
     if !terminate(node) {
@@ -95,7 +95,7 @@ fn stop_cleanly(node: Running) {
     }
 }
 
-fn node(dir: &std::path::Path, url: &str, args: &[&str]) -> Running {
+pub(crate) fn node(dir: &std::path::Path, url: &str, args: &[&str]) -> Running {
     start_with(
         dir,
         args,

@@ -53,9 +53,11 @@ impl From<ProfilesError> for AdminError {
         match err {
             ProfilesError::Store(err) => err.into(),
             ProfilesError::Invalid(message) => AdminError::invalid("query", message),
-            ProfilesError::Corrupt(message) => {
-                AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
+            err @ (ProfilesError::Corrupt(_) | ProfilesError::Secret(_)) => AdminError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                err.to_string(),
+            ),
         }
     }
 }
@@ -271,7 +273,9 @@ async fn preview_audience(
         query: definition.query,
         connections: Vec::new(),
     };
-    Ok(Json(json!({"data": preview_definition(&state, new).await?})))
+    Ok(Json(
+        json!({"data": preview_definition(&state, new).await?}),
+    ))
 }
 
 /// What a definition would hold if it were saved now (a service the app shares).
@@ -444,7 +448,9 @@ async fn disconnect_audience(
     State(state): State<AdminState>,
     Path((key, destination)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(json!({"data": disconnect(&state, &key, &destination).await?})))
+    Ok(Json(
+        json!({"data": disconnect(&state, &key, &destination).await?}),
+    ))
 }
 
 /// Disconnects a definition from a destination (a service the app shares).
@@ -514,7 +520,9 @@ async fn get_profile(
     State(state): State<AdminState>,
     Path((id_type, value)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(json!({"data": profile_view(&state, &id_type, &value).await?})))
+    Ok(Json(
+        json!({"data": profile_view(&state, &id_type, &value).await?}),
+    ))
 }
 
 /// The profile holding an identifier, as shown (a service the app shares).

@@ -13,7 +13,8 @@
 //! testers), `overview` (delivery overview and time series), `debugger` (the source debugger's
 //! live stream and recent events), `ops` (health, readiness, metrics), `openapi` (the OpenAPI
 //! document of both APIs), `sandbox` (the ChartMogul-like webhook a first run delivers to, and
-//! what it received). Each contributes its table of [`Route`]s to [`admin_app`], which is
+//! what it received), `regulations` (deleting and suppressing a person: the audit log). Each
+//! contributes its table of [`Route`]s to [`admin_app`], which is
 //! built from those tables only, so that [`admin_routes`] lists exactly what it serves.
 
 pub(crate) mod audiences;
@@ -23,6 +24,7 @@ pub(crate) mod debugger;
 mod openapi;
 mod ops;
 pub(crate) mod overview;
+mod regulations;
 mod sandbox;
 pub(crate) mod story;
 pub(crate) mod testers;
@@ -236,6 +238,7 @@ fn authenticated_routes() -> Vec<Route<AdminState>> {
         testers::routes(),
         config::routes(),
         audiences::routes(),
+        regulations::routes(),
         debugger::routes(),
         ops::routes(),
         overview::routes(),

@@ -185,6 +185,24 @@ pub(crate) async fn destination_overview(
             view
         })
         .collect();
+    // Suppressed events never reach a destination, so the store's rollups do not count them:
+    // per connected source, what this process dropped since it started.
+    let suppressed: Map<String, Value> = {
+        let snapshot = state.app.snapshot();
+        snapshot
+            .config()
+            .destinations
+            .iter()
+            .find(|destination| destination.id == id)
+            .map(|destination| destination.sources.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|source| {
+                let count = state.app.metrics().suppressed_of(&source);
+                (source, json!(count))
+            })
+            .collect()
+    };
     let prefix = format!("{id}|");
     let lanes: Vec<Value> = state
         .app
@@ -219,6 +237,7 @@ pub(crate) async fn destination_overview(
             "mappings": mappings,
         },
         "series": series,
+        "suppressed": suppressed,
     }))
 }
 

@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod overload;
 mod overview;
+mod regulations;
 mod routing;
 mod util;
 mod webhook_policy;
