@@ -531,7 +531,7 @@ pub(crate) async fn profile_view(
     id_type: &str,
     value: &str,
 ) -> Result<Value, AdminError> {
-    let Some(id_type) = IdType::parse(&id_type) else {
+    let Some(id_type) = IdType::parse(id_type) else {
         return Err(AdminError::invalid(
             "id_type",
             format!(
