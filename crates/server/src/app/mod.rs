@@ -8,9 +8,11 @@
 //! CSRF, security headers), `assets` (static files), `form` (reading form bodies), `home`,
 //! `destinations` (catalog, add, settings, test connection), `mappings` (table and editor),
 //! `trigger_builder` (the builder's rows ⇄ the trigger AST), `observe` (event tester, delivery
-//! overview, event story, dead letter) and `sources` (write keys, debugger).
+//! overview, event story, dead letter) and `sources` (write keys, debugger) and `audiences` (audiences, computed traits and
+//! profiles).
 
 mod assets;
+mod audiences;
 mod destinations;
 mod form;
 mod home;
@@ -73,6 +75,11 @@ fn routes() -> Vec<Route<AdminState>> {
         Route::get("/destinations/{id}/dead-letter", observe::dead_letter),
         Route::post("/destinations/{id}/dead-letter/replay", observe::replay),
         Route::get("/events/{message_id}", observe::event),
+        Route::get("/audiences", audiences::list),
+        Route::post("/audiences", audiences::create),
+        Route::get("/audiences/{key}", audiences::audience),
+        Route::post("/audiences/{key}/action", audiences::action),
+        Route::get("/profiles", audiences::profile),
         Route::get("/sources", sources::list),
         Route::post("/sources", sources::create),
         Route::get("/sources/{id}", sources::source),
@@ -88,7 +95,8 @@ fn routes() -> Vec<Route<AdminState>> {
 pub(crate) struct Chrome {
     /// The page's title.
     pub(crate) title: String,
-    /// The navigation entry to highlight: `home`, `catalog`, `destinations` or `sources`.
+    /// The navigation entry to highlight: `home`, `catalog`, `destinations`, `sources` or
+    /// `audiences`.
     pub(crate) section: &'static str,
     /// The session's CSRF token, sent back by every form.
     pub(crate) csrf: String,
