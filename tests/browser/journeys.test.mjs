@@ -270,12 +270,16 @@ test('5b. axe finds no serious or critical violation on any screen', async () =>
   const cookies = await page.context().cookies();
   const story = await api(server, 'GET', `/destinations/${dest}/overview?window=1h`);
   const sample = story.body.data.totals.destination.failed.samples[0];
+  await api(server, 'POST', '/audiences', {
+    name: 'Buyers', kind: 'audience', query: "event('Order Completed').count() >= 1",
+  });
   const screens = [
     '/sign-in', '/', '/catalog', '/catalog/actions-chartmogul', '/destinations', `/destinations/${dest}`,
     `/destinations/${dest}/mappings`, `/destinations/${dest}/mappings/${contact}`,
     `/destinations/${dest}/mappings/${contact}/delete`, `/destinations/${dest}/tester`,
     `/destinations/${dest}/overview`, `/destinations/${dest}/dead-letter?include_replayed=1`,
     `/events/${sample}`, '/sources', '/sources/sample-app', '/sources/sample-app/debugger',
+    '/audiences', '/audiences/buyers', '/profiles',
   ];
   const found = [];
   for (const screen of screens) {
