@@ -59,10 +59,18 @@ pub struct Backfill {
     pub for_definitions: Vec<(String, String)>,
     /// The last event id walked.
     pub after: i64,
+    /// The last event id it walks: the newest stored event when it started. Later events reach
+    /// the profiles through the inbox, so a busy source cannot keep the walk from ending.
+    #[serde(default = "walk_to_the_end")]
+    pub until: i64,
     /// Events walked so far.
     pub walked: u64,
     /// When it started (ms).
     pub started_at: i64,
+}
+
+fn walk_to_the_end() -> i64 {
+    i64::MAX
 }
 
 /// The size of every definition at one moment.

@@ -211,10 +211,12 @@ impl ProfileWorker {
             None => leading.doc.built_for != wanted,
         };
         if backfill_wanted {
+            let until = self.store.last_event_id().await?.map_or(0, |id| id.0);
             leading.book.reset_states(definitions);
             leading.doc.backfill = Some(Backfill {
                 for_definitions: wanted,
                 after: 0,
+                until,
                 walked: 0,
                 started_at: now,
             });
@@ -232,10 +234,11 @@ impl ProfileWorker {
         let mut consumed = Vec::new();
         let mut changed: Vec<ProfileId> = Vec::new();
         if let Some(mut backfill) = leading.doc.backfill.take() {
-            let page = self
+            let mut page = self
                 .store
                 .stored_events(EventId(backfill.after), self.settings.backfill_batch)
                 .await?;
+            page.retain(|event| event.id.0 <= backfill.until);
             for event in &page {
                 backfill.after = event.id.0;
                 backfill.walked += 1;
@@ -255,10 +258,18 @@ impl ProfileWorker {
                     "backfill done"
                 );
                 leading.doc.built_for = backfill.for_definitions;
-                leading.doc.walked_upto = backfill.after;
+                // Every event up to `until` was walked (a document from before `until` existed
+                // walked to the end it found).
+                leading.doc.walked_upto = if backfill.until == i64::MAX {
+                    backfill.after
+                } else {
+                    backfill.until
+                };
                 changed = leading.book.refresh(definitions, now, Scope::All);
                 leading.last_edge_scan = now;
                 leading.last_count = i64::MIN;
+                // The inbox gathered meanwhile: take it in at once.
+                outcome.more = true;
             } else {
                 leading.doc.backfill = Some(backfill);
                 outcome.more = true;

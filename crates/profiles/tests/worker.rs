@@ -367,3 +367,26 @@ async fn a_restarted_worker_neither_loses_nor_repeats_a_sync() {
     assert_eq!(view.id, 0);
     assert_eq!(view.recent_events.len(), 2);
 }
+
+#[tokio::test]
+async fn a_backfill_ends_at_the_newest_event_of_its_start_and_the_inbox_takes_the_rest() {
+    let mut h = Harness::new(workspace(json!([]))).await;
+    let mut worker = h.worker("node-a");
+    h.order("u1", t0()).await;
+    h.settle(&mut worker).await;
+    h.set_workspace(workspace(buyers(json!([{"destination": "cm"}]))));
+    // The step that starts the backfill fixes its end; events stored after it are not walked.
+    let first = worker.step().await.unwrap();
+    assert!(first.more);
+    h.order("u2", t0()).await;
+    h.settle(&mut worker).await;
+    let status = worker_status(&*h.store).await.unwrap().unwrap();
+    assert!(status.backfill.is_none());
+    assert_eq!(status.walked_upto, 1, "the walk ended at u1's order");
+    let users: Vec<String> = h.new_syncs().await.into_iter().map(|(_, u, _)| u).collect();
+    assert_eq!(
+        users,
+        ["u1", "u2"],
+        "u2's order came through the inbox, once"
+    );
+}

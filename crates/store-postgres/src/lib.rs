@@ -371,6 +371,10 @@ impl Store for PostgresStore {
         Ok(profiles::events_after(&self.pool, after, limit).await?)
     }
 
+    async fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
+        Ok(profiles::last_event_id(&self.pool).await?)
+    }
+
     async fn load_profiles(
         &self,
         from: u64,

@@ -58,6 +58,14 @@ pub(crate) async fn events_after(
     rows.iter().map(stored_event).collect()
 }
 
+/// See `Store::last_event_id`.
+pub(crate) async fn last_event_id(pool: &PgPool) -> Result<Option<EventId>, Error> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events")
+        .fetch_one(pool)
+        .await?;
+    Ok(id.map(EventId))
+}
+
 async fn with_identifiers(
     pool: &PgPool,
     rows: Vec<(i64, Vec<u8>)>,

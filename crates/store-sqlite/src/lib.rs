@@ -440,6 +440,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn last_event_id(&self) -> Result<Option<EventId>, StoreError> {
+        self.readers.run(profiles::last_event_id).await
+    }
+
     async fn load_profiles(
         &self,
         from: u64,

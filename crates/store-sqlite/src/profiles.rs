@@ -50,6 +50,14 @@ pub(crate) fn events_after(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// See `Store::last_event_id`.
+pub(crate) fn last_event_id(conn: &mut Connection) -> Result<Option<EventId>, Error> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT max(id) FROM events")?
+        .query_row([], |row| row.get(0))?;
+    Ok(id.map(EventId))
+}
+
 fn identifiers(conn: &Connection, profile: i64) -> Result<Vec<(String, String)>, Error> {
     let mut statement = conn.prepare_cached(
         "SELECT id_type, value FROM profile_identifiers WHERE profile_id = ?1

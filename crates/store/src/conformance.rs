@@ -1732,6 +1732,7 @@ pub async fn profile_inbox_follows_commits<H: Harness>() {
     assert_eq!(inbox[0].payload, record.payload);
     assert_eq!(store.profile_inbox(2).await.unwrap().len(), 2);
 
+    assert_eq!(store.last_event_id().await.unwrap(), Some(ids[3]));
     let walked = store.stored_events(ids[0], 10).await.unwrap();
     let walked: Vec<EventId> = walked.iter().map(|e| e.id).collect();
     assert_eq!(walked, ids[1..].to_vec());

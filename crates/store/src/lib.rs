@@ -204,6 +204,10 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// The largest stored event id, if any: where a backfill's walk ends (events after it reach
+    /// the profiles through the inbox).
+    async fn last_event_id(&self) -> Result<Option<EventId>, StoreError>;
+
     /// Up to `limit` profiles with an id of `from` or more, in id order.
     async fn load_profiles(
         &self,
