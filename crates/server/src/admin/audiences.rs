@@ -325,12 +325,12 @@ pub(crate) async fn preview_definition(
 }
 
 /// A change to an audience: its key and kind never change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AudiencePatch {
-    name: Option<String>,
-    query: Option<String>,
-    connections: Option<Vec<AudienceConnection>>,
+pub(crate) struct AudiencePatch {
+    pub(crate) name: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) connections: Option<Vec<AudienceConnection>>,
 }
 
 async fn update_audience(
@@ -339,7 +339,19 @@ async fn update_audience(
     Body(patch): Body<Value>,
 ) -> Result<Json<Value>, AdminError> {
     let patch: AudiencePatch = parse(patch)?;
-    let view = apply(&state, |config| {
+    Ok(Json(
+        json!({"data": change_audience(&state, &key, patch).await?}),
+    ))
+}
+
+/// Changes an audience's name, definition or connections (a service the app shares).
+pub(crate) async fn change_audience(
+    state: &AdminState,
+    key: &str,
+    patch: AudiencePatch,
+) -> Result<Value, AdminError> {
+    let key = key.to_owned();
+    let view = apply(state, |config| {
         let index = audience_index(config, &key)?;
         let audience = &mut config.audiences[index];
         if let Some(name) = patch.name {
@@ -360,7 +372,7 @@ async fn update_audience(
     if let Some(profiles) = &state.profiles {
         profiles.wake();
     }
-    Ok(Json(json!({"data": view})))
+    Ok(view)
 }
 
 async fn delete_audience(

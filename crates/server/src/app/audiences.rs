@@ -19,8 +19,8 @@ use super::{
     Chrome, SessionInfo, error_page, iso_time, messages, pretty, render, render_with, text,
 };
 use crate::admin::audiences::{
-    NewAudience, add_audience, audience_detail, audience_views, connect, disconnect,
-    preview_definition, profile_view, remove_audience, request_sync,
+    AudiencePatch, NewAudience, add_audience, audience_detail, audience_views, change_audience,
+    connect, disconnect, preview_definition, profile_view, remove_audience, request_sync,
 };
 use crate::admin::{AdminError, AdminState};
 
@@ -252,6 +252,16 @@ pub(crate) async fn action(
         "disconnect" => disconnect(&state, &key, &destination).await.map(|_| None),
         "sync" => request_sync(&state, &key, &destination)
             .map(|()| Some(format!("A sync to {destination} was asked for."))),
+        "edit" => {
+            let patch = AudiencePatch {
+                name: Some(form.text("name").trim().to_owned()),
+                query: Some(form.text("query").trim().to_owned()),
+                connections: None,
+            };
+            change_audience(&state, &key, patch).await.map(|_| {
+                Some("Saved: its profiles are being recomputed from the stored events.".to_owned())
+            })
+        }
         "delete" => {
             return match remove_audience(&state, &key).await {
                 Ok(()) => Redirect::to("/audiences").into_response(),

@@ -422,6 +422,19 @@ async fn audiences_are_previewed_created_connected_and_deleted_from_plain_forms(
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, page) = browser.get(path).await;
     assert!(page.contains("every 24 hours"), "{page}");
+    let edit = [
+        ("_csrf", csrf.as_str()),
+        ("do", "edit"),
+        ("name", "Ordered lately"),
+        (
+            "query",
+            "event('Order Completed').within(7 days).count() >= 1",
+        ),
+    ];
+    let (status, _, page) = browser.post(&action, &edit).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Saved"), "{page}");
+    assert!(page.contains("within(7 days)"), "{page}");
     // This test server runs no profile worker: a sync now is refused with the reason.
     let sync = [
         ("_csrf", csrf.as_str()),
