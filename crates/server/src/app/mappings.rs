@@ -373,6 +373,88 @@ fn sample_event(trigger: &str) -> Value {
     }
 }
 
+/// An event made from the action's fields: every event path the mapping reads gets a value of
+/// the field's type, so that the mapping resolves every field it maps (the editor's "Generate
+/// from the fields"). `trigger` decides the event's type.
+fn generated_event(fields: &[FieldRow], trigger: &str) -> Value {
+    let mut event = sample_event(trigger);
+    if let Some(object) = event.as_object_mut() {
+        object.remove("traits");
+    }
+    for field in fields {
+        let mut paths = Vec::new();
+        match field.kind.as_str() {
+            "path" => paths.push(field.value.clone()),
+            "json" => {
+                if let Ok(directive) = serde_json::from_str::<Value>(&field.value) {
+                    collect_paths(&directive, &mut paths);
+                }
+            }
+            _ => {}
+        }
+        for path in paths {
+            let Some(rest) = path.strip_prefix("$.") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('.').filter(|p| !p.is_empty()).collect();
+            let Some(leaf) = parts.last() else { continue };
+            let value = example_value(leaf, &field.type_name, &field.label);
+            set_path(&mut event, &parts, value);
+        }
+    }
+    event
+}
+
+/// Every `@path` string inside a directive.
+fn collect_paths(directive: &Value, out: &mut Vec<String>) {
+    match directive {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("@path", Value::String(path)) => out.push(path.clone()),
+                    _ => collect_paths(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_paths(item, out)),
+        _ => {}
+    }
+}
+
+/// A plausible value for an event member named `leaf` that feeds a field of `type_name`.
+fn example_value(leaf: &str, type_name: &str, label: &str) -> Value {
+    let lower = leaf.to_ascii_lowercase();
+    match type_name {
+        "number" | "integer" => json!(42),
+        "boolean" => json!(true),
+        "datetime" => json!("2026-03-01T12:00:00.000Z"),
+        _ if lower.contains("email") => json!("ada@example.com"),
+        _ if lower.contains("linkedin") => json!("https://www.linkedin.com/in/ada"),
+        _ if lower.contains("twitter") => json!("@ada"),
+        _ if lower.contains("phone") => json!("+1 555 0100"),
+        _ if lower == "id" || lower.ends_with("id") => json!(format!("{leaf}-1")),
+        _ => json!(format!("Example {label}")),
+    }
+}
+
+/// Sets `value` at `parts` inside `event`, making objects on the way (an existing value wins).
+fn set_path(event: &mut Value, parts: &[&str], value: Value) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    let Some(object) = event.as_object_mut() else {
+        return;
+    };
+    if rest.is_empty() {
+        object.entry((*first).to_owned()).or_insert(value);
+        return;
+    }
+    let child = object
+        .entry((*first).to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    set_path(child, rest, value);
+}
+
 /// The recent events of the destination's sources, newest first, `(messageId, label)`, and their
 /// events by `messageId`.
 pub(crate) fn recent_of(state: &AdminState, id: &str) -> Vec<(String, String, Value)> {
@@ -632,6 +714,11 @@ fn from_form(
                 valid = false;
             }
         }
+    }
+    if op == "generate-event" {
+        // After the fields: the event follows the mapping as edited, not as saved.
+        let trigger = trigger.clone().unwrap_or_default();
+        page.event = pretty(&generated_event(&page.fields, &trigger));
     }
     match serde_json::from_str::<Value>(&page.event) {
         Ok(event) => page.paths = event_paths(&event),

@@ -322,6 +322,22 @@ async fn a_mapping_is_saved_from_a_plain_form() {
     );
     let (_, _, page) = browser.get(&format!("{path}?saved=1")).await;
     assert!(page.contains("type = &#34;identify&#34; and traits.plan = &#34;pro&#34;"));
+
+    // "Generate from the fields": an event with a value at every path the mapping reads.
+    let mut generate = form.clone();
+    generate.retain(|(name, _)| *name != "op");
+    generate.push(("op", "generate-event"));
+    let (status, _, page) = browser.post(path, &generate).await;
+    assert_eq!(status, StatusCode::OK);
+    let start = page.find("name=\"event\"").unwrap();
+    let textarea = &page[start..];
+    let body = &textarea[textarea.find('>').unwrap() + 1..textarea.find("</textarea>").unwrap()];
+    let generated: serde_json::Value =
+        serde_json::from_str(&body.replace("&#34;", "\"")).unwrap();
+    assert_eq!(generated["type"], "identify");
+    assert_eq!(generated["traits"]["email"], "ada@example.com");
+    assert_eq!(generated["traits"]["job_title"], "Example Title");
+    assert_eq!(generated["traits"]["company"]["id"], "id-1");
 }
 
 #[tokio::test]
