@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::destinations::{DestHead, dest_head};
 use super::form::FormData;
-use super::trigger_builder::{Builder, FIELDS, OPERATORS};
+use super::trigger_builder::{Builder, FIELDS, OPERATORS, Row, operators_for};
 use super::{Chrome, SessionInfo, error_page, messages, pretty, render, render_with, text};
 use crate::admin::config::{
     MappingPatch, NewMapping, add_mapping, catalog_view, change_mapping, definition_of,
@@ -249,6 +249,26 @@ pub(crate) struct FieldRow {
     pub(crate) error: Option<String>,
 }
 
+impl EditorPage {
+    /// The operators that suit a condition row's field (by its type in the test event),
+    /// listed first.
+    fn operators(&self, row: &Row) -> Vec<(&'static str, &'static str)> {
+        let event = serde_json::from_str::<Value>(&self.event).ok();
+        operators_for(row, event.as_ref())
+    }
+
+    /// The other operators, offered after those: a plain form cannot update the list when the
+    /// field changes, so none is ever hidden.
+    fn other_operators(&self, row: &Row) -> Vec<(&'static str, &'static str)> {
+        let suited = self.operators(row);
+        OPERATORS
+            .iter()
+            .filter(|operator| !suited.contains(operator))
+            .copied()
+            .collect()
+    }
+}
+
 /// The mapping tester's answer as the editor shows it.
 #[derive(Default)]
 pub(crate) struct Preview {
@@ -290,7 +310,6 @@ struct EditorPage {
     errors: Vec<String>,
     saved: bool,
     field_choices: Vec<(&'static str, &'static str)>,
-    operators: Vec<(&'static str, &'static str)>,
     /// Whether the preview's field errors are out-of-band swaps (never in a whole page).
     oob: bool,
 }
@@ -624,7 +643,6 @@ fn initial(
         errors: Vec::new(),
         saved: false,
         field_choices: FIELDS.to_vec(),
-        operators: OPERATORS.to_vec(),
         oob: false,
         dest,
     })

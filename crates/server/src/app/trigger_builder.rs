@@ -46,6 +46,84 @@ pub(crate) const OPERATORS: [(&str, &str); 20] = [
     ("number_not_equals", "≠ (number)"),
 ];
 
+/// The operators that suit a value of this JSON type (`None`: unknown, every operator).
+fn operators_of(kind: Option<&str>) -> Vec<(&'static str, &'static str)> {
+    let keep: &[&str] = match kind {
+        Some("type") => &["=", "!="],
+        Some("string") => &[
+            "=",
+            "!=",
+            "contains",
+            "not_contains",
+            "starts_with",
+            "not_starts_with",
+            "ends_with",
+            "not_ends_with",
+            "glob",
+            "not_glob",
+            "exists",
+            "not_exists",
+        ],
+        Some("number") => &[
+            "number_equals",
+            "number_not_equals",
+            "<",
+            "<=",
+            ">",
+            ">=",
+            "=",
+            "!=",
+            "exists",
+            "not_exists",
+        ],
+        Some("boolean") => &["is_true", "is_false", "exists", "not_exists"],
+        _ => return OPERATORS.to_vec(),
+    };
+    OPERATORS
+        .iter()
+        .filter(|(value, _)| keep.contains(value))
+        .copied()
+        .collect()
+}
+
+/// The operators that suit a condition row, by the type of its field (the event type, a name) or
+/// of the test event's value at its path; every operator when that value is unknown. The row's
+/// own operator is always among them, so that no trigger loses it.
+pub(crate) fn operators_for(
+    row: &Row,
+    event: Option<&serde_json::Value>,
+) -> Vec<(&'static str, &'static str)> {
+    use serde_json::Value;
+    fn at<'a>(root: Option<&'a Value>, path: &str) -> Option<&'a Value> {
+        path.split('.')
+            .filter(|part| !part.is_empty())
+            .try_fold(root?, |value, part| value.get(part))
+    }
+    let kind = match row.field.as_str() {
+        "type" => Some("type"),
+        "event" | "name" | "userId" => Some("string"),
+        field => {
+            let root = match field {
+                "path" => event,
+                other => event.and_then(|e| e.get(other)),
+            };
+            match at(root, &row.path) {
+                Some(Value::String(_)) => Some("string"),
+                Some(Value::Number(_)) => Some("number"),
+                Some(Value::Bool(_)) => Some("boolean"),
+                _ => None,
+            }
+        }
+    };
+    let mut operators = operators_of(kind);
+    if !operators.iter().any(|(value, _)| *value == row.op)
+        && let Some(own) = OPERATORS.iter().find(|(value, _)| *value == row.op)
+    {
+        operators.push(*own);
+    }
+    operators
+}
+
 /// One row of the builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Row {
@@ -427,5 +505,29 @@ mod tests {
         };
         assert!(empty.to_text().is_err());
         assert!(Builder::from_text("type = ").is_err());
+    }
+
+    #[test]
+    fn operators_follow_the_type_of_the_test_events_value() {
+        let event = serde_json::json!({"type": "identify", "traits": {"plan": "pro", "seats": 4,
+                                       "trial": true}});
+        let ops = |field: &str, path: &str, op: &str| -> Vec<&str> {
+            operators_for(&Row::condition(field, path, op, ""), Some(&event))
+                .into_iter()
+                .map(|(value, _)| value)
+                .collect()
+        };
+        assert_eq!(ops("type", "", "="), ["=", "!="]);
+        assert!(ops("traits", "plan", "=").contains(&"contains"));
+        assert!(!ops("traits", "plan", "=").contains(&">"));
+        assert!(ops("traits", "seats", ">").contains(&">="));
+        assert!(!ops("traits", "seats", ">").contains(&"starts_with"));
+        assert_eq!(
+            ops("traits", "trial", "is_true"),
+            ["exists", "not_exists", "is_true", "is_false"]
+        );
+        assert_eq!(ops("traits", "unknown", "=").len(), OPERATORS.len());
+        // A trigger's own operator is kept even when the value's type does not suit it.
+        assert!(ops("traits", "plan", ">").contains(&">"));
     }
 }

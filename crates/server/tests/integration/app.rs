@@ -332,8 +332,7 @@ async fn a_mapping_is_saved_from_a_plain_form() {
     let start = page.find("name=\"event\"").unwrap();
     let textarea = &page[start..];
     let body = &textarea[textarea.find('>').unwrap() + 1..textarea.find("</textarea>").unwrap()];
-    let generated: serde_json::Value =
-        serde_json::from_str(&body.replace("&#34;", "\"")).unwrap();
+    let generated: serde_json::Value = serde_json::from_str(&body.replace("&#34;", "\"")).unwrap();
     assert_eq!(generated["type"], "identify");
     assert_eq!(generated["traits"]["email"], "ada@example.com");
     assert_eq!(generated["traits"]["job_title"], "Example Title");
