@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use junction_audience::{Definitions, Limits, ProfileId};
-use junction_store::{EventId, NewEvent, ProfileCheckpoint, Store};
+use junction_store::{EventId, NewEvent, ProfileCheckpoint, Store, StoreError};
 use junction_workspace::Snapshot;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -26,6 +26,10 @@ use crate::document::{
 use crate::error::ProfilesError;
 use crate::privacy::{Regulating, Suppressions, carry_out};
 use crate::sync::{PERSONAS_SOURCE, Sync as SyncValue, new_event};
+
+/// How many times a sync commit waits for room in a full commit queue (200 ms each) before the
+/// step fails.
+const OVERLOADED_WAITS: u32 = 150;
 
 /// The workspace snapshot in force, read at each step.
 pub type Snapshots = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
@@ -311,7 +315,7 @@ impl ProfileWorker {
         if !syncs.is_empty() {
             outcome.synced = syncs.len();
             for chunk in syncs.chunks(500) {
-                self.store.commit(chunk.to_vec()).await?;
+                commit_syncs(&*self.store, chunk.to_vec()).await?;
             }
         }
 
@@ -430,6 +434,22 @@ impl ProfileWorker {
             saved_doc,
         });
         Ok(true)
+    }
+}
+
+/// Commits sync events, waiting while the store's commit queue is full (ingestion has priority;
+/// failing the step would throw away the profiles in memory and reload them).
+async fn commit_syncs(store: &dyn Store, events: Vec<NewEvent>) -> Result<(), ProfilesError> {
+    let mut waits = 0;
+    loop {
+        match store.commit(events.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Overloaded { .. }) if waits < OVERLOADED_WAITS => {
+                waits += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
 }
 
