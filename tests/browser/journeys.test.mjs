@@ -217,6 +217,9 @@ test('4. a failing webhook: overview, story, fix, replay from the dead letter', 
   await page.click('#replay');
   await page.locator('#replay-report').waitFor();
   assert.match(await page.locator('#replay-report').innerText(), /Replayed [3-9] job/);
+  // The progress follows the replays on the page itself (htmx, every 2 s) until they are done.
+  await page.locator('#replay-progress', { hasText: 'done' }).waitFor({ timeout: 30000 });
+  assert.match(await page.locator('#replay-progress').innerText(), /Delivered [3-9] of [3-9]/);
   await eventually('the replays delivered', async () =>
     [1, 2, 3].every((i) => hook.received.some((r) => r.body.includes(`fail-${i}`))));
   await eventually('the overview to count them delivered', async () => {

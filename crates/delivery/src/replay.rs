@@ -3,7 +3,7 @@
 //! (fix the mapping, then redrive). A replay is a new job linked to the one it replays, so it has
 //! its own attempts and shows in the event's story.
 
-use junction_store::{DeadLetterFilter, JobId, NewReplay, Store, StoreError};
+use junction_store::{DeadLetterFilter, EventId, JobId, NewReplay, Store, StoreError};
 use junction_workspace::{Snapshot, remap};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,8 @@ pub struct Replayed {
     pub job_id: JobId,
     /// The new job.
     pub replay_id: JobId,
+    /// The event both belong to (where the new job's progress is read).
+    pub event_id: EventId,
 }
 
 /// A job that could not be replayed.
@@ -56,6 +58,7 @@ pub async fn replay(
     let dead = store.dead_letter(filter).await?;
     let mut report = ReplayReport::default();
     let mut replays = Vec::with_capacity(dead.len());
+    let mut events = Vec::with_capacity(dead.len());
     for dead_job in dead {
         let job = dead_job.job;
         let new_job = match mode {
@@ -98,6 +101,7 @@ pub async fn replay(
                 }
             }
         };
+        events.push(job.event_id);
         replays.push(NewReplay {
             replay_of: job.id,
             job: new_job,
@@ -108,7 +112,12 @@ pub async fn replay(
     report.replayed = originals
         .into_iter()
         .zip(ids)
-        .map(|(job_id, replay_id)| Replayed { job_id, replay_id })
+        .zip(events)
+        .map(|((job_id, replay_id), event_id)| Replayed {
+            job_id,
+            replay_id,
+            event_id,
+        })
         .collect();
     Ok(report)
 }

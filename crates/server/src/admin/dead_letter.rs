@@ -186,3 +186,49 @@ pub(crate) async fn replay_selection(
     let report = replay(&**state.app.store(), &snapshot, filter, mode).await?;
     Ok(json!(report))
 }
+
+/// Where the replays of a replay stand: `(replay job id, event id)` pairs in, counts of
+/// delivered, failed (discarded or expired again) and still pending out (a service the app
+/// shares). Replays whose event is gone (retention) count as failed.
+pub(crate) async fn replay_progress(
+    state: &AdminState,
+    replays: &[(i64, i64)],
+) -> Result<ReplayProgress, AdminError> {
+    let mut by_event: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (replay, event) in replays {
+        by_event.entry(*event).or_default().push(*replay);
+    }
+    let mut progress = ReplayProgress::default();
+    for (event, jobs) in by_event {
+        let record = state
+            .app
+            .store()
+            .event(junction_store::EventId(event))
+            .await?;
+        for job in jobs {
+            let last = record.as_ref().and_then(|record| {
+                record
+                    .jobs
+                    .iter()
+                    .find(|j| j.job.id.0 == job)
+                    .and_then(|j| j.transitions.last())
+                    .map(|t| t.state)
+            });
+            match last {
+                Some(junction_store::JobState::Succeeded) => progress.delivered += 1,
+                Some(junction_store::JobState::Discarded | junction_store::JobState::Expired)
+                | None => progress.failed += 1,
+                Some(_) => progress.pending += 1,
+            }
+        }
+    }
+    Ok(progress)
+}
+
+/// See [`replay_progress`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayProgress {
+    pub(crate) delivered: usize,
+    pub(crate) failed: usize,
+    pub(crate) pending: usize,
+}

@@ -74,6 +74,10 @@ fn routes() -> Vec<Route<AdminState>> {
         Route::get("/destinations/{id}/overview", observe::overview),
         Route::get("/destinations/{id}/dead-letter", observe::dead_letter),
         Route::post("/destinations/{id}/dead-letter/replay", observe::replay),
+        Route::post(
+            "/destinations/{id}/dead-letter/progress",
+            observe::replay_progress_view,
+        ),
         Route::get("/events/{message_id}", observe::event),
         Route::get("/audiences", audiences::list),
         Route::post("/audiences", audiences::create),

@@ -19,7 +19,9 @@ use super::mappings::recent_of;
 use super::{
     Chrome, SessionInfo, count, error_page, iso_time, messages, pretty, render, render_with, text,
 };
-use crate::admin::dead_letter::{DeadLetterQuery, dead_letter_page, replay_selection};
+use crate::admin::dead_letter::{
+    DeadLetterQuery, dead_letter_page, replay_progress, replay_selection,
+};
 use crate::admin::overview::{OverviewParams, destination_overview};
 use crate::admin::story::story;
 use crate::admin::testers::run_event_test;
@@ -634,7 +636,81 @@ struct DeadLetterPage {
     mappings: Vec<(String, String)>,
     rows: Vec<DeadRow>,
     report: Option<String>,
+    /// The replays just made, as `replay:event` pairs, for the progress the page follows.
+    tracked: String,
+    progress: Option<ProgressView>,
     error: Option<String>,
+}
+
+/// Where a replay stands, as the page shows it.
+pub(crate) struct ProgressView {
+    pub(crate) total: usize,
+    pub(crate) delivered: usize,
+    pub(crate) failed: usize,
+    pub(crate) pending: usize,
+    pub(crate) done: bool,
+}
+
+#[derive(Template)]
+#[template(path = "replay_progress.html")]
+struct ProgressFragment {
+    chrome: Chrome,
+    dest: DestHead,
+    tracked: String,
+    progress: Option<ProgressView>,
+}
+
+fn parse_tracked(text: &str) -> Vec<(i64, i64)> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (replay, event) = pair.split_once(':')?;
+            Some((replay.parse().ok()?, event.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn progress_of(
+    state: &AdminState,
+    tracked: &str,
+) -> Result<Option<ProgressView>, AdminError> {
+    let pairs = parse_tracked(tracked);
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let counts = replay_progress(state, &pairs).await?;
+    Ok(Some(ProgressView {
+        total: pairs.len(),
+        delivered: counts.delivered,
+        failed: counts.failed,
+        pending: counts.pending,
+        done: counts.pending == 0,
+    }))
+}
+
+/// `POST /destinations/{id}/dead-letter/progress`: the replay's progress (a fragment htmx
+/// swaps every two seconds until done; without JavaScript its "Refresh" button posts here and
+/// gets the same fragment as a page of its own).
+pub(crate) async fn replay_progress_view(
+    State(state): State<AdminState>,
+    Extension(session): Extension<SessionInfo>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = FormData::parse(&body);
+    let tracked = form.text("tracked").to_owned();
+    let dest = match dest_head(&state, &id, "dead-letter") {
+        Ok(dest) => dest,
+        Err(err) => return error_page(&session, &err),
+    };
+    match progress_of(&state, &tracked).await {
+        Ok(progress) => render(&ProgressFragment {
+            chrome: Chrome::new(&session, "Replay progress", "destinations"),
+            dest,
+            tracked,
+            progress,
+        }),
+        Err(err) => error_page(&session, &err),
+    }
 }
 
 /// The dead letter's filters, as the page's form sends them.
@@ -729,6 +805,8 @@ async fn dead_page(
         mappings,
         rows,
         report: None,
+        tracked: String::new(),
+        progress: None,
         error: None,
     })
 }
@@ -812,8 +890,22 @@ pub(crate) async fn replay(
         Ok(report) => {
             let replayed = report["replayed"].as_array().map_or(0, Vec::len);
             let failed = report["failed"].as_array().map_or(0, Vec::len);
+            page.tracked = report["replayed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    Some(format!(
+                        "{}:{}",
+                        r["replay_id"].as_i64()?,
+                        r["event_id"].as_i64()?
+                    ))
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            page.progress = progress_of(&state, &page.tracked).await.ok().flatten();
             page.report = Some(format!(
-                "Replayed {replayed} job(s){}. Their deliveries follow in the overview and each event's story.",
+                "Replayed {replayed} job(s){}. Their progress follows below; each event's story has the details.",
                 if failed > 0 {
                     format!("; {failed} could not be replayed and stay here")
                 } else {
