@@ -58,18 +58,7 @@ impl Book {
 
     /// Restores a profile read from the store.
     pub fn restore(&mut self, stored: &StoredProfile) -> Result<(), ProfilesError> {
-        let doc: ProfileDoc = serde_json::from_slice(&stored.document)
-            .map_err(|err| ProfilesError::Corrupt(format!("profile {}: {err}", stored.id)))?;
-        let mut identifiers = Identifiers::default();
-        for (id_type, value) in &stored.identifiers {
-            let Some(id_type) = IdType::parse(id_type) else {
-                return Err(ProfilesError::Corrupt(format!(
-                    "profile {}: identifier type {id_type:?}",
-                    stored.id
-                )));
-            };
-            identifiers.add(id_type, value);
-        }
+        let (doc, identifiers) = decode(stored)?;
         let id = ProfileId(stored.id);
         self.identities.insert(id, identifiers);
         self.docs.insert(id, doc);
@@ -334,6 +323,23 @@ impl Book {
         let removed = std::mem::take(&mut self.removed).into_iter().collect();
         Ok((upserts, removed))
     }
+}
+
+/// A stored profile's document and identifiers (the inverse of what a checkpoint writes).
+pub(crate) fn decode(stored: &StoredProfile) -> Result<(ProfileDoc, Identifiers), ProfilesError> {
+    let doc: ProfileDoc = serde_json::from_slice(&stored.document)
+        .map_err(|err| ProfilesError::Corrupt(format!("profile {}: {err}", stored.id)))?;
+    let mut identifiers = Identifiers::default();
+    for (id_type, value) in &stored.identifiers {
+        let Some(id_type) = IdType::parse(id_type) else {
+            return Err(ProfilesError::Corrupt(format!(
+                "profile {}: identifier type {id_type:?}",
+                stored.id
+            )));
+        };
+        identifiers.add(id_type, value);
+    }
+    Ok((doc, identifiers))
 }
 
 /// A profile's identifiers as the store indexes them: (type, value).

@@ -9,7 +9,8 @@ use junction_workspace::{AudienceConfig, Snapshot, definition_specs};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::document::{ProfileDoc, WorkerDoc};
+use crate::book::decode;
+use crate::document::WorkerDoc;
 use crate::error::ProfilesError;
 use crate::sync::PERSONAS_SOURCE;
 
@@ -39,14 +40,7 @@ pub async fn find_profile(
     let Some(stored) = store.find_profile(id_type.as_str(), value).await? else {
         return Ok(None);
     };
-    let doc: ProfileDoc = serde_json::from_slice(&stored.document)
-        .map_err(|err| ProfilesError::Corrupt(format!("profile {}: {err}", stored.id)))?;
-    let mut identifiers = Identifiers::default();
-    for (id_type, value) in &stored.identifiers {
-        if let Some(id_type) = IdType::parse(id_type) {
-            identifiers.add(id_type, value);
-        }
-    }
+    let (doc, identifiers) = decode(&stored)?;
     let mut recent_events = Vec::with_capacity(doc.recent.len());
     for id in doc.recent.iter().rev() {
         let Some(record) = store.event(EventId(*id)).await? else {
