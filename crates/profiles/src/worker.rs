@@ -293,8 +293,8 @@ impl ProfileWorker {
                 };
                 leading.book.take_in(definitions, &value, event.id.0, now);
             }
-            let scan_edges = now.saturating_sub(leading.last_edge_scan)
-                >= i64::try_from(self.settings.edge_scan.as_millis()).unwrap_or(i64::MAX);
+            let scan_edges =
+                now.saturating_sub(leading.last_edge_scan) >= millis(self.settings.edge_scan);
             if scan_edges {
                 leading.last_edge_scan = now;
             }
@@ -319,13 +319,12 @@ impl ProfileWorker {
             }
         }
 
-        let count_every = i64::try_from(self.settings.count_every.as_millis()).unwrap_or(i64::MAX);
+        let count_every = millis(self.settings.count_every);
         if leading.doc.backfill.is_none() && now.saturating_sub(leading.last_count) >= count_every {
             leading.last_count = now;
             leading.doc.sizes = leading.book.sizes(definitions);
             leading.doc.profiles = leading.book.len() as u64;
-            let sample_every =
-                i64::try_from(self.settings.sample_every.as_millis()).unwrap_or(i64::MAX);
+            let sample_every = millis(self.settings.sample_every);
             let last_sample = leading.doc.history.last().map_or(i64::MIN, |s| s.at);
             let sizes_moved = leading
                 .doc
@@ -389,7 +388,7 @@ impl ProfileWorker {
     /// Takes or renews the lead; loads the profiles when it was just taken. Answers whether this
     /// worker leads.
     async fn lead(&mut self) -> Result<bool, ProfilesError> {
-        let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = millis(self.settings.lease);
         let renew_after = self.settings.lease / 3;
         if let Some(leading) = &mut self.leading {
             if leading.renewed.elapsed() < renew_after {
@@ -451,6 +450,11 @@ async fn commit_syncs(store: &dyn Store, events: Vec<NewEvent>) -> Result<(), Pr
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// A duration in the clock's unit (ms), saturating.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The definitions as a state is built for them: (key, text), in order.
