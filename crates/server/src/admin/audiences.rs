@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use junction_audience::{IdType, key_from_name};
 use junction_profiles::{ProfilesError, WorkerDoc, connection_key};
 use junction_workspace::limits::{MAX_ID_CHARS, MAX_NAME_CHARS, MAX_QUERY_CHARS};
-use junction_workspace::{AudienceConfig, AudienceConnection, AudienceKind, WorkspaceConfig};
+use junction_workspace::{
+    AudienceConfig, AudienceConnection, AudienceKind, DestinationConfig, WorkspaceConfig,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -350,10 +352,7 @@ pub(crate) async fn change_audience(
     key: &str,
     patch: AudiencePatch,
 ) -> Result<Value, AdminError> {
-    let key = key.to_owned();
-    let view = apply(state, |config| {
-        let index = audience_index(config, &key)?;
-        let audience = &mut config.audiences[index];
+    edit_audience(state, key, |audience, _| {
         if let Some(name) = patch.name {
             audience.name = name;
         }
@@ -363,6 +362,28 @@ pub(crate) async fn change_audience(
         if let Some(connections) = patch.connections {
             audience.connections = connections;
         }
+        Ok(())
+    })
+    .await
+}
+
+/// Changes one audience (under the configuration lock, compiled and stored as every change is)
+/// and wakes the profile worker to act on it; the audience's view after the change. `change`
+/// also sees the destinations.
+async fn edit_audience(
+    state: &AdminState,
+    key: &str,
+    change: impl FnOnce(&mut AudienceConfig, &[DestinationConfig]) -> Result<(), AdminError>,
+) -> Result<Value, AdminError> {
+    let view = apply(state, |config| {
+        let index = audience_index(config, key)?;
+        let WorkspaceConfig {
+            audiences,
+            destinations,
+            ..
+        } = config;
+        let audience = &mut audiences[index];
+        change(audience, destinations)?;
         Ok(Changed::at(
             audience_view(audience, None),
             format!("audiences[{index}]"),
@@ -423,17 +444,14 @@ pub(crate) async fn connect(
     destination: &str,
     every_hours: Option<u32>,
 ) -> Result<Value, AdminError> {
-    let (key, destination) = (key.to_owned(), destination.to_owned());
-    let view = apply(state, |config| {
-        if !config.destinations.iter().any(|d| d.id == destination) {
+    edit_audience(state, key, |audience, destinations| {
+        if !destinations.iter().any(|d| d.id == destination) {
             return Err(AdminError::not_found(format!(
                 "no destination \"{destination}\""
             )));
         }
-        let index = audience_index(config, &key)?;
-        let audience = &mut config.audiences[index];
         let connection = AudienceConnection {
-            destination: destination.clone(),
+            destination: destination.to_owned(),
             every_hours,
         };
         match audience
@@ -444,16 +462,9 @@ pub(crate) async fn connect(
             Some(existing) => *existing = connection,
             None => audience.connections.push(connection),
         }
-        Ok(Changed::at(
-            audience_view(audience, None),
-            format!("audiences[{index}]"),
-        ))
+        Ok(())
     })
-    .await?;
-    if let Some(profiles) = &state.profiles {
-        profiles.wake();
-    }
-    Ok(view)
+    .await
 }
 
 async fn disconnect_audience(
@@ -471,10 +482,7 @@ pub(crate) async fn disconnect(
     key: &str,
     destination: &str,
 ) -> Result<Value, AdminError> {
-    let (key, destination) = (key.to_owned(), destination.to_owned());
-    let view = apply(state, |config| {
-        let index = audience_index(config, &key)?;
-        let audience = &mut config.audiences[index];
+    edit_audience(state, key, |audience, _| {
         let before = audience.connections.len();
         audience
             .connections
@@ -484,13 +492,9 @@ pub(crate) async fn disconnect(
                 "\"{key}\" is not connected to \"{destination}\""
             )));
         }
-        Ok(Changed::at(
-            audience_view(audience, None),
-            format!("audiences[{index}]"),
-        ))
+        Ok(())
     })
-    .await?;
-    Ok(view)
+    .await
 }
 
 async fn sync_audience(
