@@ -249,23 +249,24 @@ pub(crate) struct FieldRow {
     pub(crate) error: Option<String>,
 }
 
-impl EditorPage {
-    /// The operators that suit a condition row's field (by its type in the test event),
-    /// listed first.
-    fn operators(&self, row: &Row) -> Vec<(&'static str, &'static str)> {
-        let event = serde_json::from_str::<Value>(&self.event).ok();
-        operators_for(row, event.as_ref())
-    }
+/// A condition row's operators: those that suit its field's type in the test event, then the
+/// others (a plain form cannot update the list when the field changes, so none is hidden).
+pub(crate) struct OperatorChoices {
+    pub(crate) suited: Vec<(&'static str, &'static str)>,
+    pub(crate) others: Vec<(&'static str, &'static str)>,
+}
 
-    /// The other operators, offered after those: a plain form cannot update the list when the
-    /// field changes, so none is ever hidden.
-    fn other_operators(&self, row: &Row) -> Vec<(&'static str, &'static str)> {
-        let suited = self.operators(row);
-        OPERATORS
+impl EditorPage {
+    /// See [`OperatorChoices`].
+    fn operator_choices(&self, row: &Row) -> OperatorChoices {
+        let event = serde_json::from_str::<Value>(&self.event).ok();
+        let suited = operators_for(row, event.as_ref());
+        let others = OPERATORS
             .iter()
             .filter(|operator| !suited.contains(operator))
             .copied()
-            .collect()
+            .collect();
+        OperatorChoices { suited, others }
     }
 }
 
