@@ -150,6 +150,27 @@ test('2b. nested groups in the builder round-trip through the FQL view', async (
   assert.match(await page.locator('#trigger-error').innerText(), /column/);
 });
 
+test('2c. a pasted test event saved as a sample, loaded again in another mapping', async () => {
+  await page.goto(`${server.admin}/destinations/${dest}/mappings/${contact}`);
+  const pasted = { type: 'identify', userId: 'sample-7', traits: { plan: 'pro', job_title: 'Sampled CTO' } };
+  await page.fill('#event', JSON.stringify(pasted, null, 2));
+  await page.fill('#sample-name', 'Pro CTO');
+  await page.click('button:has-text("Save sample")');
+  await page.locator('#sample-status', { hasText: 'Saved the test event as sample “Pro CTO”.' }).waitFor();
+  const stored = await api(server, 'GET', `/destinations/${dest}/samples`);
+  assert.deepEqual(stored.body.data, [{ name: 'Pro CTO', event: pasted }]);
+  await shoot(page, 'mapping-editor-samples');
+
+  // Another mapping of the destination offers it; loading it replaces the event box.
+  await page.goto(`${server.admin}/destinations/${dest}/mappings`);
+  await page.click('table.mappings >> text=Send Customer');
+  await page.waitForURL(/\/mappings\/[^/]+$/);
+  await page.fill('#event', '{}');
+  await page.selectOption('#sample', 'Pro CTO');
+  await page.click('button:has-text("Load sample")');
+  assert.match(await page.inputValue('#event'), /Sampled CTO/);
+});
+
 test('3. Python identify events in the debugger, found, tested and sent for real', async () => {
   await page.goto(`${server.admin}/sources/sample-app/debugger`);
   await page.locator('#live-status', { hasText: 'Live' }).waitFor();

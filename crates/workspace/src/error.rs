@@ -79,6 +79,17 @@ pub enum ProblemKind {
         /// The path of the first object that uses it.
         first: String,
     },
+    /// Another object of the same kind (in the same scope) has this name.
+    #[error("duplicate name \"{name}\" (also used at {first})")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+        /// The path of the first object that uses it.
+        first: String,
+    },
+    /// A saved test event that is not a JSON object, as every tracking call is.
+    #[error("an event must be a JSON object")]
+    NotAnEvent,
     /// A source without any write key can receive nothing.
     #[error("a source needs at least one write key")]
     NoWriteKeys,

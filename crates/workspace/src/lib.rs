@@ -34,7 +34,7 @@ mod snapshot;
 pub use error::{Problem, ProblemKind, WorkspaceError};
 pub use model::{
     AudienceConfig, AudienceConnection, AudienceKind, DeliveryConfig, DestinationConfig, Format,
-    MappingConfig, SourceConfig, WorkspaceConfig,
+    MappingConfig, SampleEvent, SourceConfig, WorkspaceConfig,
 };
 pub use route::{RemapError, RouteOutcome, RoutedJob, endpoint_key, remap, route, route_to};
 pub use snapshot::{

@@ -28,6 +28,10 @@ pub const MAX_TRIGGER_CHARS: usize = 4_096;
 pub const MAX_SETTINGS_BYTES: usize = 16 * 1024;
 /// Bytes of a mapping, as JSON, at most.
 pub const MAX_MAPPING_BYTES: usize = 64 * 1024;
+/// Saved test events of one destination at most.
+pub const MAX_SAMPLES_PER_DESTINATION: usize = 20;
+/// Bytes of one saved test event, as JSON, at most (the Tracking API's limit for one event).
+pub const MAX_SAMPLE_BYTES: usize = 32 * 1024;
 /// Bytes of a whole workspace, as stored JSON, at most.
 pub const MAX_WORKSPACE_BYTES: usize = 8 * 1024 * 1024;
 

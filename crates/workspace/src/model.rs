@@ -127,6 +127,23 @@ pub struct DestinationConfig {
     /// How its jobs are delivered (concurrency, rate limit, retry window).
     #[serde(default, skip_serializing_if = "DeliveryConfig::is_default")]
     pub delivery: DeliveryConfig,
+    /// Test events saved from the mapping editor, at most [`crate::MAX_SAMPLES_PER_DESTINATION`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<SampleEvent>,
+}
+
+/// A test event saved under a name, for trying this destination's mappings again later (the
+/// mapping editor's "saved samples"). Configuration, not data: it is kept with the workspace and
+/// never delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleEvent {
+    /// Unique among the destination's samples. Required.
+    #[serde(default)]
+    pub name: String,
+    /// The event, a JSON object as a Segment library sends it.
+    #[serde(default)]
+    pub event: Value,
 }
 
 /// Delivery settings of one destination instance; they apply to each of its lanes (one per

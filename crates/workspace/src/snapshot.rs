@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::error::{Problem, ProblemKind, WorkspaceError};
 use crate::limits::{
     MAX_AUDIENCES, MAX_CONNECTIONS, MAX_DESTINATIONS, MAX_EVERY_HOURS, MAX_ID_CHARS,
-    MAX_MAPPING_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SETTINGS_BYTES, MAX_SOURCES,
-    MAX_TRIGGER_CHARS, MAX_WORKSPACE_BYTES, MAX_WRITE_KEY_CHARS, MAX_WRITE_KEYS_PER_SOURCE,
-    over_bytes, over_chars,
+    MAX_MAPPING_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS, MAX_SAMPLE_BYTES,
+    MAX_SAMPLES_PER_DESTINATION, MAX_SETTINGS_BYTES, MAX_SOURCES, MAX_TRIGGER_CHARS,
+    MAX_WORKSPACE_BYTES, MAX_WRITE_KEY_CHARS, MAX_WRITE_KEYS_PER_SOURCE, over_bytes, over_chars,
 };
 use crate::model::{
     AudienceConfig, DeliveryConfig, DestinationConfig, MappingConfig, WorkspaceConfig,
@@ -190,6 +190,7 @@ impl Snapshot {
                 &mut problems,
             );
             check_source_refs(&config, destination, &at, &mut problems);
+            check_samples(destination, &at, &mut problems);
             if let Some(compiled) = compile_destination(registry, destination, &at, &mut problems) {
                 destinations.push(compiled);
             }
@@ -516,6 +517,14 @@ fn check_sizes(config: &WorkspaceConfig, problems: &mut Vec<Problem>) {
         };
         long(&at, "id", &destination.id, MAX_ID_CHARS);
         long(&at, "name", &destination.name, MAX_NAME_CHARS);
+        for (sample_index, sample) in destination.samples.iter().enumerate() {
+            long(
+                &at,
+                &format!("samples[{sample_index}].name"),
+                &sample.name,
+                MAX_NAME_CHARS,
+            );
+        }
         for (mapping_index, mapping) in destination.mappings.iter().enumerate() {
             let at = Place {
                 path: format!("{}.mappings[{mapping_index}]", at.path),
@@ -554,6 +563,23 @@ fn check_sizes(config: &WorkspaceConfig, problems: &mut Vec<Problem>) {
                     limit: MAX_SETTINGS_BYTES,
                 },
             ));
+        }
+        if destination.samples.len() > MAX_SAMPLES_PER_DESTINATION {
+            problems.push(at.problem(
+                "samples",
+                too_many(destination.samples.len(), MAX_SAMPLES_PER_DESTINATION),
+            ));
+        }
+        for (sample_index, sample) in destination.samples.iter().enumerate() {
+            if let Some(found) = over_bytes(&sample.event, MAX_SAMPLE_BYTES) {
+                problems.push(at.problem(
+                    &format!("samples[{sample_index}].event"),
+                    ProblemKind::TooLarge {
+                        found,
+                        limit: MAX_SAMPLE_BYTES,
+                    },
+                ));
+            }
         }
         for (mapping_index, mapping) in destination.mappings.iter().enumerate() {
             if let Some(found) = over_bytes(&mapping.mapping, MAX_MAPPING_BYTES) {
@@ -646,6 +672,33 @@ fn check_sources(config: &WorkspaceConfig, problems: &mut Vec<Problem>) -> HashM
         }
     }
     write_keys
+}
+
+/// Checks a destination's saved test events: each named, names unique, each event an object.
+fn check_samples(destination: &DestinationConfig, at: &Place, problems: &mut Vec<Problem>) {
+    let mut names: HashMap<&str, String> = HashMap::new();
+    for (index, sample) in destination.samples.iter().enumerate() {
+        let field = format!("samples[{index}]");
+        if sample.name.trim().is_empty() {
+            problems.push(at.problem(&format!("{field}.name"), ProblemKind::Required));
+        } else {
+            match names.entry(&sample.name) {
+                Entry::Occupied(first) => problems.push(at.problem(
+                    &format!("{field}.name"),
+                    ProblemKind::DuplicateName {
+                        name: sample.name.clone(),
+                        first: first.get().clone(),
+                    },
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(format!("{}.{field}", at.path));
+                }
+            }
+        }
+        if !sample.event.is_object() {
+            problems.push(at.problem(&format!("{field}.event"), ProblemKind::NotAnEvent));
+        }
+    }
 }
 
 fn check_source_refs(
@@ -989,6 +1042,56 @@ mod tests {
             "{}",
             problems[0]
         );
+    }
+
+    #[test]
+    fn saved_samples_are_named_uniquely_objects_and_bounded() {
+        let destination = |samples: Value| {
+            json!({"destinations": [{"id": "cm", "type": "actions-chartmogul",
+                "settings": {"chartmogul_webhook_url": "https://h.example/wh"},
+                "samples": samples}]})
+        };
+        let snapshot = compile(destination(json!([
+            {"name": "Pro user", "event": {"type": "identify", "userId": "u1"}}
+        ])))
+        .unwrap();
+        assert_eq!(
+            snapshot.config().destinations[0].samples[0].name,
+            "Pro user"
+        );
+
+        let found = problems(destination(json!([
+            {"name": "a", "event": {"type": "identify"}},
+            {"name": "a", "event": {"type": "group"}},
+            {"name": " ", "event": ["not", "an", "event"]},
+        ])));
+        assert_eq!(
+            found,
+            [
+                "destination \"cm\" (destinations[0].samples[1].name): duplicate name \"a\" (also used at destinations[0].samples[0])",
+                "destination \"cm\" (destinations[0].samples[2].name): a value is required",
+                "destination \"cm\" (destinations[0].samples[2].event): an event must be a JSON object",
+            ]
+        );
+
+        let many: Vec<Value> = (0..=MAX_SAMPLES_PER_DESTINATION)
+            .map(|i| json!({"name": format!("s{i}"), "event": {"type": "identify"}}))
+            .collect();
+        let found = problems(destination(Value::Array(many)));
+        assert_eq!(
+            found,
+            ["destination \"cm\" (destinations[0].samples): too many: 21, at most 20"]
+        );
+        let big = json!([{"name": "n".repeat(201),
+                          "event": {"type": "identify", "traits": {"x": "y".repeat(40_000)}}}]);
+        let found = problems(destination(big));
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].ends_with(
+                "(destinations[0].samples[0].name): too long: 201 characters, at most 200"
+            )
+        );
+        assert!(found[1].contains("(destinations[0].samples[0].event): too large: "));
     }
 
     #[test]

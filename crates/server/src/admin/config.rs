@@ -903,6 +903,7 @@ pub(crate) async fn add_destination(
             sources: body.sources,
             mappings: Vec::new(),
             delivery,
+            samples: Vec::new(),
         };
         let view = destination_view(&destination);
         let focus = format!("destinations[{}]", config.destinations.len());

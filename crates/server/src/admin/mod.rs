@@ -25,6 +25,7 @@ mod openapi;
 mod ops;
 pub(crate) mod overview;
 mod regulations;
+pub(crate) mod samples;
 mod sandbox;
 pub(crate) mod story;
 pub(crate) mod testers;
@@ -239,6 +240,7 @@ fn authenticated_routes() -> Vec<Route<AdminState>> {
         config::routes(),
         audiences::routes(),
         regulations::routes(),
+        samples::routes(),
         debugger::routes(),
         ops::routes(),
         overview::routes(),

@@ -1,6 +1,6 @@
 //! A destination's mappings: the table in delivery order (toggle, duplicate, order, delete with
 //! a confirmation, the limit of 50) and the mapping editor — the trigger builder with its FQL
-//! view, a test event (recent, sample or pasted), each action field's value (an event path with
+//! view, a test event (recent, saved sample, generated or pasted; one can be saved as a sample), each action field's value (an event path with
 //! suggestions from the test event, a static text, or JSON for directives), and the mapping
 //! tester's result, live as one edits (htmx posts the form to `preview`).
 
@@ -23,6 +23,7 @@ use crate::admin::config::{
     duplicate_mapping, mapping_view, move_mapping, remove_mapping, set_mapping_enabled,
 };
 use crate::admin::debugger::recent_events;
+use crate::admin::samples::{remove_sample, samples_of, save_sample};
 use crate::admin::testers::{send_mapping_test, try_mapping};
 use crate::admin::{AdminError, AdminState};
 
@@ -305,6 +306,14 @@ struct EditorPage {
     event: String,
     event_error: Option<String>,
     recent: Vec<(String, String)>,
+    /// The destination's saved samples' names.
+    samples: Vec<String>,
+    /// The name the test event is saved under (kept after a refused save).
+    sample_name: String,
+    /// Why saving or deleting a sample was refused.
+    sample_error: Option<String>,
+    /// What a sample operation did, for the live region.
+    sample_notice: Option<String>,
     fields: Vec<FieldRow>,
     paths: Vec<String>,
     preview: Preview,
@@ -598,11 +607,16 @@ fn initial(
         })
         .collect();
     let recent = recent_of(state, id);
+    let samples = config.samples.clone();
+    // A recent event the trigger matches, else a saved sample it matches: what the user's own
+    // data looks like beats the stock example.
     let matching = junction_trigger::parse(&trigger).ok().and_then(|parsed| {
         recent
             .iter()
-            .find(|(_, _, event)| parsed.matches(event))
-            .map(|(_, _, event)| event.clone())
+            .map(|(_, _, event)| event)
+            .chain(samples.iter().map(|sample| &sample.event))
+            .find(|event| parsed.matches(event))
+            .cloned()
     });
     let event = matching.unwrap_or_else(|| sample_event(&text(&action_view["default_trigger"])));
     let (builder, mode, trigger_error) = match Builder::from_text(&trigger) {
@@ -639,6 +653,10 @@ fn initial(
             .into_iter()
             .map(|(id, label, _)| (id, label))
             .collect(),
+        samples: samples.into_iter().map(|sample| sample.name).collect(),
+        sample_name: String::new(),
+        sample_error: None,
+        sample_notice: None,
         fields,
         preview: Preview::default(),
         errors: Vec::new(),
@@ -671,6 +689,18 @@ fn from_form(
     page.trigger_error = None;
     if let Some(button) = op.strip_prefix("b:") {
         page.builder.apply(button);
+    }
+    page.sample_name = form.text("sample_name").to_owned();
+    if op == "load-sample" {
+        let wanted = form.text("sample");
+        if let Some(sample) = samples_of(state, &page.dest.id)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|sample| sample.name == wanted)
+        {
+            page.event = pretty(&sample.event);
+            page.sample_name = sample.name;
+        }
     }
     if op == "load-event" {
         let wanted = form.text("recent");
@@ -934,6 +964,11 @@ async fn submit_form(
         Err(err) => return error_page(session, &err),
     };
     let parsed = from_form(&mut page, state, form);
+    match form.text("op") {
+        "save-sample" => save_page_sample(&mut page, state).await,
+        "delete-sample" => delete_page_sample(&mut page, state, form.text("sample")).await,
+        _ => {}
+    }
     let Some((trigger, mapping)) = parsed else {
         let status = if form.text("op") == "save" {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -1008,6 +1043,53 @@ async fn submit_form(
             render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
+}
+
+/// Saves the editor's test event as a sample under the name given, and says so (or why not, at
+/// the name).
+async fn save_page_sample(page: &mut EditorPage, state: &AdminState) {
+    let event = match serde_json::from_str::<Value>(&page.event) {
+        Ok(event @ Value::Object(_)) => event,
+        Ok(_) => {
+            page.sample_error = Some("the test event must be a JSON object to be saved".into());
+            return;
+        }
+        // The event's own error is already shown at the event.
+        Err(_) => {
+            page.sample_error = Some("the test event is not JSON: fix it to save it".into());
+            return;
+        }
+    };
+    let name = page.sample_name.clone();
+    match save_sample(state, &page.dest.id, &name, event).await {
+        Ok(view) => {
+            let name = text(&view["name"]);
+            page.sample_notice = Some(format!("Saved the test event as sample “{name}”."));
+            page.sample_name = name;
+            page.samples = sample_names(state, &page.dest.id);
+        }
+        Err(err) => page.sample_error = Some(messages(&err)),
+    }
+}
+
+/// Deletes the sample chosen in the editor's list.
+async fn delete_page_sample(page: &mut EditorPage, state: &AdminState, name: &str) {
+    match remove_sample(state, &page.dest.id, name).await {
+        Ok(()) => {
+            page.sample_notice = Some(format!("Deleted sample “{name}”."));
+            page.samples = sample_names(state, &page.dest.id);
+        }
+        Err(err) => page.sample_error = Some(messages(&err)),
+    }
+}
+
+/// The names of destination `id`'s saved samples.
+fn sample_names(state: &AdminState, id: &str) -> Vec<String> {
+    samples_of(state, id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|sample| sample.name)
+        .collect()
 }
 
 /// `POST /destinations/{id}/preview`: the mapping tester's result for the editor's form as it

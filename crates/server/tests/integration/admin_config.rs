@@ -1172,3 +1172,95 @@ async fn integers_may_be_written_with_a_fraction_or_an_exponent() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn saved_samples_are_kept_replaced_bounded_and_deleted() {
+    let (server, admin) = admin().await;
+    let samples = "/api/v1/destinations/chartmogul/samples";
+    let (status, body) = admin.get(samples).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"data": []})));
+
+    let pro = json!({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}});
+    let put = |name: &str, body: Value| {
+        admin.call(
+            admin
+                .request(Method::PUT, &format!("{samples}/{name}"))
+                .json(&body),
+        )
+    };
+    let (status, body) = put("Pro%20user", json!({"event": pro})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!({"name": "Pro user", "event": pro}));
+    // The same name replaces; the list keeps the order of first saving.
+    put(
+        "Group",
+        json!({"event": {"type": "group", "groupId": "g1"}}),
+    )
+    .await;
+    let free = json!({"type": "identify", "userId": "u1", "traits": {"plan": "free"}});
+    let (status, _) = put("Pro%20user", json!({"event": free})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = admin.get(samples).await;
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Pro user", "Group"]);
+    assert_eq!(body["data"][0]["event"], free);
+
+    // Refusals name the field and the reason.
+    let (status, body) = put("x", json!({"event": [1, 2]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error(&body).2.as_deref(), Some("body"), "{body}");
+    let (status, body) = put("%20", json!({"event": {}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error(&body),
+        (
+            "validation".to_owned(),
+            "a sample needs a name".to_owned(),
+            Some("name".to_owned())
+        )
+    );
+    let big = json!({"event": {"type": "identify", "traits": {"x": "y".repeat(40_000)}}});
+    let (status, body) = put("big", big).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, message, field) = error(&body);
+    assert_eq!(field.as_deref(), Some("event"), "{body}");
+    assert!(message.starts_with("too large: "), "{message}");
+    for i in 2..20 {
+        let (status, _) = put(&format!("s{i}"), json!({"event": {"type": "track"}})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = put("one-too-many", json!({"event": {"type": "track"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&body).1.contains("at most 20 saved samples"),
+        "{body}"
+    );
+    let (status, body) = put("s2", json!({"event": {"type": "page"}})).await;
+    assert_eq!(status, StatusCode::OK, "replacing is still allowed: {body}");
+    let (status, _) = admin.get("/api/v1/destinations/nope/samples").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Stored with the workspace: what a restart loads.
+    let stored = server.store.load_config().await.unwrap().unwrap();
+    assert_eq!(
+        stored.document["destinations"][0]["samples"][0]["name"],
+        "Pro user"
+    );
+
+    let (status, body) = admin.delete(&format!("{samples}/Group")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!({"name": "Group", "deleted": true}));
+    let (status, body) = admin.delete(&format!("{samples}/Group")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error(&body).1,
+        "sample \"Group\" of destination \"chartmogul\" not found"
+    );
+    let (_, body) = admin.get(samples).await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 19);
+}

@@ -339,6 +339,82 @@ async fn a_mapping_is_saved_from_a_plain_form() {
     assert_eq!(generated["traits"]["company"]["id"], "id-1");
 }
 
+/// A form POST of owned pairs.
+async fn post_owned(
+    browser: &mut Browser,
+    path: &str,
+    form: Vec<(String, String)>,
+) -> (StatusCode, HeaderMap, String) {
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    browser.post(path, &pairs).await
+}
+
+#[tokio::test]
+async fn a_test_event_is_saved_as_a_sample_loaded_and_deleted_from_plain_forms() {
+    let (_server, admin, mut browser) = app().await;
+    browser.sign_in().await;
+    let path = "/destinations/chartmogul/mappings/contacts";
+    let csrf = browser.csrf(path).await;
+    let event =
+        json!({"type": "identify", "userId": "sample-user", "traits": {"plan": "pro"}}).to_string();
+    let form = |op: &'static str, event: &str, name: &str| {
+        vec![
+            ("_csrf".to_owned(), csrf.clone()),
+            ("mapping_id".to_owned(), "contacts".to_owned()),
+            ("action".to_owned(), "sendContact".to_owned()),
+            ("mode".to_owned(), "fql".to_owned()),
+            ("fql".to_owned(), "type = \"identify\"".to_owned()),
+            ("event".to_owned(), event.to_owned()),
+            ("sample_name".to_owned(), name.to_owned()),
+            ("sample".to_owned(), name.to_owned()),
+            ("op".to_owned(), op.to_owned()),
+        ]
+    };
+    let (status, _, page) =
+        post_owned(&mut browser, path, form("save-sample", &event, "Pro user")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Saved the test event as sample “Pro user”."),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"Pro user\" selected>Pro user</option>"));
+    let (_, body) = admin.get("/api/v1/destinations/chartmogul/samples").await;
+    assert_eq!(body["data"][0]["event"]["userId"], "sample-user");
+
+    // A test event that is not JSON is not saved, and the page says why at the name.
+    let (_, _, page) = post_owned(
+        &mut browser,
+        path,
+        form("save-sample", "{not json", "Broken"),
+    )
+    .await;
+    assert!(
+        page.contains("the test event is not JSON: fix it to save it"),
+        "{page}"
+    );
+
+    // Loading the sample replaces whatever the event box held; a new editor starts from it when
+    // the trigger matches and no recent event does.
+    let (_, _, page) = post_owned(&mut browser, path, form("load-sample", "{}", "Pro user")).await;
+    assert!(
+        page.contains("&#34;userId&#34;: &#34;sample-user&#34;"),
+        "{page}"
+    );
+    let (_, _, page) = browser.get(path).await;
+    assert!(page.contains("&#34;userId&#34;: &#34;sample-user&#34;"));
+
+    let (_, _, page) = post_owned(
+        &mut browser,
+        path,
+        form("delete-sample", &event, "Pro user"),
+    )
+    .await;
+    assert!(page.contains("Deleted sample “Pro user”."), "{page}");
+    assert!(page.contains("none saved yet"));
+    let (_, body) = admin.get("/api/v1/destinations/chartmogul/samples").await;
+    assert_eq!(body["data"], json!([]));
+}
+
 #[tokio::test]
 async fn the_fifty_first_mapping_is_refused_with_the_reason() {
     let (_server, admin, mut browser) = app().await;
