@@ -68,6 +68,7 @@ impl AdminState {
     /// Admin routes over `app`'s store and snapshot; `sender` makes test requests the way
     /// deliveries go out; `token`, when set, is required as a bearer token.
     pub fn new(app: AppState, sender: Arc<HttpSender>, token: Option<String>) -> Self {
+        let sessions = Arc::new(crate::app::Sessions::new(token.as_deref()));
         Self {
             app,
             sender,
@@ -75,7 +76,7 @@ impl AdminState {
             config_lock: Arc::default(),
             sandbox: Arc::default(),
             profiles: None,
-            sessions: Arc::default(),
+            sessions,
         }
     }
 

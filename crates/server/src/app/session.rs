@@ -1,31 +1,43 @@
 //! Who may use the app, and proof that a form came from it: sessions (the admin token exchanged
-//! once for a random cookie), the CSRF check of every unsafe request, and the security headers of
+//! once for a signed cookie), the CSRF check of every unsafe request, and the security headers of
 //! every answer.
 //!
-//! A session is a random id in an `HttpOnly; SameSite=Strict` cookie (`Secure` behind a TLS
-//! proxy), kept in memory with its CSRF token and forgotten after [`IDLE`] without a request.
+//! A session is a cookie `<id>.<issued>.<signature>` (`HttpOnly; SameSite=Strict`, `Secure`
+//! behind a TLS proxy): a random id, when it was issued (Unix seconds) and an HMAC-SHA256 of both
+//! keyed by the admin token. Nothing is kept on the server, so every node of a cluster (which
+//! share the admin token) accepts a session any of them issued, a restart keeps everyone signed
+//! in, and a changed admin token ends every session. The CSRF token is the HMAC of the id, the
+//! same on every node. A session ends [`IDLE`] after its cookie was last renewed (each request
+//! renews it once it is [`RENEW_AFTER`] old), or when the browser signs out: the cookie is
+//! cleared and its id refused by this node until it would have expired anyway.
 //! Without an admin token (the admin listener then answers loopback hosts only) a browser gets a
-//! session on its first page without signing in, so that forms still carry a CSRF token.
+//! session on its first page without signing in, so that forms still carry a CSRF token; the
+//! key is then random per process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::admin::{AdminState, constant_time_eq};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "junction_session";
-/// A session unused this long is forgotten: the next request signs in again.
+/// A session whose cookie was not renewed for this long has ended: the next request signs in
+/// again.
 pub(crate) const IDLE: Duration = Duration::from_secs(8 * 60 * 60);
-/// The most sessions kept; past it the least recently used is dropped (memory stays bounded even
-/// when, without a token, every loopback visit makes one).
-const MAX_SESSIONS: usize = 10_000;
+/// A request renews its session's cookie once the cookie is this old, so that an active session
+/// lasts and an idle one ends [`IDLE`] after its last renewal.
+const RENEW_AFTER: Duration = Duration::from_secs(10 * 60);
+/// The most signed-out ids this node remembers; past it the one expiring first is dropped.
+const MAX_SIGNED_OUT: usize = 10_000;
 /// The form field (and, for htmx, the header) carrying the CSRF token.
 pub(crate) const CSRF_FIELD: &str = "_csrf";
 /// The header htmx sends the CSRF token in (`hx-headers` on `<body>`).
@@ -35,16 +47,18 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
                    base-uri 'none'; object-src 'none'";
 
-/// The app's sessions, in memory (a restart signs everyone out, which is fine for an admin app).
-#[derive(Default)]
+/// The app's sessions: the key that signs their cookies, and the ids signed out on this node.
 pub(crate) struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    key: Vec<u8>,
+    /// Signed-out session id → when its cookie would have expired anyway.
+    signed_out: Mutex<HashMap<String, u64>>,
 }
 
-#[derive(Clone)]
-struct Session {
-    csrf: String,
-    last_seen: Instant,
+/// A session as its cookie carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cookie {
+    id: String,
+    issued: u64,
 }
 
 /// What a handler knows of the request's session.
@@ -57,50 +71,99 @@ pub(crate) struct SessionInfo {
 }
 
 impl Sessions {
-    /// A new session: its id (the cookie) and CSRF token.
-    fn create(&self) -> (String, String) {
-        let id = random_token();
-        let csrf = random_token();
-        let now = Instant::now();
-        if let Ok(mut map) = self.map.lock() {
-            map.retain(|_, session| now.duration_since(session.last_seen) < IDLE);
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, session)| session.last_seen)
-                    .map(|(id, _)| id.clone())
-            {
-                map.remove(&oldest);
-            }
-            map.insert(
-                id.clone(),
-                Session {
-                    csrf: csrf.clone(),
-                    last_seen: now,
-                },
-            );
+    /// Sessions signed with `token` (the admin token), or with a random key when there is none.
+    pub(crate) fn new(token: Option<&str>) -> Self {
+        let key = match token {
+            // A key of its own for the app, derived from the token, rather than the token itself.
+            Some(token) => mac(token.as_bytes(), b"junction app sessions v1"),
+            None => random_token().into_bytes(),
+        };
+        Self {
+            key,
+            signed_out: Mutex::default(),
         }
-        (id, csrf)
     }
 
-    /// The CSRF token of a live session, which this request keeps alive.
-    fn touch(&self, id: &str) -> Option<String> {
-        let mut map = self.map.lock().ok()?;
-        let now = Instant::now();
-        let session = map.get_mut(id)?;
-        if now.duration_since(session.last_seen) >= IDLE {
-            map.remove(id);
+    /// A new session's cookie value, issued `now` (Unix seconds).
+    fn create(&self, now: u64) -> String {
+        self.cookie_value(&random_token(), now)
+    }
+
+    fn cookie_value(&self, id: &str, issued: u64) -> String {
+        let signature = hex(&mac(&self.key, format!("{id}.{issued}").as_bytes()));
+        format!("{id}.{issued}.{signature}")
+    }
+
+    /// The session a cookie value stands for, when its signature is right, it has not expired
+    /// at `now` and it was not signed out here.
+    fn verify(&self, value: &str, now: u64) -> Option<Cookie> {
+        let (signed, signature) = value.rsplit_once('.')?;
+        let (id, issued) = signed.split_once('.')?;
+        let expected = hex(&mac(&self.key, signed.as_bytes()));
+        if id.is_empty() || !constant_time_eq(signature.as_bytes(), expected.as_bytes()) {
             return None;
         }
-        session.last_seen = now;
-        Some(session.csrf.clone())
+        let issued: u64 = issued.parse().ok()?;
+        // A cookie from the future (a clock set back) is refused rather than trusted for longer.
+        if issued > now.saturating_add(60) || now.saturating_sub(issued) >= IDLE.as_secs() {
+            return None;
+        }
+        let signed_out = self.signed_out.lock().ok()?.contains_key(id);
+        (!signed_out).then(|| Cookie {
+            id: id.to_owned(),
+            issued,
+        })
     }
 
-    fn remove(&self, id: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(id);
+    /// The CSRF token of session `id`: the same on every node that shares the key.
+    fn csrf(&self, id: &str) -> String {
+        hex(&mac(&self.key, format!("csrf.{id}").as_bytes()))
+    }
+
+    /// Refuses session `cookie` on this node from now on.
+    fn sign_out(&self, cookie: &Cookie, now: u64) {
+        if let Ok(mut map) = self.signed_out.lock() {
+            map.retain(|_, expires| *expires > now);
+            if map.len() >= MAX_SIGNED_OUT
+                && let Some(first) = map
+                    .iter()
+                    .min_by_key(|(_, expires)| **expires)
+                    .map(|(id, _)| id.clone())
+            {
+                map.remove(&first);
+            }
+            map.insert(cookie.id.clone(), cookie.issued + IDLE.as_secs());
         }
     }
+}
+
+/// HMAC-SHA256 of `data` under `key`.
+fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// 244 random bits as 64 hex digits, from the OS's CSPRNG (two v4 UUIDs).
@@ -220,13 +283,22 @@ async fn check(state: &AdminState, request: Request, next: Next) -> Response {
     if is_public(&path) {
         return next.run(request).await;
     }
-    let cookie = session_cookie(request.headers());
-    let live = cookie
+    let now = unix_now();
+    let live = session_cookie(request.headers())
         .as_deref()
-        .and_then(|id| state.sessions.touch(id).map(|csrf| (id.to_owned(), csrf)));
+        .and_then(|value| state.sessions.verify(value, now));
     let signed_in = state.token.is_some();
     let (csrf, new_cookie) = match live {
-        Some((_, csrf)) => (csrf, None),
+        Some(cookie) => {
+            let renew = now.saturating_sub(cookie.issued) >= RENEW_AFTER.as_secs();
+            let renewed = renew.then(|| {
+                set_cookie(
+                    request.headers(),
+                    &state.sessions.cookie_value(&cookie.id, now),
+                )
+            });
+            (state.sessions.csrf(&cookie.id), renewed)
+        }
         None if signed_in || unsafe_method => {
             if unsafe_method && !signed_in {
                 return refused("your session has expired; reload the page and try again");
@@ -235,8 +307,13 @@ async fn check(state: &AdminState, request: Request, next: Next) -> Response {
         }
         // No token configured: loopback only, no sign-in, but a session for the CSRF token.
         None => {
-            let (id, csrf) = state.sessions.create();
-            (csrf, Some(set_cookie(request.headers(), &id)))
+            let value = state.sessions.create(now);
+            let csrf = state
+                .sessions
+                .verify(&value, now)
+                .map(|cookie| state.sessions.csrf(&cookie.id))
+                .unwrap_or_default();
+            (csrf, Some(set_cookie(request.headers(), &value)))
         }
     };
     let request = if unsafe_method {
@@ -324,18 +401,22 @@ pub(crate) fn sign_in(
     if !constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) {
         return None;
     }
-    let (id, _) = state.sessions.create();
+    let value = state.sessions.create(unix_now());
     let mut response = Redirect::to(safe_next(next)).into_response();
     response
         .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(headers, &id));
+        .append(header::SET_COOKIE, set_cookie(headers, &value));
     Some(response)
 }
 
 /// Ends the request's session.
 pub(crate) fn sign_out(state: &AdminState, headers: &HeaderMap) -> Response {
-    if let Some(id) = session_cookie(headers) {
-        state.sessions.remove(&id);
+    let now = unix_now();
+    if let Some(cookie) = session_cookie(headers)
+        .as_deref()
+        .and_then(|value| state.sessions.verify(value, now))
+    {
+        state.sessions.sign_out(&cookie, now);
     }
     let target = if state.token.is_some() {
         "/sign-in"
@@ -402,13 +483,52 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_are_removed() {
-        let sessions = Sessions::default();
-        let (id, csrf) = sessions.create();
-        assert_eq!(sessions.touch(&id), Some(csrf));
-        sessions.remove(&id);
-        assert_eq!(sessions.touch(&id), None);
+    fn a_session_is_signed_shared_by_nodes_with_the_token_and_expires() {
+        let now = 1_800_000_000;
+        let node_a = Sessions::new(Some("admin-token"));
+        let node_b = Sessions::new(Some("admin-token"));
+        let value = node_a.create(now);
+        let cookie = node_b.verify(&value, now + 60).unwrap();
+        assert_eq!(node_a.csrf(&cookie.id), node_b.csrf(&cookie.id));
+        assert_eq!(node_a.csrf(&cookie.id).len(), 64);
+        assert_ne!(node_a.csrf(&cookie.id), node_a.csrf("another"));
+
+        // Another token, a changed id or time, or an old cookie: refused.
+        assert_eq!(Sessions::new(Some("other")).verify(&value, now), None);
+        let (id, rest) = value.split_once('.').unwrap();
+        let forged_id = format!("{}x.{rest}", &id[..id.len() - 1]);
+        assert_eq!(node_a.verify(&forged_id, now), None);
+        let (signed, signature) = value.rsplit_once('.').unwrap();
+        let (id, _) = signed.split_once('.').unwrap();
+        assert_eq!(
+            node_a.verify(&format!("{id}.{}.{signature}", now + 1), now),
+            None
+        );
+        assert_eq!(node_a.verify(&value, now + IDLE.as_secs()), None);
+        assert!(node_a.verify(&value, now + IDLE.as_secs() - 1).is_some());
+        assert_eq!(
+            node_a.verify(&value, now - 3_600),
+            None,
+            "issued in the future"
+        );
+        for junk in ["", ".", "..", "a.b.c", "a.1", &format!("{value}.x")] {
+            assert_eq!(node_a.verify(junk, now), None, "{junk:?}");
+        }
+
+        // Signed out on a node: refused there until it would have expired.
+        node_a.sign_out(&cookie, now);
+        assert_eq!(node_a.verify(&value, now), None);
+        assert!(node_b.verify(&value, now).is_some());
+        node_a.sign_out(&cookie, now + IDLE.as_secs() + 1);
         assert_eq!(random_token().len(), 64);
+    }
+
+    #[test]
+    fn without_a_token_the_key_is_random_per_process() {
+        let a = Sessions::new(None);
+        let value = a.create(100);
+        assert!(a.verify(&value, 100).is_some());
+        assert_eq!(Sessions::new(None).verify(&value, 100), None);
     }
 
     #[test]

@@ -167,12 +167,50 @@ async fn pages_need_a_session_from_the_admin_token() {
     let (status, _, _) = browser.get("/").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
-    // Signing out ends the session.
+    // Signing out ends the session: the cookie is cleared, and refused if sent again.
     browser.sign_in().await;
+    let signed_in = browser.cookie.clone();
     let csrf = browser.csrf("/").await;
     let (status, _, _) = browser.post("/sign-out", &[("_csrf", &csrf)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    browser.cookie = signed_in;
+    let (status, _, _) = browser.get("/").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a signed-out cookie sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_session_signed_in_on_one_node_is_valid_on_another_with_the_same_token() {
+    let (_server, _admin, mut first) = app().await;
+    first.sign_in().await;
+    let csrf = first.csrf("/").await;
+    // A second server with the same admin token (a cluster's other node, or this one restarted).
+    let (_other, other_admin, _) = app().await;
+    let mut second = Browser::new(&other_admin);
+    second.cookie = first.cookie.clone();
+    let (status, _, page) = second.get("/sources").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&csrf), "the same CSRF token on every node");
+    let (status, _, _) = second
+        .post("/sources", &[("_csrf", &csrf), ("name", "Made elsewhere")])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a form accepted by the other node"
+    );
+
+    // A server with another admin token accepts none of it.
+    let server = TestServer::start().await;
+    let stranger = AdminClient::start(&server, Some("another-admin-token")).await;
+    let mut third = Browser::new(&stranger);
+    third.cookie = first.cookie.clone();
+    let (status, _, _) = third.get("/sources").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
