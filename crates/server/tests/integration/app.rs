@@ -8,17 +8,17 @@ use serde_json::json;
 
 use crate::util::{AdminClient, TestServer};
 
-const TOKEN: &str = "app-admin-token-for-tests";
+pub(crate) const TOKEN: &str = "app-admin-token-for-tests";
 
 /// A browser: no redirects followed, the session cookie kept by hand.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: reqwest::Client,
     cookie: Option<String>,
 }
 
 impl Browser {
-    fn new(admin: &AdminClient) -> Self {
+    pub(crate) fn new(admin: &AdminClient) -> Self {
         Self {
             base: admin.url.clone(),
             client: reqwest::Client::builder()
@@ -40,7 +40,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -52,7 +52,11 @@ impl Browser {
     }
 
     /// A form POST as a same-origin page sends it (`Origin` of the app).
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
         self.post_from(path, form, &self.base.clone()).await
     }
 
@@ -78,7 +82,7 @@ impl Browser {
         (status, headers, response.text().await.unwrap())
     }
 
-    async fn sign_in(&mut self) {
+    pub(crate) async fn sign_in(&mut self) {
         let (status, headers, _) = self
             .post("/sign-in", &[("token", TOKEN), ("next", "/")])
             .await;
@@ -88,7 +92,7 @@ impl Browser {
     }
 
     /// The CSRF token of the page at `path`.
-    async fn csrf(&mut self, path: &str) -> String {
+    pub(crate) async fn csrf(&mut self, path: &str) -> String {
         let (_, _, page) = self.get(path).await;
         let marker = "name=\"_csrf\" value=\"";
         let start = page.find(marker).expect("a form with a CSRF token") + marker.len();

@@ -6,6 +6,7 @@
 
 mod admin_config;
 mod app;
+mod app_snapshots;
 mod connections;
 mod endpoints;
 mod errors;
