@@ -290,6 +290,21 @@ test('5a. the main journey by keyboard alone', async () => {
   await context.close();
 });
 
+/** A failed event's messageId (set by 5b), for the event page. */
+let failedSample;
+
+/** Every screen of the app, as the journeys so far left them. */
+function screens() {
+  return [
+    '/sign-in', '/', '/catalog', '/catalog/actions-chartmogul', '/destinations', `/destinations/${dest}`,
+    `/destinations/${dest}/mappings`, `/destinations/${dest}/mappings/${contact}`,
+    `/destinations/${dest}/mappings/${contact}/delete`, `/destinations/${dest}/tester`,
+    `/destinations/${dest}/overview`, `/destinations/${dest}/dead-letter?include_replayed=1`,
+    `/events/${failedSample}`, '/sources', '/sources/sample-app', '/sources/sample-app/debugger',
+    '/audiences', '/audiences/buyers', '/profiles',
+  ];
+}
+
 test('5b. axe finds no serious or critical violation on any screen', async () => {
   const cookies = await page.context().cookies();
   const story = await api(server, 'GET', `/destinations/${dest}/overview?window=1h`);
@@ -297,21 +312,35 @@ test('5b. axe finds no serious or critical violation on any screen', async () =>
   await api(server, 'POST', '/audiences', {
     name: 'Buyers', kind: 'audience', query: "event('Order Completed').count() >= 1",
   });
-  const screens = [
-    '/sign-in', '/', '/catalog', '/catalog/actions-chartmogul', '/destinations', `/destinations/${dest}`,
-    `/destinations/${dest}/mappings`, `/destinations/${dest}/mappings/${contact}`,
-    `/destinations/${dest}/mappings/${contact}/delete`, `/destinations/${dest}/tester`,
-    `/destinations/${dest}/overview`, `/destinations/${dest}/dead-letter?include_replayed=1`,
-    `/events/${sample}`, '/sources', '/sources/sample-app', '/sources/sample-app/debugger',
-    '/audiences', '/audiences/buyers', '/profiles',
-  ];
+  failedSample = sample;
   const found = [];
-  for (const screen of screens) {
+  for (const screen of screens()) {
     for (const violation of await axeViolations(browser, server, `${server.admin}${screen}`, cookies)) {
       found.push({ screen, ...violation });
     }
   }
   assert.deepEqual(found, []);
+});
+
+test('5d. every screen fits a 360 px wide phone and follows dark mode', async () => {
+  const phone = await signedInPage(browser, server, {
+    viewport: { width: 360, height: 740 }, colorScheme: 'dark',
+  });
+  const wide = [];
+  for (const screen of screens()) {
+    await phone.goto(`${server.admin}${screen}`);
+    const { scroll, background } = await phone.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      background: getComputedStyle(document.body).backgroundColor,
+    }));
+    if (scroll > 360) wide.push(`${screen}: ${scroll} px wide`);
+    const [r, g, b] = background.match(/\d+/g).map(Number);
+    assert.ok(r + g + b < 150, `${screen}: background ${background} is not dark`);
+  }
+  await phone.goto(`${server.admin}/destinations/${dest}/mappings/${contact}`);
+  await shoot(phone, 'mapping-editor-phone-dark');
+  await phone.context().close();
+  assert.deepEqual(wide, [], 'no screen scrolls sideways');
 });
 
 test('5c. adding a destination and saving a mapping work with JavaScript off', async () => {
