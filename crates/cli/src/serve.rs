@@ -178,7 +178,7 @@ async fn serve(
     let profiles = tokio::spawn(profile_worker.run(wait_for(stopped.clone())));
     // Another node's worker may carry regulations out: its suppressions reach this node here.
     tokio::spawn(junction_server::follow_regulations(
-        state.clone(),
+        admin.clone(),
         REGULATIONS_EVERY,
         wait_for(stopped.clone()),
     ));

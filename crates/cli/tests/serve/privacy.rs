@@ -155,6 +155,26 @@ fn a_person_is_deleted_suppressed_and_unsuppressed() {
         },
     );
 
+    // Her page view and Joe's identify saved as test events in the mapping editor.
+    for (name, event) in [
+        (
+            "Jane browsing",
+            json!({"type": "page", "anonymousId": "a1", "name": "Pricing"}),
+        ),
+        ("Joe", json!({"type": "identify", "userId": "u2"})),
+    ] {
+        let (status, answer) = admin(
+            &api,
+            "PUT",
+            &format!(
+                "/api/v1/destinations/chartmogul/samples/{}",
+                name.replace(' ', "%20")
+            ),
+            Some(&json!({"event": event})),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+
     let created = junction(
         &running,
         &[
@@ -265,6 +285,20 @@ fn a_person_is_deleted_suppressed_and_unsuppressed() {
             text.contains("joe-identify") && !text.contains("jane-")
         },
     );
+
+    // And her saved sample goes (matched by the anonymousId the profile covers), Joe's stays.
+    wait_until(
+        Duration::from_secs(10),
+        "her saved sample is removed",
+        || {
+            let (status, samples) =
+                admin(&api, "GET", "/api/v1/destinations/chartmogul/samples", None);
+            assert_eq!(status, 200);
+            samples["data"].as_array().map(Vec::len) == Some(1)
+        },
+    );
+    let (_, samples) = admin(&api, "GET", "/api/v1/destinations/chartmogul/samples", None);
+    assert_eq!(samples["data"][0]["name"], "Joe");
 
     // Lifted by another of her identifiers: every hash the suppression added goes.
     let lifted = junction(

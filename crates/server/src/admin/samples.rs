@@ -143,3 +143,32 @@ pub(crate) async fn remove_sample(
     })
     .await
 }
+
+/// Deletes every saved sample whose event `deleted` says is a deleted person's (a regulation
+/// covers one of its identifiers); how many. Changes the workspace only when one matches.
+pub(crate) async fn forget_samples(
+    state: &AdminState,
+    deleted: impl Fn(&Value) -> bool,
+) -> Result<usize, AdminError> {
+    let any = state
+        .app
+        .snapshot()
+        .config()
+        .destinations
+        .iter()
+        .flat_map(|destination| &destination.samples)
+        .any(|sample| deleted(&sample.event));
+    if !any {
+        return Ok(0);
+    }
+    apply(state, |config| {
+        let mut removed = 0;
+        for destination in &mut config.destinations {
+            let before = destination.samples.len();
+            destination.samples.retain(|sample| !deleted(&sample.event));
+            removed += before - destination.samples.len();
+        }
+        Ok(Changed::at(removed, String::from("destinations")))
+    })
+    .await
+}
