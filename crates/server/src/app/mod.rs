@@ -197,32 +197,13 @@ pub(crate) fn error_page(session: &SessionInfo, error: &crate::admin::AdminError
 }
 
 /// `ms` since the epoch as an ISO 8601 UTC text (the browser shows it in its own zone, see
-/// `app.js`), e.g. `2026-12-07T15:04:05Z`.
+/// `app.js`), e.g. `2026-12-07T15:04:05Z`; empty for an instant outside the calendar's range.
 pub(crate) fn iso_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Howard Hinnant's days → (year, month, day) of the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let seconds = ms.div_euclid(1000);
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// A JSON value of a service's view as page text: strings as they are, `null` as nothing.
@@ -264,6 +245,8 @@ mod tests {
     fn times_are_iso_utc() {
         assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_time(1_796_655_845_000), "2026-12-07T15:04:05Z");
+        assert_eq!(iso_time(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(iso_time(i64::MAX), "", "outside the calendar: nothing, not a panic");
     }
 
     #[test]
