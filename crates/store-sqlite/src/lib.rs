@@ -64,8 +64,12 @@ impl Default for SqliteOptions {
         SqliteOptions {
             store: StoreOptions::default(),
             read_connections: 2,
-            // 64 MiB: enough to keep the indexes' hot pages cached while the tables grow.
-            writer_cache_kib: 64 * 1024,
+            // 4 MiB: the writer appends at the B-trees' right edges and reads back recent rows
+            // (claims, completions), so a small cache holds what it touches again; 64 MiB cost
+            // up to 60 MiB of RSS per cache at full rate and made each commit's page-cache
+            // truncation walk a larger hash table, for no measurable gain (BENCHMARKS.md,
+            // issue 15).
+            writer_cache_kib: 4 * 1024,
         }
     }
 }
