@@ -11,6 +11,10 @@
 //! - `drain`: a backlog of N pending jobs written straight into a fresh store (events routed by
 //!   the real workspace code, committed through `SqliteStore`, nothing delivered), then `junction
 //!   serve` started on it: drain rate, and RSS over time while the backlog drains.
+//! - `count`: exactly N events (`--total`) in as fast as answered, out to the sink: the server
+//!   process's user+system CPU (from `/proc/PID/stat`, so threads that ended count too) from the
+//!   first request to the last delivery, divided by the deliveries, with the sink's CPU apart,
+//!   and `VmHWM` (the CPU cost per delivered event end to end).
 //! - `crash`: `live` at a fixed rate, the server killed with SIGKILL at the end of the measured
 //!   window (deliveries in full flow), then started again on the same data: every acknowledged
 //!   event must arrive, and the duplicates counted are the deliveries answered 2xx whose
@@ -74,6 +78,7 @@ enum Mode {
     Live,
     Drain,
     Crash,
+    Count,
 }
 
 /// What to run, from the command line.
@@ -96,6 +101,8 @@ struct Options {
     drain_timeout: Duration,
     /// Jobs to pre-fill (drain).
     jobs: usize,
+    /// Events to send in all (count).
+    total: u64,
     /// RSS sampling period.
     sample_every: Duration,
     /// The destination's `delivery.max_concurrency`; none keeps the default (20).
@@ -107,9 +114,9 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: deliver-load live|drain|crash [--junction PATH] [--config FILE] [--data-dir DIR] \
+    "usage: deliver-load live|drain|crash|count [--junction PATH] [--config FILE] [--data-dir DIR] \
      [--keep-data] [--connections N] [--events N] [--duration SECS] [--warmup SECS] \
-     [--rate EVENTS_PER_SEC] [--drain-timeout SECS] [--jobs N] [--sample-ms MS] \
+     [--rate EVENTS_PER_SEC] [--drain-timeout SECS] [--jobs N] [--total N] [--sample-ms MS] \
      [--max-concurrency N] [--nodes N] [--store-url postgres://…]"
         .to_owned()
 }
@@ -120,6 +127,7 @@ fn parse_options() -> Result<Options, String> {
         Some("live") => Mode::Live,
         Some("drain") => Mode::Drain,
         Some("crash") => Mode::Crash,
+        Some("count") => Mode::Count,
         _ => return Err(usage()),
     };
     let mut options = Options {
@@ -135,6 +143,7 @@ fn parse_options() -> Result<Options, String> {
         rate: None,
         drain_timeout: Duration::from_secs(if mode == Mode::Drain { 900 } else { 120 }),
         jobs: 1_000_000,
+        total: 200_000,
         sample_every: Duration::from_millis(if mode == Mode::Drain { 200 } else { 100 }),
         max_concurrency: None,
         nodes: 1,
@@ -162,6 +171,7 @@ fn parse_options() -> Result<Options, String> {
                 options.drain_timeout = Duration::from_secs_f64(number(value()?)?);
             }
             "--jobs" => options.jobs = number(value()?)? as usize,
+            "--total" => options.total = number(value()?)? as u64,
             "--sample-ms" => {
                 options.sample_every = Duration::from_millis(number(value()?)?.max(10.0) as u64);
             }
@@ -183,6 +193,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if options.mode == Mode::Drain && options.store_url.is_some() {
         return Err("drain pre-fills a SQLite file: it does not take --store-url".to_owned());
+    }
+    if options.mode == Mode::Count && (options.nodes > 1 || options.total == 0) {
+        return Err("count runs one node and needs --total above 0".to_owned());
     }
     if options.mode == Mode::Crash && (options.nodes > 1 || options.rate.is_none()) {
         return Err("crash runs one node at a fixed --rate".to_owned());
@@ -243,6 +256,7 @@ fn run(options: &Options) -> Result<Value, String> {
         Mode::Live => runtime.block_on(live(options, &sink, &data_dir)),
         Mode::Drain => runtime.block_on(drain(options, &sink, &data_dir)),
         Mode::Crash => runtime.block_on(crash(options, &sink, &data_dir)),
+        Mode::Count => runtime.block_on(count(options, &sink, &data_dir)),
     };
     if remove {
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -707,7 +721,7 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
         // In turn, so that every node gets the same share of the load.
         let addr = junctions[connection % junctions.len()].tracking;
         tasks.push(tokio::spawn(async move {
-            drive(connection, &options, addr, started, until).await
+            drive(connection, &options, addr, started, until, None).await
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
@@ -759,6 +773,87 @@ async fn live(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Va
     }))
 }
 
+/// The count scenario: `--total` events in as fast as they are answered, then the wait for their
+/// last delivery; the server's CPU over that time divided by the deliveries.
+async fn count(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Value, String> {
+    let load_before = load_average();
+    let (workspace, _) = write_workspace(data_dir, sink.address, options.max_concurrency)?;
+    let junction = start_junction(options, data_dir, &workspace)?;
+    let pid = junction.pid();
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    let (samples, sampler) = start_sampler(&[pid], sink, options.sample_every);
+    let watched = Watched {
+        pids: vec![pid],
+        sink,
+        generator_tid: current_thread_id(),
+        database: None,
+    };
+    let per_request = options.events_per_request as u64;
+    let requests = options.total.div_ceil(per_request);
+    let tickets = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_snapshot(&watched);
+    let process_before = cpu_ticks(&stat).ok_or("cannot read the server's CPU time")?;
+    let started = Instant::now();
+    // Far enough never to be reached: the tickets end the run.
+    let until = started + Duration::from_secs(86_400);
+    let mut tasks = Vec::with_capacity(options.connections);
+    for connection in 0..options.connections {
+        let options = options.clone();
+        let addr = junction.tracking;
+        let tickets = Some((Arc::clone(&tickets), requests));
+        tasks.push(tokio::spawn(async move {
+            drive(connection, &options, addr, started, until, tickets).await
+        }));
+    }
+    let mut logs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        logs.push(task.await.map_err(|err| err.to_string())??);
+    }
+    let sent_secs = started.elapsed().as_secs_f64();
+    let acked_total: u64 = logs
+        .iter()
+        .map(|log| log.acked.iter().filter(|ok| **ok).count() as u64 * per_request)
+        .sum();
+    while sink.received() < acked_total && started.elapsed() < options.drain_timeout {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let process_after = cpu_ticks(&stat).ok_or("cannot read the server's CPU time")?;
+    let cpu_after = cpu_snapshot(&watched);
+    let finished = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peak = memory(pid).unwrap_or_default();
+    sampler.abort();
+    let stopped = stop_nodes(vec![junction]);
+    let load_after = load_average();
+
+    let receipts = sink.take_receipts();
+    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
+    let analysis = analyse_live(options, &logs, &receipts, started, finished);
+    let delivered = analysis["delivered"].as_u64().unwrap_or(0).max(1) as f64;
+    let micros = |ticks: u64| round1(ticks as f64 / TICKS_PER_SEC * 1e6 / delivered);
+    let sink_ticks = cpu_after.sink.saturating_sub(cpu_before.sink);
+    Ok(json!({
+        "mode": "count",
+        "total": options.total,
+        "connections": options.connections,
+        "events_per_request": options.events_per_request,
+        "sent_secs": round3(sent_secs),
+        "secs": round3(finished.duration_since(started).as_secs_f64()),
+        "events": analysis,
+        "unparsed_webhooks": sink.unparsed.load(Ordering::Relaxed),
+        "junction_cpu_us_per_delivery": micros(process_after.saturating_sub(process_before)),
+        "sink_cpu_us_per_delivery": micros(sink_ticks),
+        "junction": {
+            "vmhwm_mib": mib(peak.hwm_kib),
+            "rss_mib": rss_summary(&samples),
+            "stopped": stopped,
+        },
+        "cpu": cpu_split(&cpu_before, &cpu_after),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }))
+}
+
 /// The crash scenario: `live` at a fixed rate, SIGKILL at the end of the window, a restart on
 /// the same data, then every acknowledged event must arrive; what arrived twice is counted.
 async fn crash(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<Value, String> {
@@ -772,7 +867,7 @@ async fn crash(options: &Options, sink: &Arc<Sink>, data_dir: &Path) -> Result<V
         let options = options.clone();
         let addr = junction.tracking;
         tasks.push(tokio::spawn(async move {
-            drive(connection, &options, addr, started, until).await
+            drive(connection, &options, addr, started, until, None).await
         }));
     }
     // Killed while events still come in and deliveries are in full flow.
@@ -924,12 +1019,15 @@ fn analyse_live(
 }
 
 /// One keep-alive connection sending batches until `until`.
+/// With `tickets` (requests taken so far by all connections, and how many to send in all), the
+/// connection also stops once every request has been taken.
 async fn drive(
     connection: usize,
     options: &Options,
     addr: SocketAddr,
     started: Instant,
     until: Instant,
+    tickets: Option<(Arc<AtomicU64>, u64)>,
 ) -> Result<ConnectionLog, String> {
     let placeholder = counter_placeholder();
     let events = (0..options.events_per_request)
@@ -964,6 +1062,11 @@ async fn drive(
             None => Instant::now(),
         };
         if due >= until {
+            break;
+        }
+        if let Some((taken, requests)) = &tickets
+            && taken.fetch_add(1, Ordering::Relaxed) >= *requests
+        {
             break;
         }
         request.next_ids();

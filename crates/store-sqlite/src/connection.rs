@@ -21,6 +21,11 @@ const STATEMENT_CACHE: usize = 32;
 /// The page size of the key index file.
 const KEYS_PAGE_SIZE: i64 = 1024;
 
+/// The key index's page cache on the writer's and the maintenance thread's connections, in KiB:
+/// lookups and flushes touch random leaves, so a cache much smaller than the index helps little,
+/// and one as large as the index costs its size in RSS twice.
+const KEYS_CACHE_KIB: i64 = 4 * 1024;
+
 /// The message-key index file beside the database: `junction.db` → `junction.db-keys` (SQLite
 /// adds its own `-wal` and `-shm` to both).
 pub(crate) fn keys_path(path: &Path) -> PathBuf {
@@ -97,7 +102,7 @@ pub(crate) fn open_writer(path: &Path, cache_kib: u32) -> Result<Connection, Err
     // NORMAL: the index is derived data. After a power loss it may lose its last transactions
     // (never become corrupt); opening re-indexes the events it is missing (`migrations`).
     conn.pragma_update(Some("keys"), "synchronous", "NORMAL")?;
-    conn.pragma_update(Some("keys"), "cache_size", -i64::from(cache_kib))?;
+    conn.pragma_update(Some("keys"), "cache_size", -KEYS_CACHE_KIB)?;
     conn.pragma_update(Some("keys"), "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(conn)
 }
@@ -115,7 +120,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, Error> {
 
 /// Opens the maintenance thread's connection: it checkpoints both files and is the only writer
 /// of the key index once the store is open.
-pub(crate) fn open_maintenance(path: &Path, cache_kib: u32) -> Result<Connection, Error> {
+pub(crate) fn open_maintenance(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -124,7 +129,7 @@ pub(crate) fn open_maintenance(path: &Path, cache_kib: u32) -> Result<Connection
     attach_keys(&conn, path)?;
     // Per connection, so set again here: see `open_writer`.
     conn.pragma_update(Some("keys"), "synchronous", "NORMAL")?;
-    conn.pragma_update(Some("keys"), "cache_size", -i64::from(cache_kib))?;
+    conn.pragma_update(Some("keys"), "cache_size", -KEYS_CACHE_KIB)?;
     Ok(conn)
 }
 

@@ -55,7 +55,7 @@ pub struct SqliteOptions {
     /// Read-only connections in the pool (at least one). Two matches the two cores this runs on;
     /// more only helps when reads wait on I/O.
     pub read_connections: usize,
-    /// The writer connection's page cache in KiB.
+    /// The writer connection's page cache of the database in KiB (the key index has its own).
     pub writer_cache_kib: u32,
 }
 
@@ -64,8 +64,11 @@ impl Default for SqliteOptions {
         SqliteOptions {
             store: StoreOptions::default(),
             read_connections: 2,
-            // 64 MiB: enough to keep the indexes' hot pages cached while the tables grow.
-            writer_cache_kib: 64 * 1024,
+            // 16 MiB: the writer appends at the B-trees' right edges and reads back recent rows
+            // (claims of a backlog, completions), which this holds; 64 MiB cost its size in RSS
+            // at full rate and made each commit's page-cache truncation walk a larger hash
+            // table (BENCHMARKS.md, issue 15).
+            writer_cache_kib: 16 * 1024,
         }
     }
 }
@@ -180,7 +183,7 @@ impl SqliteStore {
         let readers = (0..options.read_connections.max(1))
             .map(|_| connection::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let maintenance_conn = connection::open_maintenance(path, options.writer_cache_kib)?;
+        let maintenance_conn = connection::open_maintenance(path)?;
         Ok((conn, readers, maintenance_conn))
     }
 
