@@ -202,7 +202,10 @@ pub(crate) fn iso_time(ms: i64) -> String {
     let seconds = ms.div_euclid(1000);
     time::OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
-        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -246,7 +249,11 @@ mod tests {
         assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_time(1_796_655_845_000), "2026-12-07T15:04:05Z");
         assert_eq!(iso_time(-1), "1969-12-31T23:59:59Z");
-        assert_eq!(iso_time(i64::MAX), "", "outside the calendar: nothing, not a panic");
+        assert_eq!(
+            iso_time(i64::MAX),
+            "",
+            "outside the calendar: nothing, not a panic"
+        );
     }
 
     #[test]
