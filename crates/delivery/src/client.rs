@@ -114,7 +114,7 @@ impl HttpSender {
         let request = build_request(method, url, headers, body)?;
         self.options
             .policy
-            .check_url(url)
+            .check_parsed(request.url())
             .map_err(|blocked| AttemptError {
                 class: ErrorClass::Blocked,
                 message: blocked.0,

@@ -120,6 +120,12 @@ impl WebhookPolicy {
     /// are checked again on their addresses when the connection is made.
     pub fn check_url(&self, url: &str) -> Result<(), Blocked> {
         let parsed = Url::parse(url).map_err(|_| Blocked("the URL does not parse".to_owned()))?;
+        self.check_parsed(&parsed)
+    }
+
+    /// [`WebhookPolicy::check_url`] of a URL already parsed (an attempt's request holds one:
+    /// parsing it again cost ≈ 1% of the server's CPU at full rate).
+    pub fn check_parsed(&self, parsed: &Url) -> Result<(), Blocked> {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Blocked(format!(
                 "{}: URLs are refused: use https://",
