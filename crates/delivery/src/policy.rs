@@ -141,7 +141,7 @@ impl WebhookPolicy {
             .trim_end_matches(']')
             .parse::<IpAddr>()
             .ok();
-        if self.is_sandbox(&parsed, address, port) {
+        if self.is_sandbox(parsed, address, port) {
             return Ok(());
         }
         let name = host.trim_end_matches('.').to_ascii_lowercase();
