@@ -6,7 +6,7 @@
 # database's `pg_stat_statements` (reset when it is created) and the server's `pg_stat_wal` and
 # `/proc`, what PostgreSQL did per event (each event is ingested once and delivered once):
 # statements, rows, WAL bytes, execution time, split into ingest, delivery and shared statements
-# (transaction control, rollups, counters, notifications), and CPU time.
+# (transaction control, rollups, counters, notifications), and CPU time over the measured window.
 #
 # Needs `shared_preload_libraries = 'pg_stat_statements'` on the server and the extension in
 # `template1` (new databases inherit it). The server's WAL and CPU count every database's work:
@@ -45,17 +45,14 @@ for nodes in $NODE_COUNTS; do
                                                 WHERE datname = current_database()), 0)" \
         >/dev/null
     wal_before=$(psql "$pg_admin_url" -Atqc "SELECT wal_bytes FROM pg_stat_wal")
-    ticks_before=$(pg_ticks)
     "$load" live --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
         --connections $((4 * nodes)) --nodes "$nodes" --store-url "$STORE_URL" \
         --junction "$junction" >"$results/live-$nodes.json"
-    ticks_after=$(pg_ticks)
     wal_after=$(psql "$pg_admin_url" -Atqc "SELECT wal_bytes FROM pg_stat_wal")
     psql "$STORE_URL" -Atq -c "SELECT json_build_object(
         'events', (SELECT sum(events) FROM counters),
         'delivered', (SELECT count(*) FROM job_transitions WHERE state = 'succeeded'),
         'wal_bytes', $wal_after - $wal_before,
-        'postgres_ticks', $ticks_after - $ticks_before,
         'statements', (SELECT json_agg(json_build_object('query', query, 'calls', calls,
                            'rows', rows, 'wal_bytes', wal_bytes, 'exec_ms', total_exec_time))
                        FROM pg_stat_statements
@@ -90,12 +87,14 @@ for s in pg["statements"] or []:
         t[i] += float(s[key])
 cpu = live["cpu"]
 window_events = live["events"]["acked_per_sec"] or 1
+# CPU over the measured window (a backend's time goes with it when its node stops), per event
+# acknowledged in it (delivery keeps up at a fixed rate).
 print("%s node(s): %d events, %d delivered, acked %.0f/s delivered %.0f/s, p50 %.0f ms; "
-      "PostgreSQL CPU %.0f µs/event (all its processes, whole run), backends %.0f µs/event "
-      "(window); WAL %.0f B/event (server)"
+      "PostgreSQL CPU per event %.0f µs (all its processes), %.0f µs (the database's backends); "
+      "WAL %.0f B/event (server)"
       % (nodes, events, pg["delivered"], live["events"]["acked_per_sec"],
          live["events"]["delivered_per_sec"], live["events"]["latency_ms"]["p50"],
-         pg["postgres_ticks"] / 100 * 1e6 / events,
+         cpu.get("postgres_pct", 0) / 100 * 1e6 / window_events,
          cpu.get("postgres_database_pct", 0) / 100 * 1e6 / window_events,
          pg["wal_bytes"] / events))
 for k in ["ingest", "delivery", "shared"]:
