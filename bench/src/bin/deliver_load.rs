@@ -50,10 +50,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use junction_bench::{
-    BatchRequest, Junction, Memory, ResponseReader, SAMPLE_WORKSPACE, SAMPLE_WRITE_KEY,
-    TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, cpu_ticks, current_thread_id,
-    identify_event, load_average, memory, own_thread_ticks, quantile, quantile_ms, round3, threads,
-    ticks_by_name,
+    BatchRequest, Junction, Memory, PostgresTicks, ResponseReader, SAMPLE_WORKSPACE,
+    SAMPLE_WRITE_KEY, TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, current_thread_id,
+    database_name, identify_event, load_average, memory, own_thread_ticks, postgres_ticks,
+    quantile, quantile_ms, round3, threads, ticks_by_name,
 };
 use junction_event::{NormaliseContext, normalise, random_message_id};
 use junction_store::{CommitOutcome, NewEvent, Store as _};
@@ -564,67 +564,6 @@ fn cpu_snapshot(watched: &Watched<'_>) -> CpuSnapshot {
             .unwrap_or(0),
         postgres: watched.database.as_deref().map(postgres_ticks),
     }
-}
-
-/// The CPU time of this machine's PostgreSQL processes, in clock ticks.
-#[derive(Clone, Copy, Default)]
-struct PostgresTicks {
-    /// Every process called `postgres`: the backends, and the WAL writer, checkpointer and
-    /// others that work for every database (other users of the server included).
-    all: u64,
-    /// The backends connected to the benchmark's database (by their process title, `postgres:
-    /// USER DATABASE HOST …`): the servers' own sessions.
-    database: u64,
-}
-
-/// Reads every `/proc/PID` whose command is `postgres`. A backend that ended between two
-/// readings takes its time with it: the servers' pools keep theirs for the whole run.
-fn postgres_ticks(database: &str) -> PostgresTicks {
-    let mut ticks = PostgresTicks::default();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return ticks;
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let is_process = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()));
-        if !is_process
-            || std::fs::read_to_string(dir.join("comm")).map_or(true, |c| c.trim() != "postgres")
-        {
-            continue;
-        }
-        let Some(spent) = cpu_ticks(&dir.join("stat")) else {
-            continue;
-        };
-        ticks.all += spent;
-        // The title overwrites the arguments and is padded with NULs.
-        let title = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-        let title = String::from_utf8_lossy(&title).replace('\0', " ");
-        if is_backend_of(&title, database) {
-            ticks.database += spent;
-        }
-    }
-    ticks
-}
-
-/// Whether a PostgreSQL process title is that of a backend connected to `database`: `postgres:
-/// [CLUSTER:] USER DATABASE HOST(PORT) ACTIVITY` (the cluster name only where one is set, as
-/// Debian does), so the database is the word before the client's address.
-fn is_backend_of(title: &str, database: &str) -> bool {
-    let words: Vec<&str> = title.split_whitespace().collect();
-    words
-        .windows(2)
-        .skip(2)
-        .any(|pair| pair[0] == database && (pair[1].ends_with(')') || pair[1] == "[local]"))
-}
-
-/// The database name of a `postgres://…/NAME?…` URL.
-fn database_name(url: &str) -> Option<String> {
-    let path = url.split_once("://")?.1.split_once('/')?.1;
-    let name = path.split(['?', '#']).next()?;
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Each party's CPU between two snapshots, in percent of one core.
@@ -1304,36 +1243,5 @@ mod tests {
         assert_eq!(parse_message_id(body), Some((3, 1234)));
         assert_eq!(parse_message_id(br#"{"message_id":"other"}"#), None);
         assert_eq!(parse_message_id(b"{}"), None);
-    }
-
-    #[test]
-    fn backends_are_told_apart_by_their_database() {
-        let debian = "postgres: 15/main: postgres bench_1 127.0.0.1(51234) idle";
-        assert!(is_backend_of(debian, "bench_1"));
-        assert!(is_backend_of(
-            "postgres: app bench_1 [local] COMMIT",
-            "bench_1"
-        ));
-        assert!(!is_backend_of(debian, "postgres"));
-        assert!(!is_backend_of("postgres: 15/main: walwriter", "walwriter"));
-        assert!(!is_backend_of(
-            "postgres: 15/main: postgres other 127.0.0.1(1) idle",
-            "bench_1"
-        ));
-    }
-
-    #[test]
-    fn the_database_is_the_last_part_of_the_url() {
-        let name = |url: &str| database_name(url);
-        assert_eq!(
-            name("postgres://postgres@127.0.0.1:5432/bench_1").as_deref(),
-            Some("bench_1")
-        );
-        assert_eq!(
-            name("postgres://u:p@host/db?sslmode=disable").as_deref(),
-            Some("db")
-        );
-        assert_eq!(name("postgres://host:5432/"), None);
-        assert_eq!(name("postgres://host"), None);
     }
 }

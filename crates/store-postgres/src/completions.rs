@@ -149,7 +149,7 @@ async fn complete_round(
     transitions.insert(conn).await?;
     if !retry_ids.is_empty() {
         sqlx::query(
-            "UPDATE job_queue q SET next_at = t.next_at, last_seq = t.seq
+            "UPDATE job_queue q SET next_at = t.next_at, lease_until = 0, last_seq = t.seq
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t (job_id, next_at, seq)
              WHERE q.job_id = t.job_id",
         )

@@ -230,7 +230,10 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Counts, Error> {
 }
 
 pub(crate) async fn lanes(pool: &PgPool) -> Result<Vec<LaneDue>, Error> {
-    // A loose index scan: one probe per lane, whatever the backlog.
+    // A loose index scan: one probe per lane, whatever the backlog. A row is due at the later
+    // of `next_at` and its lease's end. Rows in lane order up to the first one without a lease
+    // running past its `next_at` hold the earliest: later rows are due no sooner than it. Those
+    // before it are the lane's claimed rows, as many as are in flight, not the backlog.
     let rows = sqlx::query(
         "WITH RECURSIVE lane (endpoint) AS (
              SELECT min(endpoint) FROM job_queue
@@ -239,7 +242,13 @@ pub(crate) async fn lanes(pool: &PgPool) -> Result<Vec<LaneDue>, Error> {
              FROM lane WHERE lane.endpoint IS NOT NULL
          )
          SELECT endpoint,
-                (SELECT min(next_at) FROM job_queue WHERE job_queue.endpoint = lane.endpoint)
+                (SELECT min(greatest(q.next_at, q.lease_until)) FROM job_queue q
+                 WHERE q.endpoint = lane.endpoint
+                   AND q.next_at <= coalesce(
+                       (SELECT f.next_at FROM job_queue f
+                        WHERE f.endpoint = lane.endpoint AND f.lease_until <= f.next_at
+                        ORDER BY f.next_at LIMIT 1),
+                       9223372036854775807))
          FROM lane WHERE endpoint IS NOT NULL",
     )
     .fetch_all(pool)
@@ -279,31 +288,16 @@ pub(crate) async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    // One statement: lock the due rows other claimers have not locked, lease them, and return
-    // them with the values from before the lease.
-    let rows = sqlx::query(&format!(
-        "WITH due AS (
-             SELECT job_id, event_id, next_at, attempt FROM job_queue
-             WHERE endpoint = $1 AND next_at <= $2
-             ORDER BY next_at, job_id
-             LIMIT $3
-             FOR UPDATE SKIP LOCKED
-         ), leased AS (
-             UPDATE job_queue SET next_at = $4, attempt = job_queue.attempt + 1
-             FROM due WHERE job_queue.job_id = due.job_id
-             RETURNING due.job_id, due.event_id, due.next_at, due.attempt
-         )
-         SELECT leased.next_at, leased.attempt, {JOB_COLUMNS}
-         FROM leased
-         JOIN jobs ON jobs.id = leased.job_id AND jobs.event_id = leased.event_id
-         ORDER BY leased.next_at, leased.job_id"
-    ))
-    .bind(endpoint)
-    .bind(now)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(lease_until)
-    .fetch_all(pool)
-    .await?;
+    // One statement (migration 9's `junction_claim`): lock the lane's earliest due rows other
+    // claimers have not locked, lease them, and return them with the values from before the
+    // lease, walking the lane's index in order whatever the statistics say.
+    let rows = sqlx::query("SELECT * FROM junction_claim($1, $2, $4, $3)")
+        .bind(endpoint)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(lease_until)
+        .fetch_all(pool)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(DueJob {
@@ -354,9 +348,11 @@ pub(crate) async fn release(pool: &PgPool, jobs: &[ReleasedJob]) -> Result<(), E
     let ids: Vec<i64> = jobs.iter().map(|job| job.job_id.0).collect();
     let due: Vec<i64> = jobs.iter().map(|job| job.due_at).collect();
     let mut tx = pool.begin().await?;
-    // Each row is due again when it was due before the claim (see `Store::release_jobs`).
+    // Each row is due again when it was due before the claim (see `Store::release_jobs`), its
+    // lease ended.
     sqlx::query(
-        "UPDATE job_queue q SET next_at = t.due_at, attempt = greatest(q.attempt - 1, 0)
+        "UPDATE job_queue q
+         SET next_at = t.due_at, lease_until = 0, attempt = greatest(q.attempt - 1, 0)
          FROM unnest($1::bigint[], $2::bigint[]) AS t (job_id, due_at)
          WHERE q.job_id = t.job_id",
     )
