@@ -51,9 +51,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use junction_bench::{
     BatchRequest, Junction, Memory, PostgresTicks, ResponseReader, SAMPLE_WORKSPACE,
-    SAMPLE_WRITE_KEY, TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, current_thread_id,
-    database_name, identify_event, load_average, memory, own_thread_ticks, postgres_ticks,
-    quantile, quantile_ms, round3, threads, ticks_by_name,
+    SAMPLE_WRITE_KEY, TICKS_PER_SEC, ThreadCpu, connect, counter_placeholder, cpu_ticks,
+    current_thread_id, database_name, identify_event, load_average, memory, own_thread_ticks,
+    postgres_ticks, quantile, quantile_ms, round3, threads, ticks_by_name,
 };
 use junction_event::{NormaliseContext, normalise, random_message_id};
 use junction_store::{CommitOutcome, NewEvent, Store as _};
