@@ -84,9 +84,10 @@ impl Sessions {
         }
     }
 
-    /// A new session's cookie value, issued `now` (Unix seconds).
-    fn create(&self, now: u64) -> String {
-        self.cookie_value(&random_token(), now)
+    /// A new session issued `now` (Unix seconds): its cookie value and its CSRF token.
+    fn create(&self, now: u64) -> (String, String) {
+        let id = random_token();
+        (self.cookie_value(&id, now), self.csrf(&id))
     }
 
     fn cookie_value(&self, id: &str, issued: u64) -> String {
@@ -307,12 +308,7 @@ async fn check(state: &AdminState, request: Request, next: Next) -> Response {
         }
         // No token configured: loopback only, no sign-in, but a session for the CSRF token.
         None => {
-            let value = state.sessions.create(now);
-            let csrf = state
-                .sessions
-                .verify(&value, now)
-                .map(|cookie| state.sessions.csrf(&cookie.id))
-                .unwrap_or_default();
+            let (value, csrf) = state.sessions.create(now);
             (csrf, Some(set_cookie(request.headers(), &value)))
         }
     };
@@ -401,7 +397,7 @@ pub(crate) fn sign_in(
     if !constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) {
         return None;
     }
-    let value = state.sessions.create(unix_now());
+    let (value, _) = state.sessions.create(unix_now());
     let mut response = Redirect::to(safe_next(next)).into_response();
     response
         .headers_mut()
@@ -487,8 +483,9 @@ mod tests {
         let now = 1_800_000_000;
         let node_a = Sessions::new(Some("admin-token"));
         let node_b = Sessions::new(Some("admin-token"));
-        let value = node_a.create(now);
+        let (value, csrf) = node_a.create(now);
         let cookie = node_b.verify(&value, now + 60).unwrap();
+        assert_eq!(node_b.csrf(&cookie.id), csrf);
         assert_eq!(node_a.csrf(&cookie.id), node_b.csrf(&cookie.id));
         assert_eq!(node_a.csrf(&cookie.id).len(), 64);
         assert_ne!(node_a.csrf(&cookie.id), node_a.csrf("another"));
@@ -526,7 +523,7 @@ mod tests {
     #[test]
     fn without_a_token_the_key_is_random_per_process() {
         let a = Sessions::new(None);
-        let value = a.create(100);
+        let (value, _) = a.create(100);
         assert!(a.verify(&value, 100).is_some());
         assert_eq!(Sessions::new(None).verify(&value, 100), None);
     }
