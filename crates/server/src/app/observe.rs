@@ -335,20 +335,7 @@ pub(crate) async fn overview(
     };
     let window = query.window.unwrap_or_else(|| "1h".to_owned());
     let mapping = query.mapping.filter(|m| !m.is_empty());
-    let mappings = state
-        .app
-        .snapshot()
-        .config()
-        .destinations
-        .iter()
-        .find(|d| d.id == id)
-        .map(|d| {
-            d.mappings
-                .iter()
-                .map(|m| (m.id.clone(), m.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mappings = mapping_choices(&state, &id);
     let params = OverviewParams {
         window: Some(window.clone()),
         bucket: None,
@@ -607,6 +594,24 @@ pub(crate) async fn event(
     })
 }
 
+/// Destination `id`'s mappings as a filter's choices, `(id, name)`, in delivery order.
+fn mapping_choices(state: &AdminState, id: &str) -> Vec<(String, String)> {
+    state
+        .app
+        .snapshot()
+        .config()
+        .destinations
+        .iter()
+        .find(|d| d.id == id)
+        .map(|d| {
+            d.mappings
+                .iter()
+                .map(|m| (m.id.clone(), m.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dead letter
 
@@ -761,20 +766,7 @@ async fn dead_page(
     query: &DeadQuery,
 ) -> Result<DeadLetterPage, AdminError> {
     let dest = dest_head(state, id, "dead-letter")?;
-    let mappings = state
-        .app
-        .snapshot()
-        .config()
-        .destinations
-        .iter()
-        .find(|d| d.id == id)
-        .map(|d| {
-            d.mappings
-                .iter()
-                .map(|m| (m.id.clone(), m.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mappings = mapping_choices(state, id);
     let (jobs, _) = dead_letter_page(state, dead_filter(id, query)).await?;
     let mut rows = Vec::new();
     for job in &jobs {
