@@ -147,6 +147,32 @@ for sub in [{"enabled": False}, {"subscribe": "type = "}, {"subscribe": ""}, {"s
 for settings in [{"chartmogul_webhook_url": "not a url"}, {"chartmogul_webhook_url": "mailto:ops@example.com"}, {}, {"chartmogul_webhook_url": 5}]:
     for _ in range(2):
         edges.append(dumps({**base, "id": "settings", "settings": settings}))
+# a configuration written as the line before wrote it (`junction eval` reads such a line without
+# it): compact and spaced; beside a repeated member, another destination, an id with brackets and
+# quotes, the same members nested in the event, after the event, last, with no event, an unknown
+# member, invalid JSON after it
+compact = lambda v: json.dumps(v, ensure_ascii=False, separators=(',', ':'))
+conf = {"settings": base["settings"], "subscriptions": defaults}
+for d in [compact, dumps]:
+    line = d(base)
+    sep = ',' if d is compact else ', '
+    col = ':' if d is compact else ': '
+    edges.append(line)
+    edges.append(d({**base, "id": "elided"}))
+    edges.append(d({**base, "id": 'a "{[\\'}))
+    edges.append(line[:-1] + sep + '"settings"' + col + d(base["settings"]) + '}')
+    edges.append(line[:-1] + sep + '"subscriptions"' + col + '[]}')
+    edges.append(d({**base, "id": "same-destination", "destination": "actions-chartmogul"}))
+    edges.append(d({**base, "id": "other-destination", "destination": "nope"}))
+    edges.append(d({"id": "nested", "event": {**ident, "traits": {**ident["traits"], **conf}}, **conf}))
+    edges.append(d({"event": ident, "id": "after-event", **conf}))
+    edges.append(d({"id": "first", **conf, "event": ident}))
+    edges.append(d({"id": "no-event", **conf}))
+    edges.append(d({"id": "unknown", **conf, "event": ident, "extra": 1}))
+    edges.append(d({**conf}))
+    edges.append(d({**conf, "event": [1]}))
+    edges.append(line[:-1] + sep + '}')
+    edges.append(d({**base, "id": "elided-again"}))
 for line in edges:
     w(line)
 # CRLF and a final line without newline

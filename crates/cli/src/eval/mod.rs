@@ -4,11 +4,13 @@
 //! `junction_actions::evaluate`, which the admin API's testers share.
 //!
 //! Each distinct configuration (destination, settings, subscriptions) is compiled once
-//! (`cache.rs`), of each event only what the configuration reads is built (`project.rs`), and
+//! (`cache.rs`), a configuration written as the previous line wrote it is not read again
+//! (`elide.rs`), of each event only what the configuration reads is built (`project.rs`), and
 //! output lines are written directly (`json.rs`); `--workspace` evaluates plain events against a
 //! workspace file (`workspace.rs`).
 
 mod cache;
+mod elide;
 mod json;
 mod project;
 mod workspace;
@@ -31,6 +33,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use cache::{Bounds, ConfigCache};
+use elide::Elider;
 use project::Reads;
 
 /// The destination an input line runs against when it names none.
@@ -116,10 +119,15 @@ struct FastInput<'a> {
     webhook_response: WebhookResponse,
 }
 
-/// Reads a [`FastInput`], building of its event what `.0` reads (the guess: what the previous
-/// line's configuration read). Strict where [`Input`] is lenient (only an object, every member
-/// once): whatever it refuses goes the old way.
-struct FastSeed<'r>(&'r Reads);
+/// Reads a [`FastInput`], building of its event what `reads` holds (the guess: what the
+/// previous line's configuration read). Strict where [`Input`] is lenient (only an object, every
+/// member once): whatever it refuses goes the old way.
+struct FastSeed<'r> {
+    reads: &'r Reads,
+    /// The line's settings and subscriptions were cut out of it (`elide.rs`): meeting either
+    /// again means the whole line repeats a member.
+    elided: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for FastSeed<'_> {
     type Value = FastInput<'de>;
@@ -147,9 +155,12 @@ impl<'de> Visitor<'de> for FastSeed<'_> {
             match key.as_ref() {
                 "id" => once(&mut id, map.next_value()?)?,
                 "destination" => once(&mut destination, map.next_value()?)?,
+                "settings" | "subscriptions" if self.elided => {
+                    return Err(de::Error::custom("repeated member"));
+                }
                 "settings" => once(&mut settings, map.next_value()?)?,
                 "subscriptions" => once(&mut subscriptions, map.next_value()?)?,
-                "event" => once(&mut event, map.next_value_seed(project::Project(self.0))?)?,
+                "event" => once(&mut event, map.next_value_seed(project::Project(self.reads))?)?,
                 "webhook_response" => once(&mut webhook_response, map.next_value()?)?,
                 other => return Err(de::Error::unknown_field(other, &[])),
             }
@@ -317,6 +328,9 @@ struct State {
     /// The cache key of `previous`'s text, when its line had one: a line with the same text
     /// takes it without hashing its key (consecutive lines mostly share their configuration).
     previous_key: String,
+    /// `previous`'s settings and subscriptions as its line wrote them, when it wrote them side
+    /// by side: a line writing them the same way is read without them.
+    elider: Elider,
 }
 
 /// Evaluates one input line. A line whose configuration text the cache holds takes the fast
@@ -331,14 +345,20 @@ fn evaluate_line(
     state: &mut State,
     line: &str,
 ) -> LineResult {
+    if let Some(result) = evaluate_elided(state, line) {
+        return result;
+    }
     let everything = Reads::everything();
     let guess = state
         .previous
         .as_ref()
         .map_or(&everything, |previous| &previous.reads);
     let mut deserializer = serde_json::Deserializer::from_str(line);
-    let fast = FastSeed(guess)
-        .deserialize(&mut deserializer)
+    let fast = FastSeed {
+        reads: guess,
+        elided: false,
+    }
+    .deserialize(&mut deserializer)
         .and_then(|fast| deserializer.end().map(|()| fast))
         .ok();
     if let Some(fast) = &fast {
@@ -350,6 +370,7 @@ fn evaluate_line(
         );
     }
     let text_key = fast.is_some().then_some(state.key.as_str());
+    let raw_configuration = fast.as_ref().map(|fast| (fast.settings, fast.subscriptions));
     let found = match text_key {
         // Not counted as a use by the cache: the entry may be evicted meanwhile, which costs a
         // compilation later, never a wrong result (`previous` keeps it alive).
@@ -366,6 +387,9 @@ fn evaluate_line(
         if same || guess.is_everything() || *guess == compiled.reads {
             let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
             state.previous = Some(compiled);
+            state
+                .elider
+                .remember(line, &fast.destination, fast.settings, fast.subscriptions);
             std::mem::swap(&mut state.key, &mut state.previous_key);
             return LineResult::Results {
                 id: fast.id,
@@ -404,6 +428,14 @@ fn evaluate_line(
     });
     let results = evaluate_all(&compiled, &input.event, input.webhook_response.status);
     state.previous = Some(compiled);
+    match raw_configuration {
+        Some((settings, subscriptions)) => {
+            state
+                .elider
+                .remember(line, &input.destination, settings, subscriptions);
+        }
+        None => state.elider.forget(),
+    }
     match text_key {
         Some(_) => std::mem::swap(&mut state.key, &mut state.previous_key),
         None => state.previous_key.clear(),
@@ -412,6 +444,30 @@ fn evaluate_line(
         id: input.id,
         results,
     }
+}
+
+/// Evaluates a line that writes its settings and subscriptions as the previous line did, with
+/// them cut out of it (`elide.rs`): the previous line's compiled configuration is this line's
+/// when the destination is the same too. `None` sends the line the usual way.
+fn evaluate_elided(state: &mut State, line: &str) -> Option<LineResult> {
+    let compiled = state.previous.clone()?;
+    let elided = state.elider.elide(line)?;
+    let mut deserializer = serde_json::Deserializer::from_str(elided.line);
+    let fast = FastSeed {
+        reads: &compiled.reads,
+        elided: true,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|fast| deserializer.end().map(|()| fast))
+    .ok()?;
+    if fast.destination != elided.destination {
+        return None;
+    }
+    let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
+    Some(LineResult::Results {
+        id: fast.id,
+        results,
+    })
 }
 
 /// Writes into `key` the cache key of a configuration's text: each part length-prefixed, so no
