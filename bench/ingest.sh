@@ -53,6 +53,22 @@ fi
 junction=${JUNCTION:-$target_dir/release/junction}
 load="$target_dir/release/ingest-load"
 
+# The sample workspace with its webhook at webhook.invalid, which never answers, as when these
+# figures were first taken: since the sample points at the admin listener's sandbox (c2ace50),
+# serving it as is would measure delivery too (each job sent to a port nothing listens on, or to
+# the sandbox), not ingestion.
+workspace_dir=$(mktemp -d)
+workspace=${WORKSPACE:-$workspace_dir/workspace.json}
+if [[ -z "${WORKSPACE:-}" ]]; then
+    python3 - examples/workspace.json "$workspace" <<'PY'
+import json, sys
+workspace = json.load(open(sys.argv[1]))
+for destination in workspace["destinations"]:
+    destination["settings"]["chartmogul_webhook_url"] = "https://webhook.invalid/ingest-benchmark"
+json.dump(workspace, open(sys.argv[2], "w"), indent=2)
+PY
+fi
+
 server_pids=()
 data_dirs=()
 cleanup() {
@@ -70,7 +86,7 @@ cleanup() {
     data_dirs=()
     pg_drop
 }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$workspace_dir"' EXIT
 
 # Starts NODES servers, each on a fresh data directory and free ports (on a fresh database when
 # STORE_URL is set); sets server_pids and addresses (comma-separated).
@@ -84,7 +100,7 @@ start_servers() {
         # An empty JUNCTION_STORE_URL is the embedded SQLite store.
         JUNCTION_DATA_DIR="$data_dir" JUNCTION_TRACKING_ADDR=127.0.0.1:0 \
             JUNCTION_ADMIN_ADDR=127.0.0.1:0 JUNCTION_LOG=warn \
-            JUNCTION_STORE_URL="${STORE_URL:-}" \
+            JUNCTION_STORE_URL="${STORE_URL:-}" JUNCTION_WORKSPACE="$workspace" \
             "$junction" serve >"$data_dir/stdout" 2>"$data_dir/stderr" &
         server_pids+=($!)
         address=""
