@@ -147,5 +147,18 @@ fn stages(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, pipeline, stages);
+/// Parsing an event's text into a `Value`: serde_json's own parse and the one ingest and the
+/// profile worker use (`junction_event::value_from_str`: containers allocated at their final
+/// size).
+fn parse(c: &mut Criterion) {
+    let text = identify_event().to_string();
+    c.bench_function("parse_event_serde_json", |b| {
+        b.iter(|| serde_json::from_str::<Value>(black_box(&text)))
+    });
+    c.bench_function("parse_event_sized", |b| {
+        b.iter(|| junction_event::value_from_str(black_box(&text)))
+    });
+}
+
+criterion_group!(benches, pipeline, stages, parse);
 criterion_main!(benches);

@@ -32,6 +32,7 @@
 mod auth;
 mod endpoint;
 mod error;
+mod json;
 mod limits;
 mod normalise;
 mod parse;
@@ -40,6 +41,7 @@ mod validate;
 pub use auth::write_key_from_basic;
 pub use endpoint::{Endpoint, MessageType};
 pub use error::{EventRejection, JsonKind, LimitExceeded, RequestError};
+pub use json::{value_from_slice, value_from_str};
 pub use limits::{Limits, MESSAGE_ID_MAX_CHARS};
 pub use normalise::{NormaliseContext, message_id, normalise, random_message_id};
 pub use parse::{ParsedRequest, parse_request};

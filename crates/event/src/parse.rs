@@ -151,7 +151,7 @@ fn parse_single(
             limit: limits.max_event_bytes,
         }));
     }
-    let mut event = match serde_json::from_slice(body)? {
+    let mut event = match crate::json::value_from_slice(body)? {
         Value::Object(event) => event,
         other => {
             return Err(RequestError::NotAnObject {
@@ -227,7 +227,7 @@ fn parse_item(item: &RawValue, shared: &Shared, limits: &Limits) -> Result<Event
     }
     // The envelope pass only checked syntax; building values can still fail (nesting deeper
     // than serde_json's recursion limit, numbers out of range).
-    let value: Value = serde_json::from_str(text).map_err(|err| EventRejection::MalformedJson {
+    let value = crate::json::value_from_str(text).map_err(|err| EventRejection::MalformedJson {
         message: err.to_string(),
     })?;
     let mut event = match value {

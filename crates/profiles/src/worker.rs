@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 use junction_audience::{Definitions, Limits, ProfileId};
 use junction_store::{EventId, NewEvent, ProfileCheckpoint, Store, StoreError};
 use junction_workspace::Snapshot;
-use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::book::{Book, Scope};
@@ -251,7 +250,7 @@ impl ProfileWorker {
                 if event.source_id == PERSONAS_SOURCE {
                     continue;
                 }
-                let Ok(value) = serde_json::from_slice::<Value>(&event.payload) else {
+                let Ok(value) = junction_event::value_from_slice(&event.payload) else {
                     continue;
                 };
                 leading.book.take_in(definitions, &value, event.id.0, now);
@@ -290,7 +289,7 @@ impl ProfileWorker {
                     // Already in the states: the backfill walked it.
                     continue;
                 }
-                let Ok(value) = serde_json::from_slice::<Value>(&event.payload) else {
+                let Ok(value) = junction_event::value_from_slice(&event.payload) else {
                     continue;
                 };
                 leading.book.take_in(definitions, &value, event.id.0, now);
