@@ -40,38 +40,65 @@ pub struct Event {
     pub context: Value,
 }
 
+/// The members of a Segment event that an [`Event`] is made of.
+const READ_MEMBERS: [&str; 7] = [
+    "type",
+    "event",
+    "traits",
+    "timestamp",
+    "source_id",
+    "properties",
+    "context",
+];
+
 impl Event {
     /// Reads a Segment event (as normalised at ingest; in `eval`, as given, with `source_id`)
     /// processed `seq`-th.
     pub fn from_json(event: &Value, seq: u64) -> Event {
-        let member = |name: &str| event.get(name).cloned().unwrap_or(Value::Null);
-        let contribution = match event.get("type").and_then(Value::as_str) {
-            Some("track") => match event.get("event").and_then(Value::as_str) {
-                Some(name) => Contribution::Event(name.to_owned()),
-                None => Contribution::Nothing,
+        // Only the members read are copied.
+        let read: Map<String, Value> = READ_MEMBERS
+            .iter()
+            .filter_map(|&name| Some((name.to_owned(), event.get(name)?.clone())))
+            .collect();
+        Self::from_value(Value::Object(read), seq)
+    }
+
+    /// [`Event::from_json`] of an event no longer needed: its traits, properties and context are
+    /// moved, not copied (the profile worker takes in every stored event this way).
+    pub fn from_value(event: Value, seq: u64) -> Event {
+        let Value::Object(mut event) = event else {
+            return Self::from_value(Value::Object(Map::new()), seq);
+        };
+        let mut take = |name: &str| event.remove(name).unwrap_or(Value::Null);
+        let kind = take("type");
+        let contribution = match kind.as_str() {
+            Some("track") => match take("event") {
+                Value::String(name) => Contribution::Event(name),
+                _ => Contribution::Nothing,
             },
             Some("page") => Contribution::Event(PAGE_VIEWED.to_owned()),
             Some("screen") => Contribution::Event(SCREEN_VIEWED.to_owned()),
-            Some("identify") => match event.get("traits") {
-                Some(Value::Object(traits)) => Contribution::Traits(traits.clone()),
+            Some("identify") => match take("traits") {
+                Value::Object(traits) => Contribution::Traits(traits),
                 _ => Contribution::Traits(Map::new()),
             },
             _ => Contribution::Nothing,
         };
+        let time = take("timestamp")
+            .as_str()
+            .and_then(parse_rfc3339)
+            .unwrap_or(0);
+        let source_id = match take("source_id") {
+            Value::String(id) => Some(id),
+            _ => None,
+        };
         Event {
             seq,
-            time: event
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .and_then(parse_rfc3339)
-                .unwrap_or(0),
+            time,
             contribution,
-            source_id: event
-                .get("source_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            properties: member("properties"),
-            context: member("context"),
+            source_id,
+            properties: take("properties"),
+            context: take("context"),
         }
     }
 
@@ -163,6 +190,30 @@ mod tests {
         let alias = Event::from_json(&json!({"type": "alias", "timestamp": "bad"}), 3);
         assert_eq!(alias.contribution, Contribution::Nothing);
         assert_eq!(alias.time, 0);
+    }
+
+    #[test]
+    fn an_event_taken_whole_reads_as_one_borrowed() {
+        for event in [
+            json!({"type": "identify", "userId": "u", "traits": {"b": 1, "a": {"c": [2]}},
+                   "context": {"ip": "203.0.113.9"}, "properties": {"x": 1},
+                   "timestamp": "1970-01-01T00:00:02Z", "source_id": "web"}),
+            json!({"type": "identify", "traits": "not an object"}),
+            json!({"type": "track", "event": "Order Completed", "properties": {"total": 5}}),
+            json!({"type": "track", "event": 5}),
+            json!({"type": "screen", "source_id": 7}),
+            json!({"type": "page"}),
+            json!({"type": 3}),
+            json!({}),
+            json!([1]),
+            json!(null),
+        ] {
+            assert_eq!(
+                Event::from_value(event.clone(), 9),
+                Event::from_json(&event, 9),
+                "{event}"
+            );
+        }
     }
 
     #[test]

@@ -108,14 +108,14 @@ impl Book {
     pub fn take_in(
         &mut self,
         definitions: &Definitions,
-        event: &Value,
+        event: Value,
         event_id: i64,
         now: i64,
     ) -> Option<ProfileId> {
-        if !takes_part(event) {
+        if !takes_part(&event) {
             return None;
         }
-        let identifiers = identifiers_of(event);
+        let identifiers = identifiers_of(&event);
         // Known identifiers all on one profile leave its identifiers as they are; anything else
         // (a new one, a merge) rewrites them.
         let known = identifiers
@@ -154,12 +154,12 @@ impl Book {
         let doc = self.docs.get_mut(&profile)?;
         // Event ids increase in commit order: they are the processing sequence.
         let seq = u64::try_from(event_id).unwrap_or(0);
-        doc.state.apply(definitions, &Event::from_json(event, seq));
         if let Some(anonymous_id) = event.get("anonymousId").and_then(Value::as_str)
             && !anonymous_id.is_empty()
         {
             doc.last_anonymous_id = Some(anonymous_id.to_owned());
         }
+        doc.state.apply(definitions, &Event::from_value(event, seq));
         if !doc.recent.contains(&event_id) {
             doc.recent.push_back(event_id);
         }

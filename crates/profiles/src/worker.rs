@@ -253,7 +253,7 @@ impl ProfileWorker {
                 let Ok(value) = junction_event::value_from_slice(&event.payload) else {
                     continue;
                 };
-                leading.book.take_in(definitions, &value, event.id.0, now);
+                leading.book.take_in(definitions, value, event.id.0, now);
             }
             outcome.taken_in = page.len();
             if page.is_empty() {
@@ -292,7 +292,7 @@ impl ProfileWorker {
                 let Ok(value) = junction_event::value_from_slice(&event.payload) else {
                     continue;
                 };
-                leading.book.take_in(definitions, &value, event.id.0, now);
+                leading.book.take_in(definitions, value, event.id.0, now);
             }
             let scan_edges =
                 now.saturating_sub(leading.last_edge_scan) >= millis(self.settings.edge_scan);
