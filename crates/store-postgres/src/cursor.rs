@@ -174,19 +174,20 @@ mod tests {
     #[test]
     fn the_first_claim_walks_from_the_start_and_a_full_one_leaves_a_cursor() {
         let cursors = Cursors::default();
-        let plan = cursors.plan(LANE, 10_000);
+        let now = 100_000;
+        let plan = cursors.plan(LANE, now);
         assert!(plan.walk && plan.refresh_floor);
         assert_eq!(plan.from, START);
         cursors.claimed(LANE, &plan, Some((5, 7)), true);
-        cursors.floor_found(LANE, 10_000, Some((5, 3)));
-        let next = cursors.plan(LANE, 10_100);
+        cursors.floor_found(LANE, now, Some((5, 3)));
+        let next = cursors.plan(LANE, now + 100);
         assert!(!next.walk);
         assert_eq!(next.from, (5, 7));
         assert_eq!(next.floor, (5, 2), "just below the first row");
     }
 
     #[test]
-    fn a_short_claim_a_reset_or_a_second_walk_the_floor_again() {
+    fn short_claims_resets_and_the_interval_send_claims_to_the_floor() {
         let cursors = Cursors::default();
         let plan = cursors.plan(LANE, 0);
         cursors.claimed(LANE, &plan, Some((5, 7)), false);

@@ -329,13 +329,16 @@ async fn claim_walk(
     limit: usize,
 ) -> Result<Vec<DueJob>, Error> {
     let mut jobs = claim_after(pool, endpoint, now, lease_until, limit, plan.from).await?;
-    if !plan.walk && jobs.len() < limit {
+    let short = jobs.len() < limit;
+    if !plan.walk && short {
         let rest = limit - jobs.len();
         jobs.extend(claim_after(pool, endpoint, now, lease_until, rest, plan.floor).await?);
         jobs.sort_by_key(|due| (due.next_at, due.job.id.0));
     }
+    // Short from where it started, the claim reached the lane's due end (or found rows behind
+    // the cursor): the next one starts from the floor.
     let last = jobs.last().map(|due| (due.next_at, due.job.id.0));
-    cursors.claimed(endpoint, plan, last, jobs.len() == limit);
+    cursors.claimed(endpoint, plan, last, !short);
     Ok(jobs)
 }
 
