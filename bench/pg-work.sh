@@ -71,7 +71,7 @@ def kind(query):
         return None
     if re.search(r"junction_claim|FOR UPDATE SKIP LOCKED|job_attempts|FROM job_queue q|"
                  r"DELETE FROM job_queue|UPDATE job_queue|dead_letter|lane_control|lane_shares|"
-                 r"WITH RECURSIVE lane", q):
+                 r"WITH RECURSIVE lane|junction_lane_first", q):
         return "delivery"
     if re.search(r"^(BEGIN|COMMIT|ROLLBACK)|overview_|counters|pg_notify", q):
         return "shared"

@@ -8,8 +8,9 @@
 //!   commit, bounded admission that fails fast with `Overloaded`); dedupe takes a
 //!   transaction-scoped advisory lock on the (source, `messageId`) key so that it is exact across
 //!   nodes.
-//! - **Claims** use `FOR UPDATE SKIP LOCKED` and a lease (`next_at` moves to the lease's end), so
-//!   nodes never block each other and a dead node's jobs come back when its leases end.
+//! - **Claims** use `FOR UPDATE SKIP LOCKED` and a lease (`lease_until`), so nodes never block
+//!   each other and a dead node's jobs come back when its leases end; each node starts its walk
+//!   of a lane past what it claimed last (`cursor.rs`), not through the consumed part.
 //! - **Lanes** keep their flow control cluster-wide: each node reports its use of a lane a few
 //!   times a second and is granted a share of the lane's shared adaptive limit (`lanes.rs`).
 //! - **Retention** drops whole generations: the event-scoped tables are partitioned by event id,
@@ -18,6 +19,7 @@
 //!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
 
 mod completions;
+mod cursor;
 mod error;
 mod generations;
 mod ingest;
@@ -47,6 +49,7 @@ use tokio::task::JoinHandle;
 
 pub use writer::WriterPause;
 
+use crate::cursor::Cursors;
 use crate::error::Error;
 use crate::writer::{Partitions, Writer, WriterSettings};
 
@@ -92,6 +95,7 @@ pub struct PostgresStore {
     signal: Arc<Notify>,
     listener: JoinHandle<()>,
     generation_events: i64,
+    cursors: Arc<Cursors>,
 }
 
 impl PostgresStore {
@@ -126,7 +130,12 @@ impl PostgresStore {
         )
         .await?;
         let signal = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(pool.clone(), Arc::clone(&signal)));
+        let cursors = Arc::new(Cursors::default());
+        let listener = tokio::spawn(listen(
+            pool.clone(),
+            Arc::clone(&signal),
+            Arc::clone(&cursors),
+        ));
         let settings = WriterSettings {
             dedupe_window_ms: i64::try_from(options.store.dedupe_window.as_millis())
                 .unwrap_or(i64::MAX),
@@ -150,6 +159,7 @@ impl PostgresStore {
             signal,
             listener,
             generation_events,
+            cursors,
         })
     }
 
@@ -186,18 +196,25 @@ fn redact(url: &str) -> String {
 }
 
 /// Holds a `LISTEN` connection and fires `signal` on every job notification; reconnects after a
-/// lost connection (and fires once then, since notifications may have been missed).
-async fn listen(pool: PgPool, signal: Arc<Notify>) {
+/// lost connection (and fires once then, since notifications may have been missed). A
+/// notification naming a lane (jobs given back or brought forward) resets that lane's cursor.
+async fn listen(pool: PgPool, signal: Arc<Notify>, cursors: Arc<Cursors>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if let Err(err) = listener.listen(JOBS_CHANNEL).await {
                     tracing::warn!(error = %err, "cannot LISTEN for jobs");
                 } else {
+                    cursors.reset_all();
                     signal.notify_one();
                     loop {
                         match listener.recv().await {
-                            Ok(_) => signal.notify_one(),
+                            Ok(notification) => {
+                                if !notification.payload().is_empty() {
+                                    cursors.reset(notification.payload());
+                                }
+                                signal.notify_one();
+                            }
                             Err(err) => {
                                 tracing::warn!(error = %err, "job notifications lost");
                                 break;
@@ -269,7 +286,7 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<DueJob>, StoreError> {
         self.check_open()?;
-        Ok(queries::claim(&self.pool, endpoint, now, lease_until, limit).await?)
+        Ok(queries::claim(&self.pool, &self.cursors, endpoint, now, lease_until, limit).await?)
     }
 
     fn shares_lanes(&self) -> bool {
@@ -286,7 +303,11 @@ impl Store for PostgresStore {
         if jobs.is_empty() {
             return Ok(());
         }
-        queries::release(&self.pool, &jobs).await?;
+        // This node's claims of those lanes walk from the floor again at once, without waiting
+        // for the notification.
+        for lane in queries::release(&self.pool, &jobs).await? {
+            self.cursors.reset(&lane);
+        }
         self.signal.notify_one();
         Ok(())
     }
@@ -303,6 +324,7 @@ impl Store for PostgresStore {
         }
         let moved = queries::expedite(&self.pool, endpoint, now, limit).await?;
         if moved > 0 {
+            self.cursors.reset(endpoint);
             self.signal.notify_one();
         }
         Ok(moved)

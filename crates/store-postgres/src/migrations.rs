@@ -205,6 +205,64 @@ AS $fn$
 $fn$;
 "#;
 
+/// Version 10: claims that start their walk where the lane's live rows begin (see
+/// `queries::claim` and `cursor.rs`). Completed jobs' rows are deleted, and their entries stay at
+/// the head of the lane's index until `VACUUM`; a claim from the lane's start read them all (in
+/// a 5,000,000-job drain it grew from 15 ms to 260 ms). `junction_claim_after` is migration 9's
+/// claim taking only rows after a place in the index, which the index descends to directly;
+/// `junction_lane_first` finds a lane's first row (leased or not) after a place, which is how a
+/// node learns a floor below every row that can be due. Migration 9's function stays for nodes
+/// of the previous build during an upgrade.
+const V10: &str = r#"
+CREATE FUNCTION junction_claim_after(
+    lane TEXT, now_ms BIGINT, lease BIGINT, max_jobs BIGINT, after_next_at BIGINT,
+    after_job_id BIGINT
+)
+RETURNS TABLE (
+    due_at BIGINT, attempts BIGINT, id BIGINT, event_id BIGINT, destination_id TEXT,
+    subscription_id TEXT, endpoint TEXT, method TEXT, url TEXT, headers TEXT, body BYTEA,
+    created_at BIGINT, replay_of BIGINT
+)
+LANGUAGE sql VOLATILE
+SET enable_bitmapscan = off
+SET enable_sort = off
+SET jit = off
+ROWS 200
+AS $fn$
+    WITH due AS (
+        SELECT q.job_id, q.event_id, q.next_at, q.attempt FROM job_queue q
+        WHERE q.endpoint = lane AND (q.next_at, q.job_id) > (after_next_at, after_job_id)
+          AND q.next_at <= now_ms AND q.lease_until <= now_ms
+        ORDER BY q.next_at, q.job_id
+        LIMIT max_jobs
+        FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE job_queue q SET lease_until = lease, attempt = q.attempt + 1
+        FROM due WHERE q.job_id = due.job_id
+        RETURNING due.job_id, due.event_id, due.next_at, due.attempt
+    )
+    SELECT leased.next_at, leased.attempt, j.id, j.event_id, j.destination_id,
+           j.subscription_id, j.endpoint, j.method, j.url, j.headers, j.body, j.created_at,
+           j.replay_of
+    FROM leased JOIN jobs j ON j.id = leased.job_id AND j.event_id = leased.event_id
+    ORDER BY leased.next_at, leased.job_id
+$fn$;
+
+CREATE FUNCTION junction_lane_first(lane TEXT, after_next_at BIGINT, after_job_id BIGINT)
+RETURNS TABLE (first_next_at BIGINT, first_job_id BIGINT)
+LANGUAGE sql STABLE
+SET enable_bitmapscan = off
+SET enable_sort = off
+SET jit = off
+ROWS 1
+AS $fn$
+    SELECT q.next_at, q.job_id FROM job_queue q
+    WHERE q.endpoint = lane AND (q.next_at, q.job_id) > (after_next_at, after_job_id)
+    ORDER BY q.next_at, q.job_id
+    LIMIT 1
+$fn$;
+"#;
+
 /// Every migration, in order.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -251,6 +309,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "claims as HOT updates with a fixed plan",
         sql: V9,
+    },
+    Migration {
+        version: 10,
+        name: "claims that start past the lane's consumed part",
+        sql: V10,
     },
 ];
 

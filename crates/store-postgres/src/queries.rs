@@ -10,6 +10,7 @@ use junction_store::{
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use crate::cursor::{Cursors, Plan, Position};
 use crate::error::Error;
 use crate::generations;
 use crate::rollup;
@@ -278,8 +279,13 @@ pub(crate) async fn lane_backlogs(pool: &PgPool) -> Result<Vec<LaneBacklog>, Err
         .collect()
 }
 
+/// Claims up to `limit` of the lane's due jobs, earliest first. Where the walk of the lane's index
+/// starts is `cursors`' plan: past this node's last claim while that keeps filling claims, from
+/// the lane's floor otherwise (`cursor.rs`), so that no claim reads the dead entries completed
+/// jobs leave at the lane's head.
 pub(crate) async fn claim(
     pool: &PgPool,
+    cursors: &Cursors,
     endpoint: &str,
     now: UnixMillis,
     lease_until: UnixMillis,
@@ -288,14 +294,72 @@ pub(crate) async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    // One statement (migration 9's `junction_claim`): lock the lane's earliest due rows other
-    // claimers have not locked, lease them, and return them with the values from before the
-    // lease, walking the lane's index in order whatever the statistics say.
-    let rows = sqlx::query("SELECT * FROM junction_claim($1, $2, $4, $3)")
+    let plan = cursors.plan(endpoint, now);
+    let claimed = claim_walk(pool, cursors, &plan, endpoint, now, lease_until, limit).await;
+    let jobs = match claimed {
+        Ok(jobs) => jobs,
+        Err(err) => {
+            // The claim may have taken and let go rows this node's cursor had already passed.
+            cursors.reset(endpoint);
+            return Err(err);
+        }
+    };
+    if plan.refresh_floor {
+        let first: Option<(i64, i64)> =
+            sqlx::query_as("SELECT * FROM junction_lane_first($1, $2, $3)")
+                .bind(endpoint)
+                .bind(plan.floor.0)
+                .bind(plan.floor.1)
+                .fetch_optional(pool)
+                .await?;
+        cursors.floor_found(endpoint, now, first);
+    }
+    Ok(jobs)
+}
+
+/// The claim itself: from the plan's start, then, when a claim from the cursor comes back short
+/// (the lane's due end, or rows due behind the cursor), from the floor for the rest.
+async fn claim_walk(
+    pool: &PgPool,
+    cursors: &Cursors,
+    plan: &Plan,
+    endpoint: &str,
+    now: UnixMillis,
+    lease_until: UnixMillis,
+    limit: usize,
+) -> Result<Vec<DueJob>, Error> {
+    let mut jobs = claim_after(pool, endpoint, now, lease_until, limit, plan.from).await?;
+    let short = jobs.len() < limit;
+    if !plan.walk && short {
+        let rest = limit - jobs.len();
+        jobs.extend(claim_after(pool, endpoint, now, lease_until, rest, plan.floor).await?);
+        jobs.sort_by_key(|due| (due.next_at, due.job.id.0));
+    }
+    // Short from where it started, the claim reached the lane's due end (or found rows behind
+    // the cursor): the next one starts from the floor.
+    let last = jobs.last().map(|due| (due.next_at, due.job.id.0));
+    cursors.claimed(endpoint, plan, last, !short);
+    Ok(jobs)
+}
+
+/// One statement (migration 10's `junction_claim_after`): lock the lane's earliest due rows
+/// after `after` that other claimers have not locked, lease them, and return them with the
+/// values from before the lease, walking the lane's index in order whatever the statistics say.
+async fn claim_after(
+    pool: &PgPool,
+    endpoint: &str,
+    now: UnixMillis,
+    lease_until: UnixMillis,
+    limit: usize,
+    after: Position,
+) -> Result<Vec<DueJob>, Error> {
+    let rows = sqlx::query("SELECT * FROM junction_claim_after($1, $2, $3, $4, $5, $6)")
         .bind(endpoint)
         .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(lease_until)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(after.0)
+        .bind(after.1)
         .fetch_all(pool)
         .await?;
     rows.iter()
@@ -335,8 +399,11 @@ pub(crate) async fn expedite(
     .await?
     .rows_affected();
     if moved > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
+        // The lane as payload: every node's claims of it walk from the floor again, the rows
+        // brought forward possibly behind their cursors.
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(JOBS_CHANNEL)
+            .bind(endpoint)
             .execute(&mut *tx)
             .await?;
     }
@@ -344,28 +411,42 @@ pub(crate) async fn expedite(
     Ok(usize::try_from(moved).unwrap_or(usize::MAX))
 }
 
-pub(crate) async fn release(pool: &PgPool, jobs: &[ReleasedJob]) -> Result<(), Error> {
+/// Gives the jobs back, each due again when it was due before its claim, and returns their lanes.
+pub(crate) async fn release(pool: &PgPool, jobs: &[ReleasedJob]) -> Result<Vec<String>, Error> {
     let ids: Vec<i64> = jobs.iter().map(|job| job.job_id.0).collect();
     let due: Vec<i64> = jobs.iter().map(|job| job.due_at).collect();
     let mut tx = pool.begin().await?;
     // Each row is due again when it was due before the claim (see `Store::release_jobs`), its
     // lease ended.
-    sqlx::query(
-        "UPDATE job_queue q
-         SET next_at = t.due_at, lease_until = 0, attempt = greatest(q.attempt - 1, 0)
-         FROM unnest($1::bigint[], $2::bigint[]) AS t (job_id, due_at)
-         WHERE q.job_id = t.job_id",
+    let lanes: Vec<String> = sqlx::query_scalar(
+        "WITH released AS (
+             UPDATE job_queue q
+             SET next_at = t.due_at, lease_until = 0, attempt = greatest(q.attempt - 1, 0)
+             FROM unnest($1::bigint[], $2::bigint[]) AS t (job_id, due_at)
+             WHERE q.job_id = t.job_id
+             RETURNING q.endpoint
+         )
+         SELECT DISTINCT endpoint FROM released",
     )
     .bind(&ids)
     .bind(&due)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
+    // One notification per lane, the lane as payload: the rows given back are behind the
+    // cursors of every node's claims of it (`cursor.rs`). Old nodes' empty payloads still wake.
+    sqlx::query("SELECT pg_notify($1, lane) FROM unnest($2::text[]) AS lane")
         .bind(JOBS_CHANNEL)
+        .bind(&lanes)
         .execute(&mut *tx)
         .await?;
+    if lanes.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(lanes)
 }
 
 pub(crate) async fn dead_letter(

@@ -826,6 +826,283 @@ mod retention {
     }
 }
 
+/// Claims that start past the lane's consumed part (migration 10, `cursor.rs`).
+#[cfg(not(junction_skip_postgres))]
+mod cursors {
+    use std::time::Duration;
+
+    use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store};
+    use junction_store_postgres::{PostgresOptions, PostgresStore};
+    use sqlx::{Connection, PgConnection};
+
+    use crate::common::ScratchDb;
+
+    fn event(message_id: &str, jobs: usize) -> NewEvent {
+        NewEvent {
+            source_id: "src".to_owned(),
+            message_id: message_id.to_owned(),
+            received_at: 1_735_689_600_000,
+            payload: b"{}".to_vec(),
+            jobs: (0..jobs)
+                .map(|n| NewJob {
+                    destination_id: "dest".to_owned(),
+                    subscription_id: format!("sub-{n}"),
+                    endpoint: LANE.to_owned(),
+                    method: "POST".to_owned(),
+                    url: JobUrl::Fixed("https://hooks.example.test/".to_owned()),
+                    headers: Vec::new(),
+                    body: b"{}".to_vec(),
+                })
+                .collect(),
+            discards: Vec::new(),
+            for_profiles: false,
+        }
+    }
+
+    async fn open(db: &ScratchDb) -> PostgresStore {
+        PostgresStore::open(&db.url, PostgresOptions::default())
+            .await
+            .expect("open store")
+    }
+
+    const LANE: &str = "dest|hooks.example.test";
+
+    fn now_ms() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    }
+
+    async fn claim(store: &PostgresStore, now: i64, limit: usize) -> Vec<i64> {
+        store
+            .claim_jobs(LANE, now, now + 60_000, limit)
+            .await
+            .unwrap()
+            .iter()
+            .map(|due| due.job.id.0)
+            .collect()
+    }
+
+    /// Waits for `store`'s listener to have handled the notifications sent so far, then for one
+    /// more (sent by `send`).
+    async fn after_notification<F: std::future::Future<Output = ()>>(
+        store: &PostgresStore,
+        send: F,
+    ) {
+        let signal = store.job_signal();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(50), signal.notified()).await;
+        send.await;
+        tokio::time::timeout(Duration::from_secs(5), signal.notified())
+            .await
+            .expect("notified");
+    }
+
+    /// Jobs given back behind a node's cursor, by that node or by another, are claimed again in
+    /// their turn, before the younger jobs past the cursor.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_given_back_behind_the_cursor_keep_their_turn() {
+        use junction_store::ReleasedJob;
+
+        let db = ScratchDb::create().await;
+        let (a, b) = (open(&db).await, open(&db).await);
+        let outcomes = a.commit(vec![event("many", 12)]).await.unwrap();
+        let CommitOutcome::Stored { job_ids, .. } = &outcomes[0] else {
+            panic!("stored: {outcomes:?}");
+        };
+        let ids: Vec<i64> = job_ids.iter().map(|id| id.0).collect();
+        let now = now_ms() + 1;
+        assert_eq!(claim(&a, now, 2).await, ids[0..2]);
+        assert_eq!(claim(&a, now, 2).await, ids[2..4], "from the cursor");
+        let give_back = |due: &[junction_store::DueJob]| {
+            due.iter()
+                .map(|due| ReleasedJob {
+                    job_id: due.job.id,
+                    due_at: due.next_at,
+                })
+                .collect::<Vec<_>>()
+        };
+
+        // Given back by the node itself.
+        let due_at: i64 = sqlx::query_scalar("SELECT next_at FROM job_queue WHERE job_id = $1")
+            .bind(ids[0])
+            .fetch_one(&mut PgConnection::connect(&db.url).await.unwrap())
+            .await
+            .unwrap();
+        a.release_jobs(vec![ReleasedJob {
+            job_id: job_ids[0],
+            due_at,
+        }])
+        .await
+        .unwrap();
+        assert_eq!(claim(&a, now, 2).await, [ids[0], ids[4]]);
+
+        // Given back by another node: the notification resets this node's cursor.
+        let taken = b.claim_jobs(LANE, now, now + 60_000, 2).await.unwrap();
+        let taken_ids: Vec<i64> = taken.iter().map(|due| due.job.id.0).collect();
+        assert_eq!(taken_ids, ids[5..7]);
+        assert_eq!(claim(&a, now, 1).await, [ids[7]]);
+        after_notification(&a, async {
+            b.release_jobs(give_back(&taken)).await.unwrap();
+        })
+        .await;
+        assert_eq!(claim(&a, now, 3).await, [ids[5], ids[6], ids[8]]);
+    }
+
+    /// Rows that come to be due behind a node's cursor without any notification (the lease of
+    /// a node that died ended; a commit whose clock was behind) are claimed in their turn within
+    /// the walk interval of the claims' clock (1 s), whatever the cursor still finds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_due_behind_the_cursor_unannounced_are_claimed_within_a_second() {
+        let db = ScratchDb::create().await;
+        let (a, dead) = (open(&db).await, open(&db).await);
+        let outcomes = a.commit(vec![event("many", 16)]).await.unwrap();
+        let CommitOutcome::Stored { job_ids, .. } = &outcomes[0] else {
+            panic!("stored: {outcomes:?}");
+        };
+        let ids: Vec<i64> = job_ids.iter().map(|id| id.0).collect();
+        let now = now_ms() + 1;
+        // The dead node's claim: its lease ends 100 ms on.
+        let held = dead.claim_jobs(LANE, now, now + 100, 2).await.unwrap();
+        assert_eq!(held.len(), 2);
+        drop(dead);
+        assert_eq!(claim(&a, now, 2).await, ids[2..4]);
+        assert_eq!(claim(&a, now + 200, 2).await, ids[4..6], "from the cursor");
+        assert_eq!(
+            claim(&a, now + 1_000, 3).await,
+            [ids[0], ids[1], ids[6]],
+            "within a second of the claims' clock, in their turn"
+        );
+
+        // A row committed with a clock 5 s behind, after the cursor passed its place.
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("UPDATE job_queue SET next_at = next_at - 5000 WHERE job_id = $1")
+            .bind(ids[15])
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(claim(&a, now + 1_100, 1).await, [ids[7]], "from the cursor");
+        assert_eq!(claim(&a, now + 2_000, 2).await, [ids[15], ids[8]]);
+    }
+
+    /// The top node's buffers (hit and read) of `EXPLAIN (ANALYZE, BUFFERS)` of `sql`, run in a
+    /// transaction rolled back.
+    async fn buffers(conn: &mut PgConnection, sql: &str) -> u64 {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        let line = plan
+            .iter()
+            .find(|line| line.trim_start().starts_with("Buffers:"))
+            .unwrap_or_else(|| panic!("no buffers in {plan:#?}"));
+        line.split_whitespace()
+            .filter_map(|part| {
+                part.split_once('=')
+                    .map(|(_, n)| n.parse::<u64>().unwrap_or(0))
+            })
+            .sum()
+    }
+
+    /// After 20,000 of a lane's jobs were claimed and their rows deleted (their index entries
+    /// still at the lane's head: no vacuum), a claim from past the last one claimed reads a
+    /// handful of pages, where one from the lane's start reads the whole consumed part.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_from_the_cursor_does_not_read_the_consumed_part() {
+        let db = ScratchDb::create().await;
+        let store = open(&db).await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("ALTER TABLE job_queue SET (autovacuum_enabled = false)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        store.commit(vec![event("many", 21_000)]).await.unwrap();
+        let now = now_ms() + 1;
+        let mut last = (0, 0);
+        for _ in 0..100 {
+            let claimed = store
+                .claim_jobs(LANE, now, now + 60_000, 200)
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 200);
+            let ids: Vec<i64> = claimed.iter().map(|due| due.job.id.0).collect();
+            last = claimed
+                .last()
+                .map(|due| (due.next_at, due.job.id.0))
+                .unwrap();
+            sqlx::query("DELETE FROM job_queue WHERE job_id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        // The store's own claim starts past its last one: pg_stat_statements, where it is
+        // loaded, counts what it read (before anything else reads the dead entries and marks
+        // them so).
+        let statements = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_statements WHERE dbid = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut conn)
+        .await;
+        if statements.is_err() {
+            eprintln!("pg_stat_statements not loaded: the store's claim was not measured");
+        } else {
+            sqlx::query(
+                "SELECT pg_stat_statements_reset(0, \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), 0)",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(claim(&store, now, 1).await.len(), 1);
+            let (calls, blocks): (i64, i64) = sqlx::query_as(
+                "SELECT sum(calls)::bigint, sum(shared_blks_hit + shared_blks_read)::bigint \
+             FROM pg_stat_statements WHERE query LIKE '%junction_claim_after%' AND dbid = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(calls, 1);
+            assert!(
+                blocks < 100,
+                "the store's claim of one job read {blocks} buffers"
+            );
+        }
+        // The same statement from there and from the lane's start (after a first call from
+        // there, which reads the catalogues).
+        let from_cursor = format!(
+            "SELECT * FROM junction_claim_after('{LANE}', {now}, {}, 1, {}, {})",
+            now + 60_000,
+            last.0,
+            last.1
+        );
+        buffers(&mut conn, &from_cursor).await;
+        let from_cursor = buffers(&mut conn, &from_cursor).await;
+        let from_start = buffers(
+            &mut conn,
+            &format!(
+                "SELECT * FROM junction_claim_after('{LANE}', {now}, {}, 1, {}, {})",
+                now + 60_000,
+                i64::MIN,
+                i64::MIN
+            ),
+        )
+        .await;
+        assert!(
+            from_cursor < 40 && from_start > 5 * from_cursor,
+            "buffers from the cursor {from_cursor}, from the lane's start {from_start}"
+        );
+    }
+}
+
 /// Stands in for the tests when they were compiled out.
 #[cfg(junction_skip_postgres)]
 #[test]
