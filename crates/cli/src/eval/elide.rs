@@ -226,11 +226,17 @@ mod tests {
         let mut elider = remembering();
         let pair = pair();
         for (line, left) in [
-            (format!(r#"{{"id":2,{pair},"event":{{}}}}"#), r#"{"id":2,"event":{}}"#),
+            (
+                format!(r#"{{"id":2,{pair},"event":{{}}}}"#),
+                r#"{"id":2,"event":{}}"#,
+            ),
             (format!(r#"{{{pair},"event":{{}}}}"#), r#"{"event":{}}"#),
             (format!(r#"{{"event":{{}},{pair}}}"#), r#"{"event":{}}"#),
             (format!(r#"{{ {pair} }}"#), r#"{  }"#),
-            (format!("{{\"id\":2 ,\n{pair}\t, \"event\":1}}"), "{\"id\":2 \t, \"event\":1}"),
+            (
+                format!("{{\"id\":2 ,\n{pair}\t, \"event\":1}}"),
+                "{\"id\":2 \t, \"event\":1}",
+            ),
         ] {
             assert_eq!(elider.elide(&line).map(|e| e.line), Some(left), "{line}");
         }
@@ -298,12 +304,18 @@ mod tests {
         }
         // A form feed beside remembered members is not white space: the line is not cut.
         let mut elider = remembering();
-        assert!(elider.elide(&format!("{{\"id\":1,\u{c}{}}}", pair())).is_none());
+        assert!(
+            elider
+                .elide(&format!("{{\"id\":1,\u{c}{}}}", pair()))
+                .is_none()
+        );
     }
 
     #[test]
     fn depth_is_counted_outside_strings_only() {
-        assert!(one_object_deep(br#"{"a":"}]\"\\","b":["#.split_last().unwrap().1));
+        assert!(one_object_deep(
+            br#"{"a":"}]\"\\","b":["#.split_last().unwrap().1
+        ));
         assert!(one_object_deep(br#"{"a":"[{","#));
         assert!(!one_object_deep(br#"{"a":"x"#));
         assert!(!one_object_deep(br#"{"a":{"#));

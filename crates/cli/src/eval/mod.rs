@@ -160,7 +160,10 @@ impl<'de> Visitor<'de> for FastSeed<'_> {
                 }
                 "settings" => once(&mut settings, map.next_value()?)?,
                 "subscriptions" => once(&mut subscriptions, map.next_value()?)?,
-                "event" => once(&mut event, map.next_value_seed(project::Project(self.reads))?)?,
+                "event" => once(
+                    &mut event,
+                    map.next_value_seed(project::Project(self.reads))?,
+                )?,
                 "webhook_response" => once(&mut webhook_response, map.next_value()?)?,
                 other => return Err(de::Error::unknown_field(other, &[])),
             }
@@ -359,8 +362,8 @@ fn evaluate_line(
         elided: false,
     }
     .deserialize(&mut deserializer)
-        .and_then(|fast| deserializer.end().map(|()| fast))
-        .ok();
+    .and_then(|fast| deserializer.end().map(|()| fast))
+    .ok();
     if let Some(fast) = &fast {
         text_key(
             &mut state.key,
@@ -370,7 +373,9 @@ fn evaluate_line(
         );
     }
     let text_key = fast.is_some().then_some(state.key.as_str());
-    let raw_configuration = fast.as_ref().map(|fast| (fast.settings, fast.subscriptions));
+    let raw_configuration = fast
+        .as_ref()
+        .map(|fast| (fast.settings, fast.subscriptions));
     let found = match text_key {
         // Not counted as a use by the cache: the entry may be evicted meanwhile, which costs a
         // compilation later, never a wrong result (`previous` keeps it alive).
