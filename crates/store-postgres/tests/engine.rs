@@ -18,7 +18,11 @@ mod cluster {
 
     use crate::common::ScratchDb;
 
-    fn event(message_id: &str, jobs: usize) -> NewEvent {
+    /// The lane every job of [`event`] is on.
+    pub(super) const LANE: &str = "dest|hooks.example.test";
+
+    /// An event with `jobs` jobs on [`LANE`].
+    pub(super) fn event(message_id: &str, jobs: usize) -> NewEvent {
         NewEvent {
             source_id: "src".to_owned(),
             message_id: message_id.to_owned(),
@@ -28,7 +32,7 @@ mod cluster {
                 .map(|n| NewJob {
                     destination_id: "dest".to_owned(),
                     subscription_id: format!("sub-{n}"),
-                    endpoint: "dest|hooks.example.test".to_owned(),
+                    endpoint: LANE.to_owned(),
                     method: "POST".to_owned(),
                     url: JobUrl::Fixed("https://hooks.example.test/".to_owned()),
                     headers: Vec::new(),
@@ -40,7 +44,7 @@ mod cluster {
         }
     }
 
-    async fn open(db: &ScratchDb) -> PostgresStore {
+    pub(super) async fn open(db: &ScratchDb) -> PostgresStore {
         PostgresStore::open(&db.url, PostgresOptions::default())
             .await
             .expect("open store")
@@ -831,41 +835,12 @@ mod retention {
 mod cursors {
     use std::time::Duration;
 
-    use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store};
-    use junction_store_postgres::{PostgresOptions, PostgresStore};
+    use junction_store::{CommitOutcome, Store};
+    use junction_store_postgres::PostgresStore;
     use sqlx::{Connection, PgConnection};
 
+    use super::cluster::{LANE, event, open};
     use crate::common::ScratchDb;
-
-    fn event(message_id: &str, jobs: usize) -> NewEvent {
-        NewEvent {
-            source_id: "src".to_owned(),
-            message_id: message_id.to_owned(),
-            received_at: 1_735_689_600_000,
-            payload: b"{}".to_vec(),
-            jobs: (0..jobs)
-                .map(|n| NewJob {
-                    destination_id: "dest".to_owned(),
-                    subscription_id: format!("sub-{n}"),
-                    endpoint: LANE.to_owned(),
-                    method: "POST".to_owned(),
-                    url: JobUrl::Fixed("https://hooks.example.test/".to_owned()),
-                    headers: Vec::new(),
-                    body: b"{}".to_vec(),
-                })
-                .collect(),
-            discards: Vec::new(),
-            for_profiles: false,
-        }
-    }
-
-    async fn open(db: &ScratchDb) -> PostgresStore {
-        PostgresStore::open(&db.url, PostgresOptions::default())
-            .await
-            .expect("open store")
-    }
-
-    const LANE: &str = "dest|hooks.example.test";
 
     fn now_ms() -> i64 {
         i64::try_from(
