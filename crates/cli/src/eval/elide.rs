@@ -23,6 +23,7 @@ const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 const SUBSCRIPTIONS_KEY: &str = "\"subscriptions\"";
 
 /// The previous line's configuration members, as its text wrote them.
+#[derive(Debug)]
 pub struct Elider {
     /// `"settings":S,"subscriptions":U` byte for byte, with the destination it went with.
     remembered: Option<(String, String)>,
@@ -40,15 +41,6 @@ impl Default for Elider {
             settings_key: Finder::new(SETTINGS_KEY),
             elided: String::new(),
         }
-    }
-}
-
-impl std::fmt::Debug for Elider {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Elider")
-            .field("remembered", &self.remembered)
-            .finish_non_exhaustive()
     }
 }
 

@@ -356,14 +356,7 @@ fn evaluate_line(
         .previous
         .as_ref()
         .map_or(&everything, |previous| &previous.reads);
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let fast = FastSeed {
-        reads: guess,
-        elided: false,
-    }
-    .deserialize(&mut deserializer)
-    .and_then(|fast| deserializer.end().map(|()| fast))
-    .ok();
+    let fast = read_fast(line, guess, false);
     if let Some(fast) = &fast {
         text_key(
             &mut state.key,
@@ -455,24 +448,27 @@ fn evaluate_line(
 /// them cut out of it (`elide.rs`): the previous line's compiled configuration is this line's
 /// when the destination is the same too. `None` sends the line the usual way.
 fn evaluate_elided(state: &mut State, line: &str) -> Option<LineResult> {
-    let compiled = state.previous.clone()?;
+    let compiled = state.previous.as_ref()?;
     let elided = state.elider.elide(line)?;
-    let mut deserializer = serde_json::Deserializer::from_str(elided.line);
-    let fast = FastSeed {
-        reads: &compiled.reads,
-        elided: true,
-    }
-    .deserialize(&mut deserializer)
-    .and_then(|fast| deserializer.end().map(|()| fast))
-    .ok()?;
+    let fast = read_fast(elided.line, &compiled.reads, true)?;
     if fast.destination != elided.destination {
         return None;
     }
-    let results = evaluate_all(&compiled, &fast.event, fast.webhook_response.status);
+    let results = evaluate_all(compiled, &fast.event, fast.webhook_response.status);
     Some(LineResult::Results {
         id: fast.id,
         results,
     })
+}
+
+/// Reads `text` as one [`FastInput`] and nothing after it; `None` when the fast path cannot.
+fn read_fast<'a>(text: &'a str, reads: &Reads, elided: bool) -> Option<FastInput<'a>> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let fast = FastSeed { reads, elided }
+        .deserialize(&mut deserializer)
+        .ok()?;
+    deserializer.end().ok()?;
+    Some(fast)
 }
 
 /// Writes into `key` the cache key of a configuration's text: each part length-prefixed, so no
