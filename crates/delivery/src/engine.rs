@@ -3,7 +3,8 @@
 //! outcomes in batches.
 //!
 //! ```text
-//!  store.job_signal / timer ─▶ dispatcher ── lanes() ──▶ wake lane tasks whose jobs are due
+//!  store.job_signal ── lanes named ──────▶ dispatcher ──▶ wake those lane tasks
+//!  other signals / timer ─▶ dispatcher ── lanes() ──▶ wake lane tasks whose jobs are due
 //!  lane task: claim_jobs(lane) ─▶ buffer ─▶ LaneControl::room ─▶ spawn attempt ─▶ HttpSender
 //!             (in a cluster: sync_lane ─▶ this node's share of the lane's limit)
 //!  attempt: classify ─▶ Completion ─▶ completer ── complete_jobs(batch) ─▶ store
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
     AttemptRecord, Completion, DueJob, JobId, JobState, JobUrl, ReleasedJob, Store, StoreError,
-    UnixMillis,
+    UnixMillis, Woken,
 };
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -413,40 +414,62 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The dispatcher: on every job signal, and at the latest when the earliest known job is due (or
-/// after `idle_poll`), lists the lanes and wakes those with due jobs.
+/// The dispatcher: wakes the lanes a job signal names as due, and on any other signal, and at the
+/// latest when the earliest known job is due (or after `idle_poll`), lists the lanes and wakes
+/// those with due jobs. Commits name their lanes, so a busy store is listed about once per
+/// `idle_poll`, not at every commit (in clustered mode every node hears every commit).
 async fn dispatch(shared: Arc<Shared>) {
     let signal = shared.store.job_signal();
     let mut stop = shared.stop.clone();
     let idle = millis(shared.options.idle_poll).max(1);
+    // When to list the lanes again even though no signal asks for it.
+    let mut next = now_ms();
     loop {
         if *stop.borrow() {
             break;
         }
         let now = now_ms();
-        let mut next = now.saturating_add(idle);
-        match shared.store.lanes().await {
-            Ok(lanes) => {
-                for due in lanes {
-                    if due.next_at <= now {
-                        let lane = lane(&shared, &due.endpoint);
-                        lane.due.store(true, Ordering::Release);
-                        lane.wake.notify_one();
+        match signal.take() {
+            Woken::Lanes(lanes) if now < next => {
+                for (endpoint, due_at) in lanes {
+                    if due_at <= now {
+                        wake(&shared, &endpoint);
                     } else {
-                        next = next.min(due.next_at);
+                        next = next.min(due_at);
                     }
                 }
             }
-            Err(StoreError::Closed) => break,
-            Err(err) => tracing::warn!(error = %err, "cannot list delivery lanes"),
+            _ => {
+                next = now.saturating_add(idle);
+                match shared.store.lanes().await {
+                    Ok(lanes) => {
+                        for due in lanes {
+                            if due.next_at <= now {
+                                wake(&shared, &due.endpoint);
+                            } else {
+                                next = next.min(due.next_at);
+                            }
+                        }
+                    }
+                    Err(StoreError::Closed) => break,
+                    Err(err) => tracing::warn!(error = %err, "cannot list delivery lanes"),
+                }
+            }
         }
-        let sleep = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
+        let sleep = Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0));
         tokio::select! {
             () = signal.notified() => {}
             () = tokio::time::sleep(sleep) => {}
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Tells `endpoint`'s lane it has due jobs.
+fn wake(shared: &Arc<Shared>, endpoint: &str) {
+    let lane = lane(shared, endpoint);
+    lane.due.store(true, Ordering::Release);
+    lane.wake.notify_one();
 }
 
 /// The lane of `endpoint`, started on first use.
@@ -1208,7 +1231,7 @@ async fn record_completions(
             match store.complete_jobs(batch.clone()).await {
                 Ok(()) => {
                     if retries {
-                        store.job_signal().notify_one();
+                        store.job_signal().wake();
                     }
                 }
                 // Closed: the outcomes are lost with the process, and the leases bring the jobs

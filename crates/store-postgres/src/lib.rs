@@ -25,6 +25,7 @@ mod generations;
 mod ingest;
 mod lanes;
 mod migrations;
+mod notice;
 mod privacy;
 mod profiles;
 mod queries;
@@ -37,20 +38,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, LaneGrant,
+    DeletedEvents, DueJob, EventId, EventRecord, JobId, JobSignal, LaneBacklog, LaneDue, LaneGrant,
     LaneReport, NewEvent, NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint,
     PruneOutcome, RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats,
     StoredEvent, StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use writer::WriterPause;
 
 use crate::cursor::Cursors;
 use crate::error::Error;
+use crate::notice::Notice;
 use crate::writer::{Partitions, Writer, WriterSettings};
 
 /// The channel commits and replays `NOTIFY` when they add due jobs.
@@ -92,7 +93,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: PgPool,
     writer: Writer,
-    signal: Arc<Notify>,
+    signal: Arc<JobSignal>,
     listener: JoinHandle<()>,
     generation_events: i64,
     cursors: Arc<Cursors>,
@@ -129,7 +130,7 @@ impl PostgresStore {
             next_id.saturating_add(generation_events.saturating_mul(2)),
         )
         .await?;
-        let signal = Arc::new(Notify::new());
+        let signal = Arc::new(JobSignal::new());
         let cursors = Arc::new(Cursors::default());
         let listener = tokio::spawn(listen(
             pool.clone(),
@@ -198,7 +199,7 @@ fn redact(url: &str) -> String {
 /// Holds a `LISTEN` connection and fires `signal` on every job notification; reconnects after a
 /// lost connection (and fires once then, since notifications may have been missed). A
 /// notification naming a lane (jobs given back or brought forward) resets that lane's cursor.
-async fn listen(pool: PgPool, signal: Arc<Notify>, cursors: Arc<Cursors>) {
+async fn listen(pool: PgPool, signal: Arc<JobSignal>, cursors: Arc<Cursors>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -206,15 +207,17 @@ async fn listen(pool: PgPool, signal: Arc<Notify>, cursors: Arc<Cursors>) {
                     tracing::warn!(error = %err, "cannot LISTEN for jobs");
                 } else {
                     cursors.reset_all();
-                    signal.notify_one();
+                    signal.wake();
                     loop {
                         match listener.recv().await {
-                            Ok(notification) => {
-                                if !notification.payload().is_empty() {
-                                    cursors.reset(notification.payload());
+                            Ok(notification) => match notice::read(notification.payload()) {
+                                Notice::Due { due_at, lanes } => signal.lanes_due(lanes, due_at),
+                                Notice::Lane(lane) => {
+                                    cursors.reset(lane);
+                                    signal.wake();
                                 }
-                                signal.notify_one();
-                            }
+                                Notice::Any => signal.wake(),
+                            },
                             Err(err) => {
                                 tracing::warn!(error = %err, "job notifications lost");
                                 break;
@@ -308,7 +311,7 @@ impl Store for PostgresStore {
         for lane in queries::release(&self.pool, &jobs).await? {
             self.cursors.reset(&lane);
         }
-        self.signal.notify_one();
+        self.signal.wake();
         Ok(())
     }
 
@@ -325,7 +328,7 @@ impl Store for PostgresStore {
         let moved = queries::expedite(&self.pool, endpoint, now, limit).await?;
         if moved > 0 {
             self.cursors.reset(endpoint);
-            self.signal.notify_one();
+            self.signal.wake();
         }
         Ok(moved)
     }
@@ -345,7 +348,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let ids = queries::replay(&self.pool, &replays).await?;
-        self.signal.notify_one();
+        self.signal.wake();
         Ok(ids)
     }
 
@@ -362,7 +365,7 @@ impl Store for PostgresStore {
         Ok(rollup::overview(&self.pool, &query).await?)
     }
 
-    fn job_signal(&self) -> Arc<Notify> {
+    fn job_signal(&self) -> Arc<JobSignal> {
         Arc::clone(&self.signal)
     }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use junction_store::{
-    Admission, CommitOutcome, ConfigVersion, Counts, JobState, NewEvent, StoreError, StoreStats,
-    UnixMillis,
+    Admission, CommitOutcome, ConfigVersion, Counts, JobSignal, JobState, NewEvent, StoreError,
+    StoreStats, UnixMillis, WakeUp,
 };
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -129,7 +129,7 @@ impl Writer {
         pool: PgPool,
         settings: WriterSettings,
         capacity: usize,
-        signal: Arc<Notify>,
+        signal: Arc<JobSignal>,
         partitions: Partitions,
     ) -> Writer {
         let shared = Arc::new(Shared {
@@ -234,7 +234,7 @@ async fn run(
     mut receiver: mpsc::UnboundedReceiver<Request>,
     shared: Arc<Shared>,
     settings: WriterSettings,
-    signal: Arc<Notify>,
+    signal: Arc<JobSignal>,
 ) {
     let mut stopping = false;
     while !stopping {
@@ -347,7 +347,7 @@ async fn write_group(
     group: Group,
     shared: &Shared,
     settings: WriterSettings,
-    signal: &Notify,
+    signal: &JobSignal,
 ) -> Option<i64> {
     if group.writes.is_empty() {
         return None;
@@ -357,10 +357,12 @@ async fn write_group(
         .iter()
         .filter(|w| matches!(w, Write::Commit { .. }))
         .count();
-    let adds_jobs = group.writes.iter().any(|write| match write {
-        Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
-        Write::SaveConfig { .. } => false,
-    });
+    let mut wake_up = WakeUp::None;
+    for write in &group.writes {
+        if let Write::Commit { events, .. } = write {
+            wake_up.commit(events);
+        }
+    }
     let mut transactions = 0;
     let mut answered = Vec::with_capacity(group.writes.len());
     match write_covered(pool, &group.writes, shared, settings).await {
@@ -390,9 +392,9 @@ async fn write_group(
         .commit_requests
         .fetch_add(commit_requests as u64, Ordering::Relaxed);
     shared.admission.release(group.events);
-    if adds_jobs && transactions > 0 {
+    if transactions > 0 {
         // This node's engine at once; other nodes through the NOTIFY sent with the transaction.
-        signal.notify_one();
+        wake_up.send(signal, now_ms());
     }
     let newest = answered
         .iter()
@@ -501,9 +503,10 @@ async fn write_transaction(
             Write::SaveConfig { .. } => None,
         })
         .collect();
-    let adds_jobs = requests
-        .iter()
-        .any(|events| events.iter().any(|event| !event.jobs.is_empty()));
+    let mut wake_up = WakeUp::None;
+    for events in &requests {
+        wake_up.commit(*events);
+    }
     let mut outcomes = ingest::commit_group(
         &mut tx,
         &requests,
@@ -562,10 +565,12 @@ async fn write_transaction(
         .execute(&mut *tx)
         .await?;
     }
-    if adds_jobs {
-        // Delivered to every listening node when (and only if) the transaction commits.
-        sqlx::query("SELECT pg_notify($1, '')")
+    if let WakeUp::Lanes(lanes) = &wake_up {
+        // Delivered to every listening node when (and only if) the transaction commits; naming
+        // the lanes spares each node's dispatcher a listing of every lane (`notice.rs`).
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(JOBS_CHANNEL)
+            .bind(crate::notice::due(lanes, now))
             .execute(&mut *tx)
             .await?;
     }

@@ -10,13 +10,24 @@ mod common;
 mod cluster {
     use std::collections::HashSet;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store, StoreError};
+    use junction_store::{CommitOutcome, JobUrl, NewEvent, NewJob, Store, StoreError, Woken};
     use junction_store_postgres::{PostgresOptions, PostgresStore};
     use sqlx::{Connection, PgConnection};
 
     use crate::common::ScratchDb;
+
+    /// Unix milliseconds now.
+    pub(super) fn now_ms() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    }
 
     /// The lane every job of [`event`] is on.
     pub(super) const LANE: &str = "dest|hooks.example.test";
@@ -126,6 +137,32 @@ mod cluster {
         tokio::time::timeout(Duration::from_secs(2), signal.notified())
             .await
             .expect("node A woken by node B's commit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_node_s_commit_names_its_lanes() {
+        let db = ScratchDb::create().await;
+        let (a, b) = (open(&db).await, open(&db).await);
+        let signal = a.job_signal();
+        // A's listener asks for a listing once connected; B's commit then names its lanes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for n in 0.. {
+            let _ = signal.take();
+            b.commit(vec![event(&format!("m-{n}"), 1)]).await.unwrap();
+            let committed = now_ms();
+            tokio::time::timeout(Duration::from_secs(2), signal.notified())
+                .await
+                .expect("node A woken by node B's commit");
+            match signal.take() {
+                Woken::Lanes(lanes) => {
+                    assert_eq!(lanes.len(), 1, "{lanes:?}");
+                    assert_eq!(lanes[0].0, LANE);
+                    assert!(lanes[0].1 <= committed, "due when committed: {lanes:?}");
+                    break;
+                }
+                Woken::ListAll => assert!(Instant::now() < deadline, "never named"),
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -839,18 +876,8 @@ mod cursors {
     use junction_store_postgres::PostgresStore;
     use sqlx::{Connection, PgConnection};
 
-    use super::cluster::{LANE, event, open};
+    use super::cluster::{LANE, event, now_ms, open};
     use crate::common::ScratchDb;
-
-    fn now_ms() -> i64 {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap()
-    }
 
     async fn claim(store: &PostgresStore, now: i64, limit: usize) -> Vec<i64> {
         store

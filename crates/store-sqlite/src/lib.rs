@@ -30,12 +30,11 @@ use std::sync::Arc;
 
 use junction_store::{
     CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob, DeadLetterFilter,
-    DeletedEvents, DueJob, EventId, EventRecord, JobId, LaneBacklog, LaneDue, NewEvent,
+    DeletedEvents, DueJob, EventId, EventRecord, JobId, JobSignal, LaneBacklog, LaneDue, NewEvent,
     NewRegulation, NewReplay, Overview, OverviewQuery, ProfileCheckpoint, PruneOutcome,
     RegulationUpdate, ReleasedJob, Store, StoreError, StoreOptions, StoreStats, StoredEvent,
     StoredProfile, StoredRegulation, Suppression, UnixMillis,
 };
-use tokio::sync::Notify;
 
 use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
@@ -82,7 +81,7 @@ pub struct SqliteStore {
     writer: Writer,
     maintenance: Arc<Maintenance>,
     readers: Arc<Readers>,
-    signal: Arc<Notify>,
+    signal: Arc<JobSignal>,
 }
 
 impl SqliteStore {
@@ -117,7 +116,7 @@ impl SqliteStore {
             dedupe_window_ms,
             max_group_events: options.store.max_group_events.max(1),
         };
-        let signal = Arc::new(Notify::new());
+        let signal = Arc::new(JobSignal::new());
         let writer = Writer::start(
             conn,
             settings,
@@ -354,7 +353,7 @@ impl Store for SqliteStore {
         match self.deliver(write).await? {
             DeliveryAnswer::Expedited(moved) => {
                 if moved > 0 {
-                    self.job_signal().notify_one();
+                    self.job_signal().wake();
                 }
                 Ok(moved)
             }
@@ -408,7 +407,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn job_signal(&self) -> Arc<Notify> {
+    fn job_signal(&self) -> Arc<JobSignal> {
         Arc::clone(&self.signal)
     }
 

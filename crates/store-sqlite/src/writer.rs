@@ -9,10 +9,10 @@ use std::thread::JoinHandle;
 
 use junction_store::{
     Admission, CONFIG_VERSIONS_KEPT, CommitOutcome, ConfigVersion, Counts, EventId, JobId,
-    JobState, NewEvent, StoreError, StoreStats, UnixMillis,
+    JobSignal, JobState, NewEvent, StoreError, StoreStats, UnixMillis, WakeUp,
 };
 use rusqlite::{CachedStatement, Connection};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use crate::delivery::{DeliveryAnswer, DeliveryWrite};
 use crate::error::Error;
@@ -93,7 +93,7 @@ struct Context<'a> {
     recent: &'a RecentKeys,
     settings: WriterSettings,
     /// Notified after a transaction that stored jobs (see `Store::job_signal`).
-    signal: &'a Notify,
+    signal: &'a JobSignal,
 }
 
 /// State shared by callers and the writer thread.
@@ -150,7 +150,7 @@ impl Writer {
         settings: WriterSettings,
         capacity: usize,
         recent: Arc<RecentKeys>,
-        signal: Arc<Notify>,
+        signal: Arc<JobSignal>,
     ) -> std::io::Result<Writer> {
         let shared = Arc::new(Shared {
             admission: Admission::new(capacity),
@@ -382,11 +382,18 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
         .iter()
         .filter(|w| matches!(w, Write::Commit { .. }))
         .count();
-    let adds_jobs = group.writes.iter().any(|write| match write {
-        Write::Commit { events, .. } => events.iter().any(|event| !event.jobs.is_empty()),
-        Write::SaveConfig { .. } | Write::Profiles { .. } | Write::Privacy { .. } => false,
-        Write::Delivery { write, .. } => write.adds_jobs(),
-    });
+    let mut wake_up = WakeUp::None;
+    for write in &group.writes {
+        match write {
+            Write::Commit { events, .. } => wake_up.commit(events),
+            Write::SaveConfig { .. } | Write::Profiles { .. } | Write::Privacy { .. } => {}
+            Write::Delivery { write, .. } => {
+                if write.adds_jobs() {
+                    wake_up = WakeUp::ListAll;
+                }
+            }
+        }
+    }
     let mut transactions = 0;
     let mut answered = Vec::with_capacity(group.writes.len());
     match write_transaction(conn, &group.writes, context) {
@@ -417,9 +424,9 @@ fn write_group(conn: &mut Connection, group: Group, context: &Context<'_>) {
     // Released before answering: a caller that saw its answer must not find its own events still
     // counted as queued, and one that retries at once must find the room it freed.
     shared.admission.release(group.events);
-    if adds_jobs && transactions > 0 {
+    if transactions > 0 {
         // A stored permit, so a delivery engine busy elsewhere still sees it on its next wait.
-        context.signal.notify_one();
+        wake_up.send(context.signal, now_ms());
     }
     for (write, answer) in answered {
         answer_write(write, answer);

@@ -16,7 +16,7 @@ use crate::{
     DiscardRecord, EventId, EventRecord, JobId, JobState, JobUrl, NewDiscard, NewEvent, NewJob,
     NewRegulation, NewReplay, Overview, OverviewBucket, OverviewCounts, OverviewQuery,
     ProfileCheckpoint, PruneOutcome, RegulationStatus, RegulationUpdate, ReleasedJob, Store,
-    StoreError, StoreOptions, StoredProfile, UnixMillis,
+    StoreError, StoreOptions, StoredProfile, UnixMillis, Woken,
 };
 
 /// What an engine provides so that the suite can run against it.
@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             claims_are_per_lane_ordered_limited_and_leased,
             expedited_retries_are_due_at_once_leases_untouched,
             released_jobs_keep_their_turn,
+            commits_name_their_lanes_in_the_job_signal,
             completions_record_attempts_and_fill_the_dead_letter,
             replays_are_linked_jobs,
             prune_removes_old_finished_events,
@@ -590,6 +591,63 @@ pub async fn expedited_retries_are_due_at_once_leases_untouched<H: Harness>() {
             .unwrap()
             .is_empty(),
         "other lanes wait out their backoff"
+    );
+}
+
+/// A commit's wake-up of the delivery engine names the lanes of its jobs, due by the time the
+/// commit is answered, so that the engine wakes them without listing every lane; jobs given back
+/// name none (they are due when they were, and a listing finds them).
+pub async fn commits_name_their_lanes_in_the_job_signal<H: Harness>() {
+    let harness = H::create().await;
+    let store = open(&harness, StoreOptions::default()).await;
+    let store = dyn_store(&*store);
+    let signal = store.job_signal();
+    assert_eq!(signal.take(), Woken::ListAll, "nothing is known at first");
+    let mut tries = 0;
+    loop {
+        let _ = signal.take();
+        let message_id = format!("named-{tries}");
+        let outcome = commit_one(store, event("src", &message_id, T0, 3, 1)).await;
+        let after = now_ms();
+        match signal.take() {
+            Woken::Lanes(lanes) => {
+                let names: Vec<&str> = lanes.iter().map(|(lane, _)| lane.as_str()).collect();
+                assert_eq!(
+                    names,
+                    ["dest-0|hooks.example.test", "dest-1|hooks.example.test"]
+                );
+                assert!(
+                    lanes.iter().all(|(_, due_at)| *due_at <= after),
+                    "{lanes:?}"
+                );
+                let jobs = stored(&outcome).1;
+                assert_eq!(jobs.len(), 3);
+                break;
+            }
+            // An engine's own start may ask for a listing meanwhile (PostgreSQL's listener
+            // connecting): once, not every time.
+            Woken::ListAll if tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Woken::ListAll => panic!("every commit asked for a listing"),
+        }
+    }
+
+    let now = now_ms();
+    let claimed = store
+        .claim_jobs("dest-0|hooks.example.test", now, now + 60_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .release_jobs(claimed.iter().map(ReleasedJob::from).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        signal.take(),
+        Woken::ListAll,
+        "jobs given back ask for a listing"
     );
 }
 

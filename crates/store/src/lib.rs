@@ -7,6 +7,7 @@
 
 mod admission;
 mod error;
+mod job_signal;
 pub mod lane_share;
 mod model;
 mod privacy;
@@ -19,10 +20,9 @@ pub mod conformance;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 pub use admission::Admission;
 pub use error::{BoxError, StoreError};
+pub use job_signal::{JobSignal, WakeUp, Woken};
 pub use model::{
     AttemptRecord, CommitOutcome, Completion, ConfigDocument, ConfigVersion, Counts, DeadJob,
     DeadLetterFilter, DiscardReason, DiscardRecord, DueJob, EventId, EventRecord, Job, JobId,
@@ -152,9 +152,10 @@ pub trait Store: Send + Sync {
     /// [`OverviewQuery::MAX_POINTS`] points.
     async fn overview(&self, query: OverviewQuery) -> Result<Overview, StoreError>;
 
-    /// Notified whenever committed work may have made jobs due (new jobs, replays), so that an
-    /// idle delivery engine starts at once instead of polling.
-    fn job_signal(&self) -> Arc<Notify>;
+    /// Woken whenever committed work may have made jobs due (new jobs, replays), so that an
+    /// idle delivery engine starts at once instead of polling; a commit's wake-up names the lanes
+    /// of its jobs, so that the engine need not list every lane to find them.
+    fn job_signal(&self) -> Arc<JobSignal>;
 
     /// True when other processes deliver from this store too (clustered mode): each lane's flow
     /// control must then be shared through [`Store::sync_lane`]. Engines serving one process

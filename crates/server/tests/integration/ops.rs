@@ -397,3 +397,39 @@ async fn recent_keeps_the_last_500_in_order() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["errors"][0]["type"], "not_found");
 }
+
+/// A commit wakes its lane at once, without waiting for the dispatcher's next listing of every
+/// lane (an hour away here): the lane, drained by the first event's claim, claims the second's
+/// job only because the commit named it.
+#[tokio::test]
+async fn a_commit_wakes_its_lane_without_a_listing() {
+    let server = TestServer::start().await;
+    let options = EngineOptions {
+        idle_poll: Duration::from_secs(3600),
+        ..EngineOptions::default()
+    };
+    let store: Arc<dyn Store> = server.store.clone();
+    let engine = Engine::start(Arc::clone(&store), Arc::new(Defaults), options).unwrap();
+    for message_id in ["woken-1", "woken-2"] {
+        let (status, _) = server.send("/v1/identify", &identify(message_id)).await;
+        assert_eq!(status, StatusCode::OK);
+        // No URL is configured here, so the job's one attempt discards it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = store.events_by_message_id("web", message_id).await.unwrap();
+            let attempted = records
+                .iter()
+                .flat_map(|record| &record.jobs)
+                .any(|job| !job.attempts.is_empty());
+            if attempted {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{message_id}'s job was not attempted within 10 s: {records:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    engine.shutdown(Duration::from_secs(1)).await;
+}
