@@ -18,6 +18,13 @@ pub(crate) const START: Position = (i64::MIN, i64::MIN);
 /// Within the 2 s the cluster test allows a job to be passed by younger ones.
 pub(crate) const WALK_EVERY_MS: i64 = 1_000;
 
+/// How far below the clock of a claim that reached the lane's due end the next claims start,
+/// until the next walk from the floor: rows committed this late after their `next_at` was read
+/// are still claimed at once; later ones wait for that walk, at most [`WALK_EVERY_MS`]. At a
+/// lane's front, where every claim comes back short, this is what a claim reads of completed
+/// rows' entries instead of the floor's [`FLOOR_MARGIN_MS`].
+pub(crate) const FRONT_MARGIN_MS: i64 = 1_000;
+
 /// How far below its clock a floor is kept at most: rows committed this late after their
 /// `next_at` was read (a slow commit, another node's clock behind) are still above it.
 pub(crate) const FLOOR_MARGIN_MS: i64 = 10_000;
@@ -31,7 +38,9 @@ pub(crate) const FLOOR_TTL_MS: i64 = 60_000;
 pub(crate) struct Plan {
     /// Where the claim starts: the cursor, or the floor when `walk`.
     pub(crate) from: Position,
-    /// Whether the claim starts from the floor (nothing due is below it).
+    /// Whether the claim starts from the floor (nothing due is below it) or from just below the
+    /// lane's due end: either way, one that comes back short is not followed by a claim from the
+    /// floor. Otherwise it starts from the cursor, and is.
     pub(crate) walk: bool,
     /// The floor, where a cursor claim that comes back short walks for the rest.
     pub(crate) floor: Position,
@@ -44,6 +53,9 @@ pub(crate) struct Plan {
 struct LaneCursor {
     /// Just past the last row a claim that came back full took; `None`: walk from the floor.
     after: Option<Position>,
+    /// The clock of the last claim that came back short (it reached the lane's due end), while
+    /// nothing was given back since: the next claims start [`FRONT_MARGIN_MS`] below it.
+    due_end: Option<i64>,
     /// No row that can be due lies at or below it.
     floor: Position,
     /// When (claims' clock) the floor was found; `None` while it is the lane's start.
@@ -58,6 +70,7 @@ impl LaneCursor {
     fn new() -> LaneCursor {
         LaneCursor {
             after: None,
+            due_end: None,
             floor: START,
             floor_at: None,
             walked_at: None,
@@ -95,10 +108,18 @@ impl Cursors {
                 c.floor_at = None;
             }
             let refresh_floor = elapsed(c.floor_at, now, WALK_EVERY_MS);
-            match c.after {
-                Some(after) if !elapsed(c.walked_at, now, WALK_EVERY_MS) => Plan {
+            let between_walks = !elapsed(c.walked_at, now, WALK_EVERY_MS);
+            match (c.after, c.due_end) {
+                (Some(after), _) if between_walks => Plan {
                     from: after,
                     walk: false,
+                    floor: c.floor,
+                    refresh_floor: false,
+                    epoch: c.epoch,
+                },
+                (None, Some(end)) if between_walks => Plan {
+                    from: c.floor.max((end.saturating_sub(FRONT_MARGIN_MS), i64::MIN)),
+                    walk: true,
                     floor: c.floor,
                     refresh_floor: false,
                     epoch: c.epoch,
@@ -118,10 +139,17 @@ impl Cursors {
         })
     }
 
-    /// Records what a claim planned by `plan` took: the last row, and whether it took as many
-    /// as it asked for. A claim that came back short has reached the lane's due end: the next
-    /// one walks from the floor.
-    pub(crate) fn claimed(&self, lane: &str, plan: &Plan, last: Option<Position>, full: bool) {
+    /// Records what a claim planned by `plan` at `now` took: the last row, and whether it took
+    /// as many as it asked for. A claim that came back short has reached the lane's due end: the
+    /// next ones start just below it, until the next walk from the floor.
+    pub(crate) fn claimed(
+        &self,
+        lane: &str,
+        plan: &Plan,
+        now: i64,
+        last: Option<Position>,
+        full: bool,
+    ) {
         self.with_lane(lane, |c| {
             if c.epoch != plan.epoch {
                 return;
@@ -130,6 +158,9 @@ impl Cursors {
                 (true, Some(last)) => Some(c.after.map_or(last, |after| after.max(last))),
                 _ => None,
             };
+            if c.after.is_none() {
+                c.due_end = Some(c.due_end.map_or(now, |end| end.max(now)));
+            }
         });
     }
 
@@ -151,6 +182,7 @@ impl Cursors {
     pub(crate) fn reset(&self, lane: &str) {
         self.with_lane(lane, |c| {
             c.after = None;
+            c.due_end = None;
             c.epoch = c.epoch.wrapping_add(1);
         });
     }
@@ -160,6 +192,7 @@ impl Cursors {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         for c in lanes.values_mut() {
             c.after = None;
+            c.due_end = None;
             c.epoch = c.epoch.wrapping_add(1);
         }
     }
@@ -178,7 +211,7 @@ mod tests {
         let plan = cursors.plan(LANE, now);
         assert!(plan.walk && plan.refresh_floor);
         assert_eq!(plan.from, START);
-        cursors.claimed(LANE, &plan, Some((5, 7)), true);
+        cursors.claimed(LANE, &plan, now, Some((5, 7)), true);
         cursors.floor_found(LANE, now, Some((5, 3)));
         let next = cursors.plan(LANE, now + 100);
         assert!(!next.walk);
@@ -190,17 +223,17 @@ mod tests {
     fn short_claims_resets_and_the_interval_send_claims_to_the_floor() {
         let cursors = Cursors::default();
         let plan = cursors.plan(LANE, 0);
-        cursors.claimed(LANE, &plan, Some((5, 7)), false);
+        cursors.claimed(LANE, &plan, 0, Some((5, 7)), false);
         assert!(cursors.plan(LANE, 1).walk, "short: at the due end");
 
         let plan = cursors.plan(LANE, 2);
-        cursors.claimed(LANE, &plan, Some((6, 8)), true);
+        cursors.claimed(LANE, &plan, 2, Some((6, 8)), true);
         assert!(!cursors.plan(LANE, 3).walk);
         cursors.reset(LANE);
         assert!(cursors.plan(LANE, 4).walk, "given back behind the cursor");
 
         let plan = cursors.plan(LANE, 5);
-        cursors.claimed(LANE, &plan, Some((6, 8)), true);
+        cursors.claimed(LANE, &plan, 5, Some((6, 8)), true);
         assert!(!cursors.plan(LANE, 5 + WALK_EVERY_MS - 1).walk);
         assert!(
             cursors.plan(LANE, 5 + WALK_EVERY_MS).walk,
@@ -210,11 +243,40 @@ mod tests {
     }
 
     #[test]
+    fn after_a_short_claim_the_next_ones_start_just_below_the_due_end() {
+        let cursors = Cursors::default();
+        let now = 100_000;
+        let plan = cursors.plan(LANE, now);
+        cursors.claimed(LANE, &plan, now, Some((now - 3, 7)), false);
+        cursors.floor_found(LANE, now, Some((now - 3, 7)));
+        let next = cursors.plan(LANE, now + 10);
+        assert!(next.walk, "short again: no second claim from the floor");
+        assert!(!next.refresh_floor);
+        assert_eq!(next.from, (now - FRONT_MARGIN_MS, i64::MIN));
+        assert_eq!(next.floor, (now - FLOOR_MARGIN_MS, i64::MIN));
+        cursors.claimed(LANE, &next, now + 10, None, false);
+        assert_eq!(
+            cursors.plan(LANE, now + 20).from,
+            (now + 10 - FRONT_MARGIN_MS, i64::MIN),
+            "the end moves with the claims"
+        );
+        let walk = cursors.plan(LANE, now + WALK_EVERY_MS);
+        assert_eq!(walk.from, walk.floor, "from the floor once per interval");
+
+        cursors.reset(LANE);
+        let after_reset = cursors.plan(LANE, now + WALK_EVERY_MS + 1);
+        assert_eq!(
+            after_reset.from, after_reset.floor,
+            "given back: from the floor"
+        );
+    }
+
+    #[test]
     fn a_claim_begun_before_a_reset_does_not_set_the_cursor_again() {
         let cursors = Cursors::default();
         let plan = cursors.plan(LANE, 0);
         cursors.reset(LANE);
-        cursors.claimed(LANE, &plan, Some((6, 8)), true);
+        cursors.claimed(LANE, &plan, 0, Some((6, 8)), true);
         assert!(cursors.plan(LANE, 1).walk);
     }
 

@@ -336,9 +336,9 @@ async fn claim_walk(
         jobs.sort_by_key(|due| (due.next_at, due.job.id.0));
     }
     // Short from where it started, the claim reached the lane's due end (or found rows behind
-    // the cursor): the next one starts from the floor.
+    // the cursor): the next ones start just below that end, until the next walk from the floor.
     let last = jobs.last().map(|due| (due.next_at, due.job.id.0));
-    cursors.claimed(endpoint, plan, last, !short);
+    cursors.claimed(endpoint, plan, now, last, !short);
     Ok(jobs)
 }
 

@@ -1015,6 +1015,80 @@ mod cursors {
     /// After 20,000 of a lane's jobs were claimed and their rows deleted (their index entries
     /// still at the lane's head: no vacuum), a claim from past the last one claimed reads a
     /// handful of pages, where one from the lane's start reads the whole consumed part.
+    /// What one claim of `store` at `now` took and read (shared buffers hit and read, from
+    /// `pg_stat_statements`); `None` where that is not loaded.
+    async fn claim_reads(
+        conn: &mut PgConnection,
+        store: &PostgresStore,
+        now: i64,
+    ) -> Option<(usize, i64)> {
+        let database = "dbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        let loaded = sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT count(*) FROM pg_stat_statements WHERE {database}"
+        ))
+        .fetch_one(&mut *conn)
+        .await;
+        if loaded.is_err() {
+            eprintln!("pg_stat_statements not loaded: the store's claim was not measured");
+            return None;
+        }
+        sqlx::query(
+            "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database \
+             WHERE datname = current_database()), 0)",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let claimed = claim(store, now, 1).await.len();
+        let blocks: i64 = sqlx::query_scalar(&format!(
+            "SELECT coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint \
+             FROM pg_stat_statements WHERE query LIKE '%junction_claim_after%' AND {database}"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        Some((claimed, blocks))
+    }
+
+    /// At a lane's front, where every claim comes back short, the next claim starts just below
+    /// where the last one ended, not at the floor ten seconds back: it does not read what was
+    /// completed in between. The walk from the floor, once a second, does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_at_the_lane_s_front_does_not_read_the_last_seconds_completions() {
+        let db = ScratchDb::create().await;
+        let store = open(&db).await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("ALTER TABLE job_queue SET (autovacuum_enabled = false)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        store.commit(vec![event("many", 20_000)]).await.unwrap();
+        // By the claims' clock the jobs were due 2 s ago: above the floor, below the front.
+        let now = now_ms() + 2_000;
+        loop {
+            let claimed = claim(&store, now, 500).await;
+            if claimed.is_empty() {
+                break;
+            }
+            sqlx::query("DELETE FROM job_queue WHERE job_id = ANY($1)")
+                .bind(&claimed)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let Some((claimed, front)) = claim_reads(&mut conn, &store, now + 10).await else {
+            return;
+        };
+        assert_eq!(claimed, 0);
+        let Some((_, walk)) = claim_reads(&mut conn, &store, now + 1_000).await else {
+            return;
+        };
+        assert!(
+            front < 20 && walk > 5 * front,
+            "buffers at the front {front}, from the floor {walk}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_from_the_cursor_does_not_read_the_consumed_part() {
         let db = ScratchDb::create().await;
@@ -1044,35 +1118,10 @@ mod cursors {
                 .await
                 .unwrap();
         }
-        // The store's own claim starts past its last one: pg_stat_statements, where it is
-        // loaded, counts what it read (before anything else reads the dead entries and marks
-        // them so).
-        let statements = sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_statements WHERE dbid = \
-             (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(&mut conn)
-        .await;
-        if statements.is_err() {
-            eprintln!("pg_stat_statements not loaded: the store's claim was not measured");
-        } else {
-            sqlx::query(
-                "SELECT pg_stat_statements_reset(0, \
-             (SELECT oid FROM pg_database WHERE datname = current_database()), 0)",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            assert_eq!(claim(&store, now, 1).await.len(), 1);
-            let (calls, blocks): (i64, i64) = sqlx::query_as(
-                "SELECT sum(calls)::bigint, sum(shared_blks_hit + shared_blks_read)::bigint \
-             FROM pg_stat_statements WHERE query LIKE '%junction_claim_after%' AND dbid = \
-             (SELECT oid FROM pg_database WHERE datname = current_database())",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-            assert_eq!(calls, 1);
+        // The store's own claim starts past its last one (measured before anything else reads
+        // the dead entries and marks them so).
+        if let Some((claimed, blocks)) = claim_reads(&mut conn, &store, now).await {
+            assert_eq!(claimed, 1);
             assert!(
                 blocks < 100,
                 "the store's claim of one job read {blocks} buffers"
