@@ -30,9 +30,13 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, Error> {
 
 /// See `Store::profile_inbox`.
 pub(crate) async fn inbox(pool: &PgPool, limit: usize) -> Result<Vec<StoredEvent>, Error> {
+    // The bound on `e.id` is what the planner cannot infer: without it the merge join reads the
+    // events partition from its start up to the inbox's first event at every call, a walk that
+    // grows with the generation (15 ms a call 36,000 events into one, measured).
     let rows = sqlx::query(
         "SELECT e.id, e.source_id, e.received_at, e.payload
          FROM profile_inbox i JOIN events e ON e.id = i.event_id
+         WHERE e.id >= (SELECT min(event_id) FROM profile_inbox)
          ORDER BY i.event_id LIMIT $1",
     )
     .bind(sql_limit(limit))

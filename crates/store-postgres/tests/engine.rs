@@ -150,10 +150,17 @@ mod cluster {
             let _ = signal.take();
             b.commit(vec![event(&format!("m-{n}"), 1)]).await.unwrap();
             let committed = now_ms();
-            tokio::time::timeout(Duration::from_secs(2), signal.notified())
-                .await
-                .expect("node A woken by node B's commit");
-            match signal.take() {
+            // A wake-up stored before the commit may come first, with nothing left to take.
+            let woken = loop {
+                tokio::time::timeout(Duration::from_secs(2), signal.notified())
+                    .await
+                    .expect("node A woken by node B's commit");
+                match signal.take() {
+                    Woken::Lanes(lanes) if lanes.is_empty() => continue,
+                    woken => break woken,
+                }
+            };
+            match woken {
                 Woken::Lanes(lanes) => {
                     assert_eq!(lanes.len(), 1, "{lanes:?}");
                     assert_eq!(lanes[0].0, LANE);
@@ -868,11 +875,13 @@ mod retention {
 }
 
 /// Claims that start past the lane's consumed part (migration 10, `cursor.rs`).
+/// What the store's statements read: claims that start past the consumed part, an inbox read
+/// from its first event.
 #[cfg(not(junction_skip_postgres))]
-mod cursors {
+mod reads {
     use std::time::Duration;
 
-    use junction_store::{CommitOutcome, Store};
+    use junction_store::{CommitOutcome, NewEvent, ProfileCheckpoint, Store};
     use junction_store_postgres::PostgresStore;
     use sqlx::{Connection, PgConnection};
 
@@ -1012,42 +1021,98 @@ mod cursors {
             .sum()
     }
 
-    /// After 20,000 of a lane's jobs were claimed and their rows deleted (their index entries
-    /// still at the lane's head: no vacuum), a claim from past the last one claimed reads a
-    /// handful of pages, where one from the lane's start reads the whole consumed part.
-    /// What one claim of `store` at `now` took and read (shared buffers hit and read, from
-    /// `pg_stat_statements`); `None` where that is not loaded.
+    /// Forgets `pg_stat_statements`' counts of this database, so that [`blocks_read`] counts
+    /// what runs next; false where it is not loaded (the measure is then skipped).
+    async fn reset_statements(conn: &mut PgConnection) -> bool {
+        let loaded = sqlx::query(
+            "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database \
+             WHERE datname = current_database()), 0)",
+        )
+        .execute(&mut *conn)
+        .await;
+        if loaded.is_err() {
+            eprintln!("pg_stat_statements not loaded: what the store read was not measured");
+        }
+        loaded.is_ok()
+    }
+
+    /// The shared buffers (hit and read) this database's statements whose text holds `text`
+    /// read since [`reset_statements`].
+    async fn blocks_read(conn: &mut PgConnection, text: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint \
+             FROM pg_stat_statements WHERE strpos(query, $1) > 0 AND dbid = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(text)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    }
+
+    /// What one claim of `store` at `now` took and read; `None` where that cannot be measured.
     async fn claim_reads(
         conn: &mut PgConnection,
         store: &PostgresStore,
         now: i64,
     ) -> Option<(usize, i64)> {
-        let database = "dbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
-        let loaded = sqlx::query_scalar::<_, i64>(&format!(
-            "SELECT count(*) FROM pg_stat_statements WHERE {database}"
-        ))
-        .fetch_one(&mut *conn)
-        .await;
-        if loaded.is_err() {
-            eprintln!("pg_stat_statements not loaded: the store's claim was not measured");
+        if !reset_statements(conn).await {
             return None;
         }
-        sqlx::query(
-            "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database \
-             WHERE datname = current_database()), 0)",
-        )
-        .execute(&mut *conn)
-        .await
-        .unwrap();
         let claimed = claim(store, now, 1).await.len();
-        let blocks: i64 = sqlx::query_scalar(&format!(
-            "SELECT coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint \
-             FROM pg_stat_statements WHERE query LIKE '%junction_claim_after%' AND {database}"
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-        Some((claimed, blocks))
+        Some((claimed, blocks_read(conn, "junction_claim_after").await))
+    }
+
+    /// The profile worker's read of its inbox starts at the inbox's first event, not at the
+    /// start of the events' generation: the 18,000 events consumed before it cost it nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_profile_inbox_is_read_from_its_first_event() {
+        let db = ScratchDb::create().await;
+        let store = open(&db).await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let mut ids = Vec::new();
+        for batch in 0..20 {
+            let events: Vec<NewEvent> = (0..1_000)
+                .map(|n| NewEvent {
+                    for_profiles: true,
+                    ..event(&format!("p-{batch}-{n}"), 0)
+                })
+                .collect();
+            for outcome in store.commit(events).await.unwrap() {
+                match outcome {
+                    CommitOutcome::Stored { event_id, .. } => ids.push(event_id),
+                    CommitOutcome::Duplicate { .. } => panic!("no duplicates here"),
+                }
+            }
+        }
+        assert!(store.lead_profiles("node-a", 60_000).await.unwrap());
+        let waiting = ids.split_off(18_000);
+        store
+            .save_profiles(ProfileCheckpoint {
+                owner: "node-a".to_owned(),
+                consumed: ids,
+                worker: b"{}".to_vec(),
+                ..ProfileCheckpoint::default()
+            })
+            .await
+            .unwrap();
+        // As autovacuum leaves it: the consumed rows' entries gone, the statistics current.
+        sqlx::query("VACUUM ANALYZE profile_inbox")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("ANALYZE events")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        if !reset_statements(&mut conn).await {
+            return;
+        }
+        let inbox = store.profile_inbox(1_000).await.unwrap();
+        let read: Vec<_> = inbox.iter().map(|e| e.id).collect();
+        assert_eq!(read, waiting[..1_000]);
+        let blocks = blocks_read(&mut conn, "FROM profile_inbox i JOIN events").await;
+        assert!(blocks < 100, "the inbox read {blocks} buffers");
     }
 
     /// At a lane's front, where every claim comes back short, the next claim starts just below
@@ -1089,6 +1154,9 @@ mod cursors {
         );
     }
 
+    /// After 20,000 of a lane's jobs were claimed and their rows deleted (their index entries
+    /// still at the lane's head: no vacuum), a claim from past the last one claimed reads a
+    /// handful of pages, where one from the lane's start reads the whole consumed part.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_from_the_cursor_does_not_read_the_consumed_part() {
         let db = ScratchDb::create().await;
