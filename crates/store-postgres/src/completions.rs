@@ -70,10 +70,9 @@ async fn complete_round(
     let ids: Vec<i64> = round.iter().map(|completion| completion.job_id.0).collect();
     let rows = sqlx::query(
         "SELECT q.job_id, q.last_seq, q.attempt, jobs.destination_id, jobs.subscription_id,
-                jobs.created_at, events.message_id, jobs.event_id
+                jobs.created_at, jobs.event_id
          FROM job_queue q
          JOIN jobs ON jobs.id = q.job_id AND jobs.event_id = q.event_id
-         JOIN events ON events.id = q.event_id
          WHERE q.job_id = ANY($1)
          ORDER BY q.job_id
          FOR UPDATE OF q",
@@ -91,11 +90,12 @@ async fn complete_round(
                 destination_id: row.try_get(3)?,
                 subscription_id: row.try_get(4)?,
                 created_at: row.try_get(5)?,
-                message_id: row.try_get(6)?,
-                event_id: row.try_get(7)?,
+                message_id: None,
+                event_id: row.try_get(6)?,
             },
         );
     }
+    add_failures_message_ids(conn, round, &mut queued).await?;
 
     let event_ids: HashMap<i64, i64> = queued
         .iter()
@@ -166,6 +166,38 @@ async fn complete_round(
             .await?;
     }
     dead_letter(conn, &failed, now).await
+}
+
+/// Fills in the message id of the jobs whose completion the overview samples (failures): only
+/// they need it, and reading every job's event for it cost an index probe per delivery.
+async fn add_failures_message_ids(
+    conn: &mut PgConnection,
+    round: &[&Completion],
+    queued: &mut HashMap<i64, Queued>,
+) -> Result<(), Error> {
+    let events: Vec<i64> = round
+        .iter()
+        .filter(|completion| samples_completion(completion.state))
+        .filter_map(|completion| queued.get(&completion.job_id.0))
+        .map(|entry| entry.event_id)
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query("SELECT id, message_id FROM events WHERE id = ANY($1)")
+        .bind(&events)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut message_ids: HashMap<i64, Option<String>> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        message_ids.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    for entry in queued.values_mut() {
+        if let Some(message_id) = message_ids.get(&entry.event_id) {
+            entry.message_id.clone_from(message_id);
+        }
+    }
+    Ok(())
 }
 
 /// Inserts (or, for an attempt recorded before, replaces) the attempts made. `event_ids` has the

@@ -15,8 +15,9 @@
 //!   times a second and is granted a share of the lane's shared adaptive limit (`lanes.rs`).
 //! - **Retention** drops whole generations: the event-scoped tables are partitioned by event id,
 //!   one partition per generation of [`PostgresOptions::generation_events`] ids.
-//! - **Wake-ups**: commits and replays `NOTIFY` a channel; a background `LISTEN`er on every node
-//!   fires the local [`Store::job_signal`], so idle engines everywhere start at once.
+//! - **Wake-ups**: commits and replays `NOTIFY` a channel (a commit naming the lanes of its
+//!   jobs); a background `LISTEN`er on every node passes them to the local [`Store::job_signal`],
+//!   so idle engines everywhere start at once without listing every lane.
 
 mod completions;
 mod cursor;
@@ -196,9 +197,10 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Holds a `LISTEN` connection and fires `signal` on every job notification; reconnects after a
-/// lost connection (and fires once then, since notifications may have been missed). A
-/// notification naming a lane (jobs given back or brought forward) resets that lane's cursor.
+/// Holds a `LISTEN` connection and passes every job notification to `signal` (`notice.rs`): a
+/// commit's names the lanes it made due; one naming a single lane (jobs given back or brought
+/// forward) resets that lane's cursor and asks for a listing, as does any other. Reconnects after
+/// a lost connection, and asks for a listing then, since notifications may have been missed.
 async fn listen(pool: PgPool, signal: Arc<JobSignal>, cursors: Arc<Cursors>) {
     loop {
         match PgListener::connect_with(&pool).await {
